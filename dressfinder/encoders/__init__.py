@@ -1,0 +1,132 @@
+"""Encoders: a batch of images in, one float32 vector per image out.
+
+Small public surface, after sentence-transformers::
+
+    enc = get_encoder("effnet-lite0")
+    vectors = enc.encode(["a.jpg", pil_image, jpeg_bytes])   # (3, enc.dim) float32
+
+Every encoder has a ``name``, a ``version`` (changes whenever its vectors would change), a
+``dim``, a ``metric`` (``"ip"``: vectors are L2-normalised and compared by cosine;
+``"l2"``: raw vectors compared by Euclidean distance, as the seed did), and splits its work into
+``preprocess`` (one decoded image -> one array; pure, safe in worker processes) and
+``encode_arrays`` (a stacked batch -> vectors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import EncoderError
+from ..images import ImageSource, load_image
+
+
+class Encoder:
+    name: str = "encoder"
+    version: str = "0"
+    dim: int = 0
+    metric: str = "ip"
+    input_size: int = 224   # short side the encoder looks at (used for reduced-size JPEG decoding)
+    batch_size: int = 32
+
+    # -- the two halves of the work ------------------------------------------------------
+    def preprocess(self, im: Image.Image) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_arrays(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- conveniences ------------------------------------------------------------------------
+    def load(self, src: ImageSource) -> Image.Image:
+        return load_image(src, draft=self.input_size)
+
+    def encode(self, images: Sequence[ImageSource], batch_size: int | None = None) -> np.ndarray:
+        """Encode images (paths, bytes, or PIL images) into a (n, dim) float32 array."""
+        bs = batch_size or self.batch_size
+        out = []
+        for i in range(0, len(images), bs):
+            arrays = [self.preprocess(self.load(src)) for src in images[i:i + bs]]
+            out.append(self.encode_arrays(np.stack(arrays)))
+        if not out:
+            return np.zeros((0, self.dim), np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def spec(self) -> dict[str, Any]:
+        """What a store records to rebuild this encoder later (``load_encoder(spec, store_dir)``)."""
+        return {"name": self.name, "version": self.version, "dim": self.dim, "metric": self.metric}
+
+    def save_into(self, store_dir: Path) -> dict[str, Any]:
+        """Copy whatever model files the store needs to keep; return the spec to record."""
+        return self.spec()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} v{self.version} dim={self.dim} metric={self.metric}>"
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def file_digest(path: str | Path, n: int = 12) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+# --------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Callable[..., Encoder]] = {}
+DEFAULT_ENCODER = "effnet-lite0"
+
+
+def register(name: str) -> Callable[[Callable[..., Encoder]], Callable[..., Encoder]]:
+    def deco(factory):
+        _REGISTRY[name] = factory
+        return factory
+    return deco
+
+
+def _ensure_builtin() -> None:
+    if _REGISTRY:
+        return
+    from . import autoencoder, effnet  # noqa: F401  (they register themselves)
+
+
+def available_encoders() -> list[str]:
+    _ensure_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_encoder(name: str | None = None, **options: Any) -> Encoder:
+    """Build an encoder by registry name (``None``: the default)."""
+    _ensure_builtin()
+    name = name or DEFAULT_ENCODER
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise EncoderError(f"unknown encoder {name!r}; choose from {', '.join(available_encoders())}") from None
+    return factory(**{k: v for k, v in options.items() if v is not None})
+
+
+def load_encoder(spec: dict[str, Any], store_dir: str | Path | None = None) -> Encoder:
+    """Rebuild the encoder a store was built with, and check it still makes the same vectors."""
+    _ensure_builtin()
+    options = dict(spec.get("options") or {})
+    if spec.get("model"):
+        model = Path(spec["model"])
+        if not model.is_absolute() and store_dir is not None:
+            model = Path(store_dir) / model
+        options["model"] = str(model)
+    enc = get_encoder(spec["name"], **options)
+    if spec.get("version") and enc.version != spec["version"]:
+        raise EncoderError(f"store was built with {spec['name']} version {spec['version']}, "
+                           f"this installation has version {enc.version}; rebuild the store")
+    return enc

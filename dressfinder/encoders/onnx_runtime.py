@@ -1,0 +1,86 @@
+"""Exporting torch modules to ONNX once (cached, atomically) and running them with onnxruntime."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..settings import cache_dir
+
+
+@contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def cached_onnx(key: str, build: Callable[[], "object"], input_size: int,
+                directory: Path | None = None) -> Path:
+    """Return the path of ``<cache>/<key>.onnx``, exporting ``build()`` (a torch module) if absent.
+
+    The export happens under a file lock and lands by rename, so concurrent processes (Dask
+    workers, test runs) never read a half-written model.
+    """
+    directory = Path(directory) if directory else cache_dir()
+    target = directory / f"{key}.onnx"
+    if target.exists():
+        return target
+    with _file_lock(directory / f".{key}.lock"):
+        if target.exists():
+            return target
+        import torch
+
+        module = build()
+        module.eval()
+        dummy = torch.zeros(1, 3, input_size, input_size)
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".onnx.tmp")
+        os.close(fd)
+        try:
+            with torch.no_grad():
+                torch.onnx.export(module, (dummy,), tmp, input_names=["images"], output_names=["features"],
+                                  dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                                  opset_version=17, dynamo=False)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return target
+
+
+def default_threads() -> int:
+    raw = os.environ.get("DRESSFINDER_THREADS")
+    if raw:
+        return max(1, int(raw))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover
+        return max(1, os.cpu_count() or 1)
+
+
+class OnnxModel:
+    """An onnxruntime session on the CPU, with threads set for this machine."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or default_threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]

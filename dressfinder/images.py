@@ -1,0 +1,180 @@
+"""The one place that decodes images.
+
+``load_image`` takes a path, bytes or a binary file object and returns an RGB ``PIL.Image``:
+EXIF orientation applied, first frame of animations, any mode (grayscale, 16-bit, RGBA,
+palette, CMYK) turned into 8-bit RGB (transparency composited on white, the usual
+product-photo background). It refuses what is not a raster image we support and anything
+over a pixel budget (decompression bombs) *before* decoding the pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError, ImageTooLarge, NotAnImage
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image]
+
+#: Formats accepted from users and catalogues (Pillow format names).
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
+#: File name extensions a catalogue folder is scanned for.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif",
+              "BMP": ".bmp", "TIFF": ".tif"}
+DEFAULT_MAX_PIXELS = 40_000_000  # 40 MP: a 7000x5700 photo; far above any phone camera's default
+BACKGROUND = (255, 255, 255)
+
+# We enforce our own (lower) limit before decoding; keep Pillow's own bomb check as a second net.
+Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, DEFAULT_MAX_PIXELS)
+
+
+def _open(src: ImageSource) -> Image.Image:
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        if len(src) == 0:
+            raise NotAnImage("empty file: no image data")
+        fp: BinaryIO | str = io.BytesIO(bytes(src))
+    elif isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not path.is_file():
+            raise ImageError(f"no such image file: {path}")
+        if path.stat().st_size == 0:
+            raise NotAnImage(f"empty file: {path}")
+        fp = str(path)
+    else:
+        fp = src
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(fp)
+    except UnidentifiedImageError:
+        raise NotAnImage("not an image (or an image format we do not read)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge("image has too many pixels") from None
+    except OSError as e:
+        raise NotAnImage(f"cannot read image: {e}") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        if mode == "F":
+            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+            arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        elif arr.max(initial=0) > 255:
+            arr = arr / 257.0  # 16-bit range to 8-bit
+        gray = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, BACKGROUND)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return im.convert("RGB")
+
+
+def load_image(src: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               draft: int | None = None) -> Image.Image:
+    """Decode ``src`` into an RGB image, oriented as its EXIF says.
+
+    ``draft``: when the caller only needs about ``draft`` pixels on the short side, JPEGs are
+    decoded at a reduced scale (1/2, 1/4, 1/8), which is several times faster.
+
+    Raises ``NotAnImage`` (not a supported raster image, empty, corrupt or truncated) and
+    ``ImageTooLarge`` (more than ``max_pixels`` pixels).
+    """
+    if isinstance(src, Image.Image):
+        im = src
+        fmt = "PIL"
+    else:
+        im = _open(src)
+        fmt = im.format or ""
+        if fmt not in ALLOWED_FORMATS:
+            raise NotAnImage(f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG or WebP")
+    w, h = im.size
+    if w < 1 or h < 1:
+        raise NotAnImage("image has no pixels")
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageTooLarge(f"image is {w}x{h} = {w * h:,} pixels; the limit is {max_pixels:,}")
+    try:
+        if getattr(im, "is_animated", False):
+            im.seek(0)
+        if draft and fmt in ("JPEG", "MPO") and im.mode in ("RGB", "L", "CMYK", "YCbCr"):
+            im.draft("RGB" if im.mode != "L" else "L", (draft, draft))
+        im.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise NotAnImage(f"corrupt or truncated image: {e}") from None
+    except Image.DecompressionBombError:
+        raise ImageTooLarge("image has too many pixels") from None
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block must not lose the picture
+        pass
+    return _to_rgb(im)
+
+
+def sniff_format(data: bytes) -> str:
+    """Pillow's format name for encoded image bytes (``NotAnImage`` when it is not one we accept)."""
+    im = _open(data)
+    fmt = im.format or ""
+    if fmt not in ALLOWED_FORMATS:
+        raise NotAnImage(f"unsupported image format {fmt or 'unknown'}")
+    return fmt
+
+
+def crop_relative(im: Image.Image, box: tuple[float, float, float, float] | None) -> Image.Image:
+    """Crop by a box given as fractions of width and height: (left, top, right, bottom) in [0, 1]."""
+    if box is None:
+        return im
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ImageError("crop box must be four numbers: left, top, right, bottom") from None
+    if not all(np.isfinite([x0, y0, x1, y1])):
+        raise ImageError("crop box must be finite numbers")
+    x0, x1 = sorted((min(max(x0, 0.0), 1.0), min(max(x1, 0.0), 1.0)))
+    y0, y1 = sorted((min(max(y0, 0.0), 1.0), min(max(y1, 0.0), 1.0)))
+    w, h = im.size
+    left, top, right, bottom = round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)
+    if right - left < 8 or bottom - top < 8:
+        raise ImageError("crop box is too small (at least 8x8 pixels)")
+    return im.crop((left, top, right, bottom))
+
+
+def fit_square(im: Image.Image, size: int, *, background=BACKGROUND,
+               resample=Image.Resampling.BILINEAR) -> Image.Image:
+    """Resize so the longer side is ``size`` and pad to a ``size`` x ``size`` square.
+
+    Dresses are tall: padding keeps the whole garment where a centre crop would cut it.
+    """
+    w, h = im.size
+    scale = size / max(w, h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    if (nw, nh) != (w, h):
+        im = im.resize((nw, nh), resample, reducing_gap=2.0 if scale < 0.5 else None)
+    if nw == nh == size:
+        return im
+    canvas = Image.new("RGB", (size, size), background)
+    canvas.paste(im, ((size - nw) // 2, (size - nh) // 2))
+    return canvas

@@ -1,0 +1,54 @@
+"""Settings read from the environment (never at import time: call ``Settings.from_env()``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Where derived artefacts (exported ONNX models) are cached."""
+    root = os.environ.get("DRESSFINDER_CACHE")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) / "dressfinder" if xdg else Path.home() / ".cache" / "dressfinder"
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from e
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: str | None = None
+    api_key: str | None = None
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_queue: int = 32
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    url_timeout: float = 10.0
+    url_max_redirects: int = 5
+    allow_private_urls: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        cors = os.environ.get("DRESSFINDER_CORS_ORIGINS", "")
+        values = dict(
+            store=os.environ.get("DRESSFINDER_STORE") or None,
+            api_key=os.environ.get("DRESSFINDER_API_KEY") or None,
+            max_upload_bytes=_int_env("DRESSFINDER_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            max_pixels=_int_env("DRESSFINDER_MAX_PIXELS", cls.max_pixels),
+            max_queue=_int_env("DRESSFINDER_MAX_QUEUE", cls.max_queue),
+            cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),
+            allow_private_urls=os.environ.get("DRESSFINDER_ALLOW_PRIVATE_URLS", "") == "1",
+        )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
