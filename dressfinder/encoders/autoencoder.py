@@ -22,7 +22,6 @@ from . import Encoder, file_digest, register
 
 INPUT_SIZE = 32
 BOTTLENECK = 4 * 4 * 16
-STORE_MODEL = "models/autoencoder.keras"
 
 
 def _keras():
@@ -125,11 +124,14 @@ class Autoencoder(Encoder):
         return {**super().spec(), "model": str(self.model_path)}
 
     def save_into(self, store_dir: Path) -> dict[str, Any]:
-        dest = Path(store_dir) / STORE_MODEL
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if self.model_path.resolve() != dest.resolve():
-            shutil.copyfile(self.model_path, dest)
-        return {**super().spec(), "model": STORE_MODEL}
+        name = f"models/autoencoder-{self.version}.keras"   # content-addressed: rebuilds never clash
+        dest = Path(store_dir) / name
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.copyfile(self.model_path, tmp)
+            os.replace(tmp, dest)
+        return {**super().spec(), "model": name}
 
 
 @register("autoencoder")
@@ -137,9 +139,30 @@ def _make(model: str | None = None, **_: Any) -> Encoder:
     return Autoencoder(model=model)
 
 
-def train_on_images(images: Sequence, out: str | Path, **kw) -> dict[str, Any]:
-    """Decode + squash images (paths/bytes/PIL) and train; convenience for small sets."""
+def load_training_arrays(sources: Sequence, *, progress: bool = True) -> np.ndarray:
+    """Decode and squash images (paths/bytes/PIL) to (n, 32, 32, 3); unreadable ones are skipped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from ..errors import DressfinderError
     from ..images import load_image
 
-    arrays = np.stack([to_input(load_image(src, draft=INPUT_SIZE)) for src in images])
-    return train_autoencoder(arrays, out, **kw)
+    def one(src):
+        try:
+            return to_input(load_image(src, draft=INPUT_SIZE))
+        except DressfinderError:
+            return None
+
+    with ThreadPoolExecutor(4) as pool:
+        arrays = [a for a in tqdm(pool.map(one, sources), total=len(sources), desc="loading", unit="img",
+                                  disable=not progress) if a is not None]
+    if not arrays:
+        raise EncoderError("no readable images to train the autoencoder on")
+    return np.stack(arrays)
+
+
+def train_from_sources(sources: Sequence, out: str | Path, *, progress: bool = True, **kw) -> dict[str, Any]:
+    """Train the seed autoencoder on a catalogue's images and save it to ``out``."""
+    arrays = load_training_arrays(sources, progress=progress)
+    return train_autoencoder(arrays, out, verbose="auto" if progress else 0, **kw)

@@ -41,13 +41,19 @@ def cached_onnx(key: str, build: Callable[[], "object"], input_size: int,
             return target
         import torch
 
-        module = build()
+        import contextlib
+        import io
+        import warnings
+
+        with contextlib.redirect_stdout(io.StringIO()):  # some model packages print on load
+            module = build()
         module.eval()
         dummy = torch.zeros(1, 3, input_size, input_size)
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".onnx.tmp")
         os.close(fd)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 torch.onnx.export(module, (dummy,), tmp, input_names=["images"], output_names=["features"],
                                   dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
                                   opset_version=17, dynamo=False)

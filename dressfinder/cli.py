@@ -1,0 +1,266 @@
+"""``dressfinder`` command line: index, search, add, remove, info, train, evaluate, serve, scrape,
+inspect, recommend, bench.
+
+Each subcommand is a module with ``add_arguments(parser)`` and ``run(args) -> int``; modules keep
+heavy imports inside ``run`` so ``dressfinder --help`` stays fast. Errors a user can cause print
+one line and exit 2; nothing prints a traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import DressfinderError
+
+# name -> (module, one-line help). Core commands live in this file (module None).
+COMMANDS: dict[str, tuple[str | None, str]] = {
+    "index": (None, "encode a catalogue (folder or CSV) into a searchable store"),
+    "search": (None, "find the catalogue products most like some photos"),
+    "add": (None, "add products (folder or CSV) to a store without a rebuild"),
+    "remove": (None, "remove products from a store by id"),
+    "info": (None, "describe a store"),
+    "train": ("dressfinder.training", "train an encoder (the seed autoencoder, or contrastive fine-tuning)"),
+    "evaluate": ("dressfinder.evaluate", "measure Recall@K on photo-like variants, encoders side by side"),
+    "serve": ("dressfinder.web.command", "serve the web app and JSON API for a store"),
+    "scrape": ("dressfinder.scrape.command", "collect store products (image, title, price, link) into a catalogue"),
+    "inspect": ("dressfinder.inspect", "HTML report of a catalogue or store"),
+    "recommend": ("dressfinder.recommend", "export the k most similar products of every product"),
+    "bench": ("dressfinder.bench", "benchmarks: indexing speed, query latency, recall at scale"),
+}
+
+
+# --------------------------------------------------------------------------- core commands
+
+def _index_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("catalog", help="folder of images, or CSV with id,image[,title,price,currency,url,store,category]")
+    p.add_argument("--store", required=True, help="store folder to write")
+    p.add_argument("--encoder", default=None, help="encoder name (default: the best shipped one); see `dressfinder info --encoders`")
+    p.add_argument("--model", default=None, help="model file for the encoder (the autoencoder's .keras)")
+    p.add_argument("--index", default="auto", choices=["auto", "flat", "ivf", "hnsw"],
+                   help="flat: exact; ivf: the seed's k-means clusters + k-NN; hnsw: approximate graph; auto: by size")
+    p.add_argument("--nlist", type=int, default=None, help="ivf: number of k-means clusters (default 10)")
+    p.add_argument("--nprobe", type=int, default=None, help="ivf: clusters searched per query (default 1)")
+    p.add_argument("--M", type=int, default=None, dest="hnsw_m", help="hnsw: graph degree (default 32)")
+    p.add_argument("--ef", type=int, default=None, help="hnsw: search depth efSearch (default 128)")
+    p.add_argument("--epochs", type=int, default=20, help="autoencoder: epochs when training one first")
+    p.add_argument("--add", action="store_true", help="add the catalogue's products to an existing store")
+    p.add_argument("--workers", type=int, default=None, help="decoding threads")
+    p.add_argument("--dask", default=None, metavar="local|ADDRESS",
+                   help="spread decoding and encoding over a Dask cluster (local: one on 127.0.0.1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _index_run(a: argparse.Namespace) -> int:
+    from .store import Store
+
+    if a.add:
+        store = Store.open(a.store)
+        rep = store.add(a.catalog, progress=not a.quiet)
+        _print_skipped(rep.skipped)
+        print(f"added {rep.added} products to {a.store} ({len(store)} in all)"
+              + (f", {rep.rate:.1f} images/s" if rep.added else ""), file=sys.stderr)
+        return 0
+    params = {"nlist": a.nlist, "nprobe": a.nprobe, "M": a.hnsw_m, "efSearch": a.ef}
+    store = Store.build(a.catalog, a.store, encoder=a.encoder, index=a.index, model=a.model,
+                        index_params={k: v for k, v in params.items() if v is not None},
+                        train_epochs=a.epochs, progress=not a.quiet, workers=a.workers, dask=a.dask)
+    rep = store.last_report
+    _print_skipped(rep.skipped)
+    info = store.info()
+    print(f"indexed {rep.added} products into {a.store} with {info['encoder']['name']} + "
+          f"{info['index']['kind']} in {rep.seconds:.1f} s: {rep.rate:.1f} images/s"
+          + (f"; skipped {len(rep.skipped)}" if rep.skipped else ""), file=sys.stderr)
+    return 0
+
+
+def _print_skipped(skipped, limit: int = 20) -> None:
+    for where, reason in skipped[:limit]:
+        print(f"skipped {where}: {reason}", file=sys.stderr)
+    if len(skipped) > limit:
+        print(f"... and {len(skipped) - limit} more skipped", file=sys.stderr)
+
+
+def _filter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-price", type=float, default=None)
+    p.add_argument("--max-price", type=float, default=None)
+    p.add_argument("--shop", default=None, dest="shop", help="only products of this store")
+    p.add_argument("--category", default=None)
+
+
+def _filters(a: argparse.Namespace):
+    from .catalog import Filters
+
+    return Filters(min_price=a.min_price, max_price=a.max_price, store=a.shop, category=a.category)
+
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos to search with")
+    p.add_argument("--store", default=None, help="store folder (default: $DRESSFINDER_STORE)")
+    p.add_argument("--k", "-k", type=int, default=10, help="results per photo (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object per query line")
+    p.add_argument("--crop", default=None, metavar="L,T,R,B",
+                   help="search only this box of the photo, as fractions of width/height, e.g. 0.2,0.1,0.8,0.9")
+    _filter_args(p)
+
+
+def _store_path(a: argparse.Namespace) -> str:
+    import os
+
+    path = a.store or os.environ.get("DRESSFINDER_STORE")
+    if not path:
+        raise DressfinderError("no store given: use --store DIR or set DRESSFINDER_STORE")
+    return path
+
+
+def _search_run(a: argparse.Namespace) -> int:
+    from .store import Store
+
+    if a.k < 1:
+        raise DressfinderError("--k must be at least 1")
+    crop = None
+    if a.crop:
+        try:
+            crop = [float(v) for v in a.crop.split(",")]
+            assert len(crop) == 4
+        except (ValueError, AssertionError):
+            raise DressfinderError("--crop takes four numbers: left,top,right,bottom (fractions)") from None
+    store = Store.open(_store_path(a))
+    filters = _filters(a)
+    failures = 0
+    for q in a.images:
+        try:
+            hits = store.search(q, a.k, filters=filters, crop=crop)
+        except DressfinderError as e:
+            failures += 1
+            if a.json:
+                print(json.dumps({"query": q, "error": str(e)}), flush=True)
+            print(f"dressfinder search: error: {q}: {e}", file=sys.stderr)
+            continue
+        if a.json:
+            print(json.dumps({"query": q, "results": [h.to_dict() for h in hits]}, ensure_ascii=False), flush=True)
+        else:
+            print(q)
+            for rank, h in enumerate(hits, 1):
+                p = h.product
+                price = f"  {p.price:.2f} {p.currency or ''}".rstrip() if p.price is not None else ""
+                title = f"  {p.title}" if p.title else ""
+                print(f"  {rank:2d}. {h.score:.3f}  {h.id}{title}{price}" + (f"  {p.url}" if p.url else ""))
+    return 1 if failures else 0
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("catalog", help="folder or CSV of products to add")
+    p.add_argument("--store", required=True)
+    p.add_argument("--replace", action="store_true", help="replace products whose id is already there")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _add_run(a: argparse.Namespace) -> int:
+    from .store import Store
+
+    store = Store.open(a.store)
+    rep = store.add(a.catalog, progress=not a.quiet, replace=a.replace)
+    _print_skipped(rep.skipped)
+    print(f"added {rep.added} products" + (f", replaced {rep.removed}" if rep.removed else "")
+          + f"; {len(store)} in the store", file=sys.stderr)
+    return 0
+
+
+def _remove_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ids", nargs="+", metavar="ID")
+    p.add_argument("--store", required=True)
+
+
+def _remove_run(a: argparse.Namespace) -> int:
+    from .store import Store
+
+    store = Store.open(a.store)
+    rep = store.remove(a.ids)
+    _print_skipped(rep.skipped)
+    print(f"removed {rep.removed} products; {len(store)} in the store", file=sys.stderr)
+    return 0 if not rep.skipped else 1
+
+
+def _info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None)
+    p.add_argument("--encoders", action="store_true", help="list the encoders this installation has")
+
+
+def _info_run(a: argparse.Namespace) -> int:
+    if a.encoders:
+        from .encoders import DEFAULT_ENCODER, available_encoders
+
+        for name in available_encoders():
+            print(name + ("  (default)" if name == DEFAULT_ENCODER else ""))
+        return 0
+    from .store import Store
+
+    print(json.dumps(Store.open(_store_path(a)).info(), indent=2))
+    return 0
+
+
+CORE = {
+    "index": (_index_args, _index_run),
+    "search": (_search_args, _search_run),
+    "add": (_add_args, _add_run),
+    "remove": (_remove_args, _remove_run),
+    "info": (_info_args, _info_run),
+}
+
+
+# --------------------------------------------------------------------------- entry point
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dressfinder", description="Visual search for dresses.")
+    parser.add_argument("--version", action="version", version=f"dressfinder {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        if module is None:
+            add, run = CORE[name]
+        else:
+            try:
+                mod = importlib.import_module(module)
+            except ImportError:
+                continue  # a part not installed in this build
+            add, run = mod.add_arguments, mod.run
+        add(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except DressfinderError as e:
+        if args.debug:
+            raise
+        print(f"dressfinder {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dressfinder {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # last resort: one line, never a traceback
+        if args.debug:
+            raise
+        print(f"dressfinder {args.command}: internal error: {type(e).__name__}: {e} (rerun with --debug)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

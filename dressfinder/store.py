@@ -1,0 +1,574 @@
+"""A store: one folder with everything needed to answer queries.
+
+::
+
+    STORE/
+      store.json                 the manifest, and the commit point (replaced atomically)
+      catalog-<gen>.sqlite       products (id, row, image, title, price, ...)
+      vectors-<seg>.npy          row-aligned embeddings, append-only segments
+      index-<gen>.faiss          the FAISS index, keyed by row
+      deleted-<gen>.npy          tombstoned rows (kinds that cannot remove, e.g. hnsw)
+      images/ab/<sha256>.<ext>   the catalogue images, content-addressed, served by product id
+      models/                    encoder files the store depends on (the seed autoencoder)
+      .work/                     chunks of an unfinished build (resume), removed when it commits
+      .lock                      writers take an exclusive lock on it
+
+Every change (build, add, remove) writes new files, then replaces ``store.json``: a reader sees
+the old store or the new one, never a mix, and a crash at any point leaves the last committed
+store intact. Files of the previous generation are kept (a reader may still be opening them);
+older ones are deleted by the next writer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from . import __version__
+from .catalog import CatalogDB, Filters, Product, read_catalog
+from .embed import EmbedResult, embed, fingerprint
+from .encoders import Encoder, get_encoder, load_encoder
+from .errors import DressfinderError, NotFound, StoreError
+from .images import ImageSource, crop_relative, load_image
+from .index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+MANIFEST = "store.json"
+AUTO_HNSW_THRESHOLD = 200_000   # above this many products, "auto" picks hnsw instead of exact search
+EXACT_SUBSET = 4096             # filtered searches over at most this many rows are done exactly
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def writer_lock(root: Path, timeout: float = 60.0):
+    """Exclusive, cross-process lock for changing a store."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a+") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"{root} is being changed by another process; try again later") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    product: Product
+    row: int
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.product
+        return {"id": self.id, "score": round(float(self.score), 6), "image": p.image, "title": p.title,
+                "price": p.price, "currency": p.currency, "url": p.url, "store": p.store,
+                "category": p.category}
+
+
+@dataclass
+class ChangeReport:
+    """What a build or an update did."""
+
+    added: int = 0
+    removed: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (product id or source, reason)
+    seconds: float = 0.0
+    encode_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.added / self.encode_seconds if self.encode_seconds > 0 else 0.0
+
+
+class _Snapshot:
+    """One committed generation, loaded: immutable once made (updates make a new one)."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]):
+        self.root = root
+        self.manifest = manifest
+        files = manifest["files"]
+        self.db = CatalogDB(root / files["catalog"], readonly=True)
+        deleted = np.load(root / files["deleted"]) if files.get("deleted") else None
+        self.index = VectorIndex.load(root / files["index"], manifest["index"], deleted)
+        self.segments = [np.load(root / s, mmap_mode="r") for s in files["vectors"]]
+        self.offsets = np.cumsum([0] + [len(s) for s in self.segments])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.offsets[-1])
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.manifest["encoder"]["dim"]), np.float32)
+        seg = np.searchsorted(self.offsets, rows, side="right") - 1
+        for s in np.unique(seg):
+            m = seg == s
+            out[m] = self.segments[s][rows[m] - self.offsets[s]]
+        return out
+
+    def all_vectors(self) -> np.ndarray:
+        return np.concatenate([np.asarray(s, np.float32) for s in self.segments]) if self.segments else \
+            np.zeros((0, self.manifest["encoder"]["dim"]), np.float32)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class Store:
+    """A built catalogue you can search. ``Store.build(...)`` or ``Store.open(dir)``."""
+
+    def __init__(self, root: Path, snapshot: _Snapshot, encoder: Encoder | None = None):
+        self.root = Path(root)
+        self._snap = snapshot
+        self._encoder = encoder
+        self._write = threading.Lock()
+
+    # ------------------------------------------------------------------ opening
+    @staticmethod
+    def read_manifest(root: str | Path) -> dict[str, Any]:
+        path = Path(root) / MANIFEST
+        if not Path(root).is_dir():
+            raise StoreError(f"no store at {root} (build one with: dressfinder index CATALOG --store {root})")
+        if not path.is_file():
+            raise StoreError(f"{root} is not a finished store (no {MANIFEST}); run dressfinder index again")
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise StoreError(f"cannot read {path}: {e}") from None
+        if manifest.get("format") != FORMAT:
+            raise StoreError(f"{root} has store format {manifest.get('format')}, this version reads {FORMAT}")
+        return manifest
+
+    @classmethod
+    def open(cls, root: str | Path, encoder: Encoder | None = None) -> "Store":
+        root = Path(root)
+        return cls(root, cls._load_snapshot(root), encoder)
+
+    @classmethod
+    def _load_snapshot(cls, root: Path) -> _Snapshot:
+        for attempt in range(5):
+            manifest = cls.read_manifest(root)
+            try:
+                return _Snapshot(root, manifest)
+            except FileNotFoundError:
+                if attempt == 4:
+                    raise StoreError(f"{root} is incomplete: files named in {MANIFEST} are missing") from None
+                time.sleep(0.05)  # a writer replaced the manifest under us: read it again
+            except RuntimeError as e:  # faiss
+                raise StoreError(f"cannot read the index of {root}: {e}") from None
+        raise AssertionError("unreachable")
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self._snap.manifest
+
+    @property
+    def generation(self) -> int:
+        return int(self._snap.manifest["generation"])
+
+    def reload(self) -> bool:
+        """Pick up a store rebuilt or changed by another process. True when something changed."""
+        try:
+            on_disk = self.read_manifest(self.root)
+        except StoreError:
+            return False
+        if on_disk.get("token") == self._snap.manifest.get("token"):
+            return False
+        new = self._load_snapshot(self.root)
+        old, self._snap = self._snap, new
+        if old.manifest["encoder"] != new.manifest["encoder"]:
+            self._encoder = None
+        return True
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.manifest["encoder"], self.root)
+        return self._encoder
+
+    def __len__(self) -> int:
+        return self._snap.db.count()
+
+    def info(self) -> dict[str, Any]:
+        m = self.manifest
+        return {"path": str(self.root), "products": len(self), "encoder": m["encoder"], "index": m["index"],
+                "generation": m["generation"], "updated": m["updated"], "built": m.get("built", {})}
+
+    # ------------------------------------------------------------------ products
+    def product(self, pid: str) -> Product:
+        rec = self._snap.db.get(pid)
+        if rec is None:
+            raise NotFound(f"no product with id {pid!r}")
+        return rec[1]
+
+    def image_file(self, pid: str) -> Path:
+        """The stored image of a product (by id only; never a path from outside)."""
+        rec = self._snap.db.get(pid)
+        if rec is None:
+            raise NotFound(f"no product with id {pid!r}")
+        if not rec[2]:
+            raise NotFound(f"product {pid!r} has no stored image")
+        return self.root / "images" / rec[2]
+
+    def products(self) -> Iterable[Product]:
+        for _, p, _ in self._snap.db.iter_products():
+            yield p
+
+    def vector(self, pid: str) -> np.ndarray:
+        rec = self._snap.db.get(pid)
+        if rec is None:
+            raise NotFound(f"no product with id {pid!r}")
+        return self._snap.vectors(np.array([rec[0]]))[0]
+
+    # ------------------------------------------------------------------ search
+    def embed_query(self, image: ImageSource, crop: Sequence[float] | None = None) -> np.ndarray:
+        enc = self.encoder
+        im = load_image(image) if crop is not None else enc.load(image)
+        im = crop_relative(im, crop)
+        return enc.encode([im])[0]
+
+    def search(self, image: ImageSource, k: int = 10, *, filters: Filters | None = None,
+               crop: Sequence[float] | None = None) -> list[Hit]:
+        """The ``k`` catalogue products most like ``image`` (a path, bytes or PIL image)."""
+        return self.search_vectors(self.embed_query(image, crop)[None, :], k, filters=filters)[0]
+
+    def similar(self, pid: str, k: int = 10, *, filters: Filters | None = None,
+                include_duplicates: bool = True) -> list[Hit]:
+        """Products most like catalogue product ``pid`` (never ``pid`` itself)."""
+        snap = self._snap
+        rec = snap.db.get(pid)
+        if rec is None:
+            raise NotFound(f"no product with id {pid!r}")
+        q = snap.vectors(np.array([rec[0]]))
+        return self.search_vectors(q, k, filters=filters, exclude_rows=[np.array([rec[0]])], snap=snap)[0]
+
+    def search_vectors(self, queries: np.ndarray, k: int, *, filters: Filters | None = None,
+                       exclude_rows: Sequence[np.ndarray] | None = None, snap: _Snapshot | None = None,
+                       nprobe: int | None = None) -> list[list[Hit]]:
+        snap = snap or self._snap
+        k = int(k)
+        if k < 1:
+            raise DressfinderError("k must be at least 1")
+        extra = max((len(e) for e in exclude_rows), default=0) if exclude_rows else 0
+        fetch = k + extra
+        allowed = None if filters is None or filters.is_empty() else snap.db.rows(filters)
+        if allowed is not None and len(allowed) <= EXACT_SUBSET:
+            scores, rows = self._exact_subset(snap, queries, allowed, fetch)
+        else:
+            scores, rows = snap.index.search(queries, fetch, allowed=allowed, nprobe=nprobe)
+        wanted = {int(r) for r in rows.ravel() if r >= 0}
+        records = snap.db.by_rows(sorted(wanted))
+        out = []
+        for qi in range(len(queries)):
+            skip = set(exclude_rows[qi].tolist()) if exclude_rows else set()
+            hits = []
+            for s, r in zip(scores[qi], rows[qi]):
+                r = int(r)
+                if r < 0 or r in skip or r not in records:
+                    continue
+                prod, file = records[r]
+                hits.append(Hit(prod.id, float(s), prod, r, file))
+                if len(hits) == k:
+                    break
+            out.append(hits)
+        return out
+
+    @staticmethod
+    def _exact_subset(snap: _Snapshot, queries: np.ndarray, allowed: np.ndarray, k: int):
+        from .index import VectorIndex
+
+        if len(allowed) == 0:
+            n = len(queries)
+            return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
+        sub = VectorIndex.build("flat", snap.vectors(allowed), allowed, metric=snap.index.metric)
+        return sub.search(queries, k)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, catalog: str | Path | Sequence[Product], root: str | Path, *,
+              encoder: str | Encoder | None = None, index: str = "auto",
+              index_params: dict[str, Any] | None = None, model: str | Path | None = None,
+              train_epochs: int = 20, progress: bool = True, workers: int | None = None,
+              dask: str | None = None) -> "Store":
+        """Encode a catalogue and write a store at ``root`` (replacing one that is there, atomically)."""
+        root = Path(root)
+        t0 = time.perf_counter()
+        if isinstance(catalog, (str, os.PathLike)):
+            read = read_catalog(catalog)
+            products, pre_skipped = read.products, list(read.skipped)
+            source = str(Path(catalog).resolve())
+        else:
+            products, pre_skipped, source = list(catalog), [], "python"
+        if not products:
+            raise DressfinderError(f"catalogue {catalog} has no images")
+        root.mkdir(parents=True, exist_ok=True)
+        with writer_lock(root, timeout=0.5):
+            images_dir = root / "images"
+            enc = cls._prepare_encoder(encoder, model, products, root, train_epochs, progress)
+            work = root / ".work" / fingerprint(enc, [f"{p.id}\0{p.image}" for p in products])
+            result = cls._embed(enc, [p.image for p in products], images_dir, work, progress, workers, dask)
+            if len(result.ok) == 0:
+                raise DressfinderError("no readable images in the catalogue; nothing to index")
+            vectors = result.vectors
+            kept = [products[i] for i in result.ok]
+            kind = index
+            if kind == "auto":
+                kind = "hnsw" if len(kept) > AUTO_HNSW_THRESHOLD else "flat"
+            vindex = VectorIndex.build(kind, vectors, metric=enc.metric, **(index_params or {}))
+            manifest = cls._commit_new(root, enc, vindex, vectors, kept, result.files, {
+                "source": source, "products": len(kept), "skipped": len(result.skipped) + len(pre_skipped),
+                "seconds": round(time.perf_counter() - t0, 2), "encode_seconds": round(result.seconds, 2),
+                "images_per_second": round(result.rate, 1)})
+            shutil.rmtree(root / ".work", ignore_errors=True)
+        store = cls(root, _Snapshot(root, manifest), enc)
+        store.last_report = ChangeReport(
+            added=len(kept), seconds=time.perf_counter() - t0, encode_seconds=result.seconds,
+            skipped=pre_skipped + [(products[i].id, r) for i, r in result.skipped], timings=result.timings)
+        return store
+
+    @staticmethod
+    def _embed(enc: Encoder, sources: list, images_dir: Path, work: Path | None, progress: bool,
+               workers: int | None, dask: str | None) -> EmbedResult:
+        if dask:
+            from .distributed import embed_with_dask
+
+            return embed_with_dask(enc, sources, images_dir, dask, progress=progress)
+        return embed(enc, sources, images_dir=images_dir, work_dir=work, progress=progress, workers=workers)
+
+    @staticmethod
+    def _prepare_encoder(encoder, model, products, root: Path, epochs: int, progress: bool) -> Encoder:
+        if isinstance(encoder, Encoder):
+            return encoder
+        name = encoder or None
+        if name == "autoencoder" and model is None:
+            from .encoders.autoencoder import train_from_sources
+
+            model = root / ".work" / "autoencoder-trained.keras"
+            if not model.exists():
+                log.info("no --model given: training the seed autoencoder on this catalogue first")
+                train_from_sources([p.image for p in products], model, epochs=epochs, progress=progress)
+        return get_encoder(name, **({"model": str(model)} if model else {}))
+
+    @classmethod
+    def _commit_new(cls, root: Path, enc: Encoder, vindex: VectorIndex, vectors: np.ndarray,
+                    products: list[Product], files: list[str | None], built: dict[str, Any]) -> dict[str, Any]:
+        old = cls._try_manifest(root)
+        gen = (old["generation"] + 1) if old else 1
+        tag = f"{gen:06d}-{secrets.token_hex(3)}"
+        names = {"catalog": f"catalog-{tag}.sqlite", "index": f"index-{tag}.faiss",
+                 "vectors": [f"vectors-{tag}.npy"], "deleted": None}
+        with CatalogDB(root / names["catalog"]) as db:
+            db.insert((row, p, f) for row, (p, f) in enumerate(zip(products, files)))
+        np.save(root / names["vectors"][0], np.ascontiguousarray(vectors, np.float32))
+        vindex.save(root / names["index"])
+        encoder_spec = enc.save_into(root)
+        manifest = {
+            "format": FORMAT, "dressfinder": __version__, "generation": gen, "token": secrets.token_hex(8),
+            "encoder": encoder_spec, "index": vindex.meta(), "files": names, "count": len(products),
+            "rows": int(len(vectors)), "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "built": built, "previous": old["files"] if old else None,
+        }
+        cls._write_manifest(root, manifest)
+        return manifest
+
+    @staticmethod
+    def _try_manifest(root: Path) -> dict[str, Any] | None:
+        try:
+            return Store.read_manifest(root)
+        except StoreError:
+            return None
+
+    @staticmethod
+    def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+        files = manifest["files"]
+        for name in [files["catalog"], files["index"], *files["vectors"], files.get("deleted")]:
+            if name:
+                _fsync_file(root / name)
+        tmp = root / f".{MANIFEST}.{os.getpid()}.tmp"
+        _fsync_write(tmp, json.dumps(manifest, indent=2).encode())
+        os.replace(tmp, root / MANIFEST)
+        _fsync_dir(root)
+        Store._collect_garbage(root, manifest)
+
+    @staticmethod
+    def _collect_garbage(root: Path, manifest: dict[str, Any]) -> None:
+        """Delete generation files that neither the current nor the previous manifest names."""
+        keep = set()
+        for files in (manifest["files"], manifest.get("previous") or {}):
+            for key in ("catalog", "index", "deleted"):
+                if files.get(key):
+                    keep.add(files[key])
+            keep.update(files.get("vectors") or [])
+        for path in root.iterdir():
+            if path.is_file() and path.name.split("-")[0] in ("catalog", "index", "vectors", "deleted") \
+                    and path.name not in keep:
+                path.unlink(missing_ok=True)
+            elif path.is_file() and path.name.startswith(f".{MANIFEST}.") and path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+        # images no longer referenced by either generation's catalogue
+        images = root / "images"
+        if images.is_dir():
+            referenced: set[str] = set()
+            for files in (manifest["files"], manifest.get("previous") or {}):
+                if files.get("catalog") and (root / files["catalog"]).exists():
+                    with CatalogDB(root / files["catalog"], readonly=True) as db:
+                        referenced.update(f for f in (r[0] for r in db.conn.execute(
+                            "SELECT file FROM products WHERE file IS NOT NULL")))
+            for sub in images.iterdir():
+                for f in sub.iterdir() if sub.is_dir() else []:
+                    if f"{sub.name}/{f.name}" not in referenced:
+                        f.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ incremental updates
+    def add(self, catalog: str | Path | Sequence[Product], *, progress: bool = False,
+            replace: bool = False) -> ChangeReport:
+        """Encode and add products without a rebuild. Ids already in the store are skipped
+        (or replaced with ``replace=True``)."""
+        t0 = time.perf_counter()
+        if isinstance(catalog, (str, os.PathLike)):
+            read = read_catalog(catalog)
+            products, skipped = read.products, list(read.skipped)
+        else:
+            products, skipped = list(catalog), []
+        with self._write, writer_lock(self.root):
+            self.reload()
+            snap = self._snap
+            fresh, dupes = [], []
+            seen: set[str] = set()
+            for p in products:
+                if p.id in seen:
+                    skipped.append((p.id, "duplicate id in the new products"))
+                    continue
+                seen.add(p.id)
+                if snap.db.get(p.id) is not None:
+                    if replace:
+                        dupes.append(p.id)
+                        fresh.append(p)
+                    else:
+                        skipped.append((p.id, "id already in the store"))
+                else:
+                    fresh.append(p)
+            report = ChangeReport(skipped=skipped)
+            if not fresh:
+                report.seconds = time.perf_counter() - t0
+                return report
+            enc = self.encoder
+            result = embed(enc, [p.image for p in fresh], images_dir=self.root / "images", progress=progress,
+                           desc="adding")
+            report.skipped += [(fresh[i].id, r) for i, r in result.skipped]
+            kept = [fresh[i] for i in result.ok]
+            if kept:
+                self._commit_change(snap, add=(result.vectors, kept, result.files), remove_ids=dupes)
+            report.added, report.removed = len(kept), len(dupes) if kept else 0
+            report.encode_seconds = result.seconds
+            report.seconds = time.perf_counter() - t0
+            return report
+
+    def add_image(self, product: Product, image: bytes) -> ChangeReport:
+        """Add one product whose image arrives as bytes (the web API)."""
+        product.image = product.image or "upload"
+        t0 = time.perf_counter()
+        with self._write, writer_lock(self.root):
+            self.reload()
+            snap = self._snap
+            if snap.db.get(product.id) is not None:
+                raise DressfinderError(f"a product with id {product.id!r} already exists")
+            result = embed(self.encoder, [image], images_dir=self.root / "images", progress=False)
+            if not len(result.ok):
+                raise DressfinderError(result.skipped[0][1])
+            self._commit_change(snap, add=(result.vectors, [product], result.files), remove_ids=[])
+        return ChangeReport(added=1, seconds=time.perf_counter() - t0, encode_seconds=result.seconds)
+
+    def remove(self, ids: Sequence[str]) -> ChangeReport:
+        """Remove products by id (unknown ids are reported as skipped)."""
+        t0 = time.perf_counter()
+        with self._write, writer_lock(self.root):
+            self.reload()
+            snap = self._snap
+            present = [i for i in ids if snap.db.get(i) is not None]
+            skipped = [(i, "no such product") for i in ids if i not in set(present)]
+            if present:
+                self._commit_change(snap, add=None, remove_ids=present)
+        return ChangeReport(removed=len(present), skipped=skipped, seconds=time.perf_counter() - t0)
+
+    def _commit_change(self, snap: _Snapshot, add, remove_ids: Sequence[str]) -> None:
+        root = self.root
+        old = snap.manifest
+        gen = old["generation"] + 1
+        tag = f"{gen:06d}-{secrets.token_hex(3)}"
+        files = dict(old["files"])
+        files["catalog"] = f"catalog-{tag}.sqlite"
+        files["index"] = f"index-{tag}.faiss"
+        files["vectors"] = list(old["files"]["vectors"])
+        vindex = VectorIndex.load(root / old["files"]["index"], old["index"],
+                                  np.load(root / old["files"]["deleted"]) if old["files"].get("deleted") else None)
+        snap.db.backup_to(root / files["catalog"])
+        rows_total = snap.n_rows
+        with CatalogDB(root / files["catalog"]) as db:
+            if remove_ids:
+                gone = np.array(db.delete(remove_ids), np.int64)
+                vindex.remove(gone)
+            if add is not None:
+                vectors, products, stored = add
+                rows = np.arange(rows_total, rows_total + len(vectors), dtype=np.int64)
+                seg = f"vectors-{tag}.npy"
+                np.save(root / seg, np.ascontiguousarray(vectors, np.float32))
+                files["vectors"].append(seg)
+                db.insert(zip(rows.tolist(), products, stored))
+                vindex.add(vectors, rows)
+                rows_total += len(vectors)
+            count = db.count()
+        vindex.save(root / files["index"])
+        if vindex.deleted:
+            files["deleted"] = f"deleted-{tag}.npy"
+            np.save(root / files["deleted"], np.array(sorted(vindex.deleted), np.int64))
+        else:
+            files["deleted"] = None
+        manifest = {**old, "generation": gen, "token": secrets.token_hex(8), "files": files, "count": count,
+                    "rows": rows_total, "index": vindex.meta(),
+                    "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "previous": old["files"]}
+        self._write_manifest(root, manifest)
+        self._snap = _Snapshot(root, manifest)
