@@ -66,7 +66,7 @@ def _open(src: ImageSource) -> Image.Image:
         raise NotAnImage("not an image (or an image format we do not read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge("image has too many pixels") from None
-    except OSError as e:
+    except Exception as e:  # Pillow's parsers raise many kinds on hostile bytes (struct.error, ...)
         raise NotAnImage(f"cannot read image: {e}") from None
 
 
@@ -123,15 +123,18 @@ def load_image(src: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
         if draft and fmt in ("JPEG", "MPO") and im.mode in ("RGB", "L", "CMYK", "YCbCr"):
             im.draft("RGB" if im.mode != "L" else "L", (draft, draft))
         im.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise NotAnImage(f"corrupt or truncated image: {e}") from None
     except Image.DecompressionBombError:
         raise ImageTooLarge("image has too many pixels") from None
+    except Exception as e:  # truncated or corrupt data; Pillow raises many kinds
+        raise NotAnImage(f"corrupt or truncated image: {e}") from None
     try:
         im = ImageOps.exif_transpose(im)
     except Exception:  # a broken EXIF block must not lose the picture
         pass
-    return _to_rgb(im)
+    try:
+        return _to_rgb(im)
+    except Exception as e:
+        raise NotAnImage(f"cannot convert image: {e}") from None
 
 
 def sniff_format(data: bytes) -> str:

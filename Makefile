@@ -1,0 +1,43 @@
+# dressfinder: `make demo` runs the main job, `make test` the test suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STORE  ?= demo-store
+DATA   ?= ../shared/data
+
+.PHONY: install demo test test-all bench eval loadtest serve clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+## demo: build a store of Fashion-MNIST dresses, search it, then serve it on http://127.0.0.1:2000/
+demo: install
+	$(BIN)/python -m dressfinder.demo --store $(STORE) --serve
+
+## test: the default suite (tests needing ../shared/data skip when it is absent)
+test: install
+	$(BIN)/python -m pytest -q
+
+## bench: indexing speed, query latency, recall at scale (writes bench/out/)
+bench: install
+	$(BIN)/dressfinder bench --data $(DATA) --out bench/out
+
+## eval: retrieval quality, seed vs pretrained vs default, on ../shared/data (writes docs/eval.md)
+eval: install
+	$(BIN)/dressfinder evaluate $(DATA) --markdown docs/eval.md --out bench/out/eval.json
+
+## loadtest: 16 clients for 60 s against a local server (127.0.0.1 only)
+loadtest: install
+	$(BIN)/python bench/loadtest.py --clients 16 --seconds 60
+
+serve: install
+	$(BIN)/dressfinder serve --store $(STORE)
+
+clean:
+	rm -rf demo-data $(STORE) .pytest_cache bench/out

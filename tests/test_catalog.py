@@ -1,0 +1,112 @@
+import csv
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dressfinder.catalog import CatalogDB, Filters, Product, parse_price, read_catalog
+from dressfinder.errors import CatalogError
+
+from conftest import dress_image
+
+
+def test_folder_ids_are_posix_relative_paths(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    dress_image(1).save(tmp_path / "a" / "b" / "x.JPG")
+    dress_image(2).save(tmp_path / "top.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    rep = read_catalog(tmp_path)
+    assert [p.id for p in rep.products] == ["a/b/x.JPG", "top.png"]
+    assert all(p.image.startswith(str(tmp_path.resolve())) for p in rep.products)
+
+
+def test_csv_with_synonyms_relative_and_absolute_paths(tmp_path):
+    dress_image(1).save(tmp_path / "one.jpg")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    dress_image(2).save(other / "two.jpg")
+    (tmp_path / "c.csv").write_text(
+        "product_id,image,name,price,product_url,shop,colour\n"
+        f"p1,one.jpg,Red dress,$19.90,https://x/1,Shop,red\n"
+        f"p2,{other / 'two.jpg'},Blue dress,\"1.299,00 €\",https://x/2,Shop,blue\n")
+    rep = read_catalog(tmp_path / "c.csv")
+    p1, p2 = rep.products
+    assert (p1.id, p1.title, p1.price, p1.currency, p1.url, p1.store) == ("p1", "Red dress", 19.9, "USD", "https://x/1", "Shop")
+    assert p1.image == str(tmp_path.resolve() / "one.jpg")
+    assert p1.extra == {"colour": "red"}
+    assert (p2.price, p2.currency, p2.image) == (1299.0, "EUR", str(other / "two.jpg"))
+
+
+def test_csv_skips_bad_rows_with_reasons(tmp_path):
+    (tmp_path / "c.csv").write_text("id,image\n,a.jpg\nx,\nx,b.jpg\nx,c.jpg\ny,https://cdn/x.jpg\n")
+    rep = read_catalog(tmp_path / "c.csv")
+    assert [p.id for p in rep.products] == ["x"]
+    reasons = [r for _, r in rep.skipped]
+    assert reasons[0] == "no id" and reasons[1] == "no image"
+    assert "duplicate id" in reasons[2] and "URL" in reasons[3]
+
+
+def test_csv_missing_columns_and_missing_file(tmp_path):
+    (tmp_path / "c.csv").write_text("title,price\nA,1\n")
+    with pytest.raises(CatalogError, match="missing id,image"):
+        read_catalog(tmp_path / "c.csv")
+    with pytest.raises(CatalogError, match="no such catalogue"):
+        read_catalog(tmp_path / "nope.csv")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(CatalogError):
+        read_catalog(tmp_path / "x.json")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("$19.90", (19.9, "USD")), ("19,90 €", (19.9, "EUR")), ("£1,299.50", (1299.5, "GBP")),
+    ("EUR 10", (10.0, "EUR")), ("12", (12.0, None)), ("", (None, None)), ("free", (None, None)),
+    (float("nan"), (None, None)), (-3, (None, None)),
+])
+def test_parse_price(text, expected):
+    assert parse_price(text) == expected
+
+
+def test_db_insert_filters_delete(tmp_path):
+    db = CatalogDB(tmp_path / "c.sqlite")
+    prods = [Product(id=f"p{i}", image=f"{i}.jpg", price=float(i), store="A" if i % 2 else "B",
+                     category="maxi" if i < 3 else "mini", extra={"k": i}) for i in range(6)]
+    db.insert((i, p, f"f{i}.jpg") for i, p in enumerate(prods))
+    assert db.count() == 6 and db.max_row() == 5
+    assert db.get("p3")[1].extra == {"k": 3} and db.get("p3")[2] == "f3.jpg"
+    assert db.rows(Filters(min_price=2, max_price=4)).tolist() == [2, 3, 4]
+    assert db.rows(Filters(store="a")).tolist() == [1, 3, 5]  # case-insensitive
+    assert db.rows(Filters(category="maxi", store="B")).tolist() == [0, 2]
+    assert db.delete(["p1", "nope"]) == [1]
+    assert db.get("p1") is None and db.count() == 5
+    assert db.facets() == {"store": ["A", "B"], "category": ["maxi", "mini"]}
+    with pytest.raises(Exception):
+        db.insert([(9, Product(id="p0"), None)])  # ids are unique
+    assert db.count() == 5
+
+
+cells = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.lists(st.sampled_from(["id", "image", "title", "price", "url", "x", "", "id"]), min_size=1, max_size=6),
+       rows=st.lists(st.lists(cells, max_size=7), max_size=8),
+       raw=st.binary(max_size=200))
+def test_fuzz_csv_reader(tmp_path, header, rows, raw):
+    """Any CSV (or garbage bytes): a report of products + skips, or one CatalogError; never a crash."""
+    path = tmp_path / "fuzz.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    for candidate in (path, tmp_path / "raw.csv"):
+        if candidate.name == "raw.csv":
+            candidate.write_bytes(raw)
+        try:
+            rep = read_catalog(candidate)
+        except CatalogError:
+            continue
+        ids = [p.id for p in rep.products]
+        assert len(ids) == len(set(ids))
+        assert all(p.id and p.image for p in rep.products)
+        assert all(p.price is None or (np.isfinite(p.price) and p.price >= 0) for p in rep.products)

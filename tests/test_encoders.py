@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from dressfinder.encoders import available_encoders, get_encoder, load_encoder
+from dressfinder.errors import EncoderError
+
+from conftest import dress_image
+
+
+@pytest.fixture(scope="module")
+def effnet():
+    return get_encoder("effnet-lite0")
+
+
+def test_registry():
+    assert {"effnet-lite0", "autoencoder"} <= set(available_encoders())
+    with pytest.raises(EncoderError, match="unknown encoder"):
+        get_encoder("resnet-9000")
+
+
+def test_effnet_vectors_are_unit_float32_and_batch_independent(effnet):
+    ims = [dress_image(i) for i in range(5)]
+    v = effnet.encode(ims, batch_size=2)
+    assert v.shape == (5, effnet.dim) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
+    single = effnet.encode([ims[3]])
+    assert np.allclose(single[0], v[3], atol=1e-4)
+    # a resized, recompressed copy of a dress is nearer to it than any other dress is
+    import io
+
+    buf = io.BytesIO()
+    ims[2].resize((120, 180)).save(buf, "JPEG", quality=60)
+    copy = effnet.encode([buf.getvalue()])[0]
+    sims = v @ copy
+    assert sims.argmax() == 2 and sims[2] > 0.9
+
+
+def test_effnet_spec_round_trip(effnet):
+    spec = effnet.spec()
+    again = load_encoder(spec)
+    assert again.version == effnet.version and again.dim == effnet.dim
+    with pytest.raises(EncoderError, match="rebuild"):
+        load_encoder({**spec, "version": "0-old"})
+
+
+def test_autoencoder_architecture_is_the_seed():
+    from dressfinder.encoders.autoencoder import build_autoencoder
+
+    auto, enc = build_autoencoder()
+    assert tuple(auto.input.shape[1:]) == (32, 32, 3)
+    assert tuple(enc.output.shape[1:]) == (4, 4, 16)
+    assert tuple(auto.output.shape[1:]) == (32, 32, 3)
+    convs = [l for l in auto.layers if l.__class__.__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [64, 32, 16, 16, 32, 64, 3]
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    assert [c.activation.__name__ for c in convs] == ["relu"] * 6 + ["sigmoid"]
+    assert sum(l.__class__.__name__ == "MaxPooling2D" for l in auto.layers) == 3
+    assert sum(l.__class__.__name__ == "UpSampling2D" for l in auto.layers) == 3
+    assert auto.optimizer.__class__.__name__ == "Adam"
+
+
+def test_autoencoder_trains_saves_and_embeds_the_bottleneck(tmp_path):
+    from dressfinder.encoders.autoencoder import train_from_sources
+
+    images = [dress_image(i) for i in range(40)]
+    hist = train_from_sources(images, tmp_path / "ae.keras", epochs=3, batch_size=16, progress=False)
+    assert set(hist) == {"loss", "val_loss"} and len(hist["loss"]) == 3
+    assert hist["loss"][-1] < hist["loss"][0]
+    enc = get_encoder("autoencoder", model=str(tmp_path / "ae.keras"))
+    v = enc.encode(images[:4])
+    assert v.shape == (4, 256) and enc.metric == "l2"
+    assert np.isfinite(v).all() and (v >= 0).all()  # relu + max-pool bottleneck
+    assert not np.allclose(v[0], v[1])
+    # stored into a store folder, it is found again from the spec
+    spec = enc.save_into(tmp_path / "store")
+    again = load_encoder(spec, tmp_path / "store")
+    assert np.allclose(again.encode(images[:4]), v, atol=1e-5)
+
+
+def test_autoencoder_needs_a_model(tmp_path):
+    with pytest.raises(EncoderError, match="--model"):
+        get_encoder("autoencoder")
+    with pytest.raises(EncoderError, match="no such"):
+        get_encoder("autoencoder", model=str(tmp_path / "missing.keras"))
+    (tmp_path / "bad.keras").write_bytes(b"not a model")
+    with pytest.raises(EncoderError, match="cannot load"):
+        get_encoder("autoencoder", model=str(tmp_path / "bad.keras")).encode([dress_image(0)])

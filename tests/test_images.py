@@ -1,0 +1,161 @@
+import io
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from dressfinder.errors import ImageError, ImageTooLarge, NotAnImage
+from dressfinder.images import crop_relative, fit_square, load_image, sniff_format
+
+
+def encode(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def gradient(w=64, h=48) -> Image.Image:
+    x = np.linspace(0, 255, w, dtype=np.uint8)[None, :].repeat(h, 0)
+    y = np.linspace(0, 255, h, dtype=np.uint8)[:, None].repeat(w, 1)
+    return Image.fromarray(np.stack([x, y, np.full_like(x, 90)], -1), "RGB")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_formats_decode_to_rgb(fmt):
+    im = load_image(encode(gradient(), fmt))
+    assert im.mode == "RGB" and im.size == (64, 48)
+
+
+def test_png_alpha_is_composited_on_white():
+    im = Image.new("RGBA", (20, 10), (255, 0, 0, 0))
+    im.paste((0, 0, 255, 255), (0, 0, 10, 10))
+    out = load_image(encode(im, "PNG"))
+    assert out.getpixel((15, 5)) == (255, 255, 255)  # transparent -> white, not red
+    assert out.getpixel((2, 5)) == (0, 0, 255)
+
+
+def test_palette_with_transparency():
+    im = Image.new("P", (10, 10), 0)
+    im.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    im.paste(1, (0, 0, 5, 10))
+    out = load_image(encode(im, "PNG", transparency=0))
+    assert out.getpixel((8, 5)) == (255, 255, 255)
+    assert out.getpixel((2, 5)) == (0, 255, 0)
+
+
+def test_grayscale_and_cmyk():
+    gray = load_image(encode(gradient().convert("L"), "PNG"))
+    assert gray.mode == "RGB"
+    r, g, b = gray.getpixel((30, 20))
+    assert r == g == b
+    cmyk = load_image(encode(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG"))
+    r, g, b = cmyk.getpixel((4, 4))
+    assert r > 200 and g < 60 and b < 60  # red
+
+
+def test_16_bit_png_keeps_its_range():
+    arr = np.linspace(0, 65535, 64 * 8, dtype=np.uint16).reshape(8, 64)
+    im = load_image(encode(Image.fromarray(arr), "PNG"))
+    px = np.asarray(im)[..., 0]
+    assert px.min() == 0 and px.max() == 255 and px[0, -1] > px[0, 0]
+
+
+def test_exif_orientation_is_applied():
+    src = gradient(60, 30)  # landscape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    out = load_image(encode(src, "JPEG", exif=exif.tobytes()))
+    assert out.size == (30, 60)
+
+
+def test_animated_gif_first_frame():
+    frames = [Image.new("RGB", (10, 10), c) for c in [(255, 0, 0), (0, 0, 255)]]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    r, g, b = load_image(buf.getvalue()).getpixel((5, 5))
+    assert r > 200 and b < 50
+
+
+@pytest.mark.parametrize("data,exc", [
+    (b"", NotAnImage),
+    (b"hello, I am text", NotAnImage),
+    (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>', NotAnImage),
+    (b"<html><body>not a picture</body></html>", NotAnImage),
+])
+def test_non_images_are_refused(data, exc):
+    with pytest.raises(exc):
+        load_image(data)
+
+
+def test_truncated_jpeg_is_refused():
+    data = encode(gradient(200, 200), "JPEG")
+    with pytest.raises(NotAnImage):
+        load_image(data[: len(data) // 2])
+
+
+def test_pixel_limit_checked_before_decoding():
+    data = encode(Image.new("L", (3000, 3000)), "PNG")  # small file, 9 MP
+    with pytest.raises(ImageTooLarge):
+        load_image(data, max_pixels=1_000_000)
+    assert load_image(data, max_pixels=10_000_000).size == (3000, 3000)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageError, match="no such image"):
+        load_image(tmp_path / "nope.jpg")
+
+
+def test_draft_decodes_jpeg_at_reduced_size():
+    data = encode(gradient(1600, 1200), "JPEG")
+    im = load_image(data, draft=224)
+    assert 224 <= min(im.size) < 600
+
+
+def test_sniff_format():
+    assert sniff_format(encode(gradient(), "WEBP")) == "WEBP"
+    with pytest.raises(NotAnImage):
+        sniff_format(b"GIF89a-broken")
+
+
+def test_fit_square_pads_with_white():
+    out = fit_square(Image.new("RGB", (50, 100), (255, 0, 0)), 64)
+    assert out.size == (64, 64)
+    assert out.getpixel((1, 32)) == (255, 255, 255) and out.getpixel((32, 32)) == (255, 0, 0)
+
+
+def test_crop_relative():
+    im = gradient(100, 50)
+    assert crop_relative(im, (0.5, 0, 1, 1)).size == (50, 50)
+    assert crop_relative(im, (1, 1, 0.5, 0)).size == (50, 50)  # corners in any order
+    with pytest.raises(ImageError):
+        crop_relative(im, (0.5, 0.5, 0.51, 0.51))
+    with pytest.raises(ImageError):
+        crop_relative(im, ("a", 0, 1, 1))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2048))
+def test_fuzz_random_bytes_only_raise_image_errors(data):
+    try:
+        im = load_image(data, max_pixels=1_000_000)
+    except ImageError:
+        return
+    assert im.mode == "RGB"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 400), st.sampled_from(["JPEG", "PNG", "WEBP", "GIF"]))
+def test_fuzz_mutated_images(seed, cut, fmt):
+    """Real images with flipped bytes or cut short: a clean result or an ImageError, nothing else."""
+    rng = np.random.default_rng(seed)
+    data = bytearray(encode(gradient(40, 30), fmt))
+    for _ in range(rng.integers(1, 6)):
+        data[rng.integers(0, len(data))] = rng.integers(0, 256)
+    data = bytes(data[: max(1, len(data) - cut)])
+    try:
+        im = load_image(data, max_pixels=1_000_000)
+    except ImageError:
+        return
+    assert im.mode == "RGB" and im.size[0] * im.size[1] <= 1_000_000

@@ -1,0 +1,185 @@
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from dressfinder.catalog import Filters, Product
+from dressfinder.errors import DressfinderError, NotFound, StoreError
+from dressfinder.store import Store
+
+from conftest import dress_image, write_catalog
+
+
+def test_build_skips_broken_images_and_finds_each_product(built_store, catalog_dir):
+    store = Store.open(built_store)
+    assert len(store) == 24  # the broken file was skipped
+    assert store.manifest["built"]["skipped"] == 1
+    for i in (0, 7, 19):
+        hits = store.search(catalog_dir / "images" / f"dress-{i:03d}.jpg", k=3)
+        assert hits[0].id == f"sku-{i:03d}" and hits[0].score > 0.99
+        assert hits[0].product.title == f"Dress {i}" and hits[0].product.currency == "EUR"
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_store_folder_is_complete_and_self_contained(built_store):
+    m = json.loads((built_store / "store.json").read_text())
+    assert m["encoder"]["name"] == "effnet-lite0" and m["index"]["kind"] == "flat"
+    for key in ("catalog", "index"):
+        assert (built_store / m["files"][key]).is_file()
+    vec = np.load(built_store / m["files"]["vectors"][0])
+    assert vec.shape == (24, 1280)
+    store = Store.open(built_store)
+    f = store.image_file("sku-003")
+    assert f.is_file() and f.is_relative_to(built_store / "images")
+    assert not (built_store / ".work").exists()
+
+
+def test_similar_excludes_itself_and_filters(built_store):
+    store = Store.open(built_store)
+    hits = store.similar("sku-004", k=5)
+    assert len(hits) == 5 and "sku-004" not in [h.id for h in hits]
+    cheap = store.search(dress_image(5), k=30, filters=Filters(max_price=25))
+    assert cheap and all(h.product.price <= 25 for h in cheap)
+    assert {h.id for h in cheap} == {f"sku-{i:03d}" for i in range(7)}  # prices 10..25
+    shop = store.search(dress_image(5), k=3, filters=Filters(store="shop-b", category="mini"))
+    assert all(h.product.store == "shop-b" and h.product.category == "mini" for h in shop)
+    assert store.search(dress_image(5), k=3, filters=Filters(store="nobody")) == []
+    with pytest.raises(NotFound):
+        store.similar("nope")
+    with pytest.raises(DressfinderError):
+        store.search(dress_image(1), k=0)
+
+
+def test_add_and_remove_without_rebuild(store_copy, tmp_path):
+    store = store_copy
+    vectors_before = set(os.listdir(store.root))
+    new = tmp_path / "new.png"
+    dress_image(500).save(new)
+    rep = store.add([Product(id="new-1", image=str(new), title="Fresh", price=5.0)])
+    assert rep.added == 1 and len(store) == 25
+    assert store.search(new, k=1)[0].id == "new-1"
+    # the first vectors segment was not rewritten: the add appended a segment
+    m = store.manifest
+    assert len(m["files"]["vectors"]) == 2 and m["files"]["vectors"][0] in vectors_before
+    # another process sees it
+    assert Store.open(store.root).search(new, k=1)[0].id == "new-1"
+    # ids already present are skipped, not duplicated
+    rep = store.add([Product(id="new-1", image=str(new))])
+    assert rep.added == 0 and rep.skipped == [("new-1", "id already in the store")]
+    rep = store.remove(["new-1", "sku-000", "ghost"])
+    assert rep.removed == 2 and rep.skipped == [("ghost", "no such product")]
+    assert len(store) == 23
+    assert all(h.id not in ("new-1", "sku-000") for h in store.search(new, k=23))
+    with pytest.raises(NotFound):
+        store.product("sku-000")
+
+
+def test_add_image_bytes_and_bad_bytes(store_copy):
+    import io
+
+    buf = io.BytesIO()
+    dress_image(77).save(buf, "WEBP")
+    store_copy.add_image(Product(id="web-1", title="From API"), buf.getvalue())
+    assert store_copy.search(buf.getvalue(), k=1)[0].id == "web-1"
+    with pytest.raises(DressfinderError, match="already exists"):
+        store_copy.add_image(Product(id="web-1"), buf.getvalue())
+    with pytest.raises(DressfinderError):
+        store_copy.add_image(Product(id="web-2"), b"<svg></svg>")
+    assert len(store_copy) == 25
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_other_index_kinds_support_updates(tmp_path, catalog_dir, kind):
+    store = Store.build(catalog_dir / "catalog.csv", tmp_path / kind, index=kind,
+                        index_params={"nprobe": 10} if kind == "ivf" else None, progress=False)
+    assert store.manifest["index"]["kind"] == kind
+    q = catalog_dir / "images" / "dress-005.jpg"
+    assert store.search(q, k=1)[0].id == "sku-005"
+    store.remove(["sku-005"])
+    assert "sku-005" not in [h.id for h in Store.open(store.root).search(q, k=5)]
+
+
+def test_crash_before_commit_leaves_previous_store(store_copy, tmp_path, monkeypatch):
+    store = store_copy
+    before = [h.id for h in store.search(dress_image(3), k=5)]
+    new = tmp_path / "n.jpg"
+    dress_image(300).save(new)
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(Store, "_write_manifest", staticmethod(boom))
+    with pytest.raises(KeyboardInterrupt):
+        store.add([Product(id="lost", image=str(new))])
+    monkeypatch.undo()
+    again = Store.open(store.root)
+    assert len(again) == 24 and [h.id for h in again.search(dress_image(3), k=5)] == before
+    # the next change works and sweeps the orphaned files of the failed one
+    again.add([Product(id="kept", image=str(new))])
+    names = set(os.listdir(store.root))
+    live = again.manifest["files"]
+    prev = again.manifest["previous"]
+    allowed = {live["catalog"], live["index"], *live["vectors"], prev["catalog"], prev["index"], *prev["vectors"]}
+    assert {n for n in names if n.split("-")[0] in ("catalog", "index", "vectors")} <= allowed
+
+
+def test_rebuild_replaces_atomically_and_readers_keep_working(tmp_path, catalog_dir):
+    root = tmp_path / "s"
+    Store.build(catalog_dir / "catalog.csv", root, progress=False)
+    reader = Store.open(root)
+    gen = reader.generation
+    small = tmp_path / "small"
+    write_catalog(small, n=6)
+    Store.build(small / "catalog.csv", root, progress=False)
+    assert len(reader) == 24  # the old snapshot stays usable while open
+    assert reader.reload() and len(reader) == 6 and reader.generation == gen + 1
+    assert not reader.reload()
+
+
+def test_build_resumes_from_finished_chunks(tmp_path, catalog_dir, monkeypatch):
+    import dressfinder.embed as embed_mod
+
+    monkeypatch.setattr(embed_mod, "CHUNK", 8)
+    calls = {"n": 0}
+    real = embed_mod.prepare_one
+
+    def crash_after_16(encoder, src, images_dir=None):
+        calls["n"] += 1
+        if calls["n"] > 16:
+            raise KeyboardInterrupt
+        return real(encoder, src, images_dir)
+
+    monkeypatch.setattr(embed_mod, "prepare_one", crash_after_16)
+    with pytest.raises(KeyboardInterrupt):
+        Store.build(catalog_dir / "catalog.csv", tmp_path / "r", progress=False, workers=1)
+    assert not (tmp_path / "r" / "store.json").exists()
+    with pytest.raises(StoreError, match="not a finished store"):
+        Store.open(tmp_path / "r")
+    calls["n"] = -10**6  # no more crashes; count what the second run decodes
+    store = Store.build(catalog_dir / "catalog.csv", tmp_path / "r", progress=False, workers=1)
+    assert calls["n"] + 10**6 == 25 - 16  # the two finished chunks of 8 were reused
+    assert len(store) == 24
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(StoreError, match="no store"):
+        Store.open(tmp_path / "missing")
+    (tmp_path / "half").mkdir()
+    with pytest.raises(StoreError, match="not a finished store"):
+        Store.open(tmp_path / "half")
+    (tmp_path / "half" / "store.json").write_text("{not json")
+    with pytest.raises(StoreError, match="cannot read"):
+        Store.open(tmp_path / "half")
+
+
+def test_empty_catalogue_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DressfinderError, match="no images"):
+        Store.build(tmp_path / "empty", tmp_path / "s", progress=False)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "x.jpg").write_bytes(b"nope")
+    with pytest.raises(DressfinderError, match="no readable images"):
+        Store.build(tmp_path / "broken", tmp_path / "s2", progress=False)
+    assert not (tmp_path / "s2" / "store.json").exists()
