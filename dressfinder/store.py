@@ -27,6 +27,7 @@ import logging
 import os
 import secrets
 import shutil
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -429,6 +430,10 @@ class Store:
                 _fsync_file(root / name)
         tmp = root / f".{MANIFEST}.{os.getpid()}.tmp"
         _fsync_write(tmp, json.dumps(manifest, indent=2).encode())
+        pause = os.environ.get("DRESSFINDER_FAULT_PAUSE")
+        if pause:  # fault injection for tests: a window where new files exist but are not committed
+            print(f"dressfinder: pausing {pause} s before commit", file=sys.stderr, flush=True)
+            time.sleep(float(pause))
         os.replace(tmp, root / MANIFEST)
         _fsync_dir(root)
         Store._collect_garbage(root, manifest)
