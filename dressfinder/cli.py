@@ -13,7 +13,6 @@ import importlib
 import json
 import logging
 import sys
-from pathlib import Path
 
 from . import __version__
 from .errors import DressfinderError

@@ -41,5 +41,11 @@ class NotFound(DressfinderError, KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
+class Conflict(DressfinderError):
+    """The change would clash with what is there (e.g. a product id that already exists)."""
+
+    status = 409
+
+
 class EncoderError(DressfinderError):
     """An encoder that cannot be built or loaded (unknown name, missing model file)."""

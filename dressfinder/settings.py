@@ -26,6 +26,16 @@ def _int_env(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from e
 
 
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from e
+
+
 @dataclass(frozen=True)
 class Settings:
     store: str | None = None
@@ -37,6 +47,8 @@ class Settings:
     url_timeout: float = 10.0
     url_max_redirects: int = 5
     allow_private_urls: bool = False
+    workers: int = 0                 # web: threads for decoding/encoding/searching (0: min(4, CPUs))
+    reload_interval: float = 5.0     # web: seconds between checks for a rebuilt store (0: never)
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -49,6 +61,10 @@ class Settings:
             max_queue=_int_env("DRESSFINDER_MAX_QUEUE", cls.max_queue),
             cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),
             allow_private_urls=os.environ.get("DRESSFINDER_ALLOW_PRIVATE_URLS", "") == "1",
+            url_timeout=_float_env("DRESSFINDER_URL_TIMEOUT", cls.url_timeout),
+            url_max_redirects=_int_env("DRESSFINDER_URL_MAX_REDIRECTS", cls.url_max_redirects),
+            workers=_int_env("DRESSFINDER_WORKERS", cls.workers),
+            reload_interval=_float_env("DRESSFINDER_RELOAD_INTERVAL", cls.reload_interval),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

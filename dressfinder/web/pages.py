@@ -1,0 +1,130 @@
+"""HTML pages: home (upload / URL / crop box / filters), results, product page.
+
+Pages work without JavaScript (a plain multipart form); ``static/app.js`` adds drag-and-drop,
+paste, a preview and drawing the crop box.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from ..errors import DressfinderError
+from . import service
+from .api import links, run_search
+from .deps import WebContext, get_ctx, read_upload
+from .middleware import validation_message
+from .service import DEFAULT_K, MAX_K, SearchParams
+
+router = APIRouter(include_in_schema=False)
+
+K_CHOICES = (6, 12, 24, 48)
+
+
+def _money(price: float | None, currency: str | None) -> str | None:
+    if price is None:
+        return None
+    symbols = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
+    cur = (currency or "").upper()
+    amount = f"{price:,.0f}" if cur == "JPY" else f"{price:,.2f}"
+    if cur in symbols:
+        return f"{symbols[cur]}{amount}"
+    return f"{amount} {currency}" if currency else amount
+
+
+def _card(rank: int, hit: Any, lk: service.Links, k: int) -> dict[str, Any]:
+    p = hit.product
+    return {"rank": rank, "id": hit.id, "score": float(hit.score), "title": p.title or hit.id.rsplit("/", 1)[-1],
+            "price": _money(p.price, p.currency), "store": p.store, "category": p.category,
+            "shop_url": service.safe_http_url(p.url), "image": lk.image(hit.id, hit.file),
+            "page": lk.page(hit.id), "like": lk.like(hit.id, k)}
+
+
+def _home_context(ctx: WebContext, **extra: Any) -> dict[str, Any]:
+    f = service.facets(ctx.store)
+    values = {"k": DEFAULT_K, "image_url": "", "min_price": None, "max_price": None, "store": None,
+              "category": None}
+    values.update(extra.pop("values", None) or {})
+    return {"stores": f.get("store", []), "categories": f.get("category", []), "k_choices": K_CHOICES,
+            "values": values, "products": len(ctx.store), **extra}
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200,
+            headers: dict[str, str] | None = None) -> Response:
+    return request.app.state.templates.TemplateResponse(request, name, context, status_code=status,
+                                                        headers=headers)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, ctx: WebContext = Depends(get_ctx)) -> Response:
+    return _render(request, "home.html", _home_context(ctx))
+
+
+@router.post("/search", response_class=HTMLResponse)
+async def search_page(request: Request, ctx: WebContext = Depends(get_ctx)) -> Response:
+    """The home page's form: a photo (file or URL), k, crop box and filters."""
+    values: dict[str, Any] = {}
+    try:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            raise DressfinderError("send the search form (multipart/form-data)")
+        form = await request.form(max_files=1, max_fields=32)
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        upload = form.get("file")
+        has_file = isinstance(upload, UploadFile) and (upload.filename or (upload.size or 0) > 0)
+        fields = {k: v for k, v in values.items() if k != "like"}
+        if has_file:
+            fields.pop("image_url", None)   # a chosen photo wins over a pasted URL
+        try:
+            params = service.params_from_form(fields, SearchParams)
+        except ValidationError as e:
+            raise DressfinderError(validation_message(RequestValidationError(service.validation_errors(e))))
+        data = await read_upload(upload, ctx.settings.max_upload_bytes) if has_file else None
+        if data is None and not params.image_url:
+            raise DressfinderError("choose a photo, drop one here, or paste an image URL")
+        async with ctx.pool.admit():
+            outcome, source = await run_search(ctx, params, data, preview=True)
+    except DressfinderError as e:
+        status = int(getattr(e, "status", 400) or 400)
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return _render(request, "home.html", _home_context(ctx, error=str(e), values=values), status, headers)
+    lk = links(request)
+    query = {"source": source, "preview": outcome.preview, "crop": params.crop,
+             "image_url": params.image_url if source == "url" else None}
+    return _render(request, "results.html", {
+        "query": query, "cards": [_card(i, h, lk, params.k) for i, h in enumerate(outcome.hits, 1)],
+        "k": params.k, "took_ms": outcome.seconds * 1000, "filters": params.filters(), "title": "Your matches"})
+
+
+@router.get("/search", response_class=HTMLResponse)
+async def like_page(request: Request, like: str | None = Query(None, max_length=512),
+                    k: int = Query(DEFAULT_K, ge=1, le=MAX_K), ctx: WebContext = Depends(get_ctx)) -> Response:
+    """"More like this": search with a catalogue product's picture, nothing uploaded."""
+    if not like:
+        return RedirectResponse(str(request.url_for("home")), status_code=303)
+    product, file = service.product_record(ctx.store, like)
+    outcome = await ctx.pool.call(service.similar_to, ctx.store, like, k=k)
+    lk = links(request)
+    query = {"source": "product", "preview": lk.image(like, file), "crop": None, "product": product,
+             "page": lk.page(like), "title": product.title or like}
+    return _render(request, "results.html", {
+        "query": query, "cards": [_card(i, h, lk, k) for i, h in enumerate(outcome.hits, 1)], "k": k,
+        "took_ms": outcome.seconds * 1000, "filters": None, "title": f"More like {product.title or like}"})
+
+
+@router.get("/products/{pid:path}", response_class=HTMLResponse)
+async def product_page(pid: str, request: Request, ctx: WebContext = Depends(get_ctx)) -> Response:
+    """A catalogue product and its similar items ("you may also like")."""
+    product, file = service.product_record(ctx.store, pid)
+    outcome = await ctx.pool.call(service.similar_to, ctx.store, pid, k=DEFAULT_K)
+    lk = links(request)
+    return _render(request, "product.html", {
+        "product": product, "image": lk.image(pid, file), "price": _money(product.price, product.currency),
+        "shop_url": service.safe_http_url(product.url), "like": lk.like(pid, DEFAULT_K),
+        "cards": [_card(i, h, lk, DEFAULT_K) for i, h in enumerate(outcome.hits, 1)],
+        "title": product.title or pid})

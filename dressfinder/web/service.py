@@ -1,0 +1,250 @@
+"""The search work behind both the API and the pages: parameters, decoding a query photo under
+the configured limits, cropping, encoding, searching, and turning hits into JSON with links.
+
+Everything here is synchronous and CPU-bound: routes run it through ``WorkerPool``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import quote
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..catalog import MAX_ID_LENGTH, Filters, Product
+from ..errors import DressfinderError, ImageError, NotFound
+from ..images import CONTENT_TYPES, EXTENSIONS, load_image, sniff_format
+
+MAX_K = 100
+DEFAULT_K = 12
+PREVIEW_SIZE = 480
+_MEDIA_BY_EXT = {ext: CONTENT_TYPES[fmt] for fmt, ext in EXTENSIONS.items()}
+
+
+# --------------------------------------------------------------------------- parameters
+
+def parse_crop(value: Any) -> tuple[float, float, float, float] | None:
+    """``"l,t,r,b"`` or a list of four fractions of width/height -> a checked tuple (or None)."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        parts = [p for p in re.split(r"[,\s]+", value.strip()) if p]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise ValueError("crop must be four numbers: left,top,right,bottom (fractions 0..1)")
+    if len(parts) != 4:
+        raise ValueError("crop must be four numbers: left,top,right,bottom (fractions 0..1)")
+    try:
+        box = tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ValueError("crop must be four numbers: left,top,right,bottom (fractions 0..1)") from None
+    if not all(math.isfinite(v) and -1e-6 <= v <= 1 + 1e-6 for v in box):
+        raise ValueError("crop values are fractions of the width and height, between 0 and 1")
+    left, top, right, bottom = (min(max(v, 0.0), 1.0) for v in box)
+    if right - left < 0.01 or bottom - top < 0.01:
+        raise ValueError("crop box must have left < right and top < bottom")
+    return (left, top, right, bottom)
+
+
+class FilterParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    min_price: float | None = Field(None, ge=0, allow_inf_nan=False, description="lowest price")
+    max_price: float | None = Field(None, ge=0, allow_inf_nan=False, description="highest price")
+    store: str | None = Field(None, max_length=200, description="only products of this store")
+    category: str | None = Field(None, max_length=200, description="only products of this category")
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ValueError("min_price is above max_price")
+        return self
+
+    def filters(self) -> Filters | None:
+        f = Filters(self.min_price, self.max_price, self.store or None, self.category or None)
+        return None if f.is_empty() else f
+
+
+class SearchParams(FilterParams):
+    """``POST /api/search`` parameters (JSON body, or the text fields of a multipart form)."""
+
+    image_url: str | None = Field(None, max_length=2048, description="http(s) URL of a photo to search with")
+    like: str | None = Field(None, max_length=MAX_ID_LENGTH,
+                             description="search with this catalogue product's picture instead of a photo")
+    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="number of results")
+    crop: tuple[float, float, float, float] | None = Field(
+        None, description="search only this box of the photo: [left, top, right, bottom] as fractions "
+                          "(a form field takes \"l,t,r,b\")")
+
+    @field_validator("crop", mode="before")
+    @classmethod
+    def _crop(cls, v):
+        return parse_crop(v)
+
+
+def params_from_form(form: Mapping[str, Any], model: type[BaseModel], skip: Sequence[str] = ("file",)) -> Any:
+    """Validate a multipart/urlencoded form's text fields with ``model`` (empty fields = not given)."""
+    values = {}
+    for key, value in form.items():
+        if key in skip:
+            continue
+        if not isinstance(value, str):
+            raise DressfinderError(f"form field {key!r} must be text, not a file")
+        if value.strip() != "":
+            values[key] = value
+    return model.model_validate(values)
+
+
+def validation_errors(e: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors in the shape FastAPI's RequestValidationError takes (JSON-safe)."""
+    out = []
+    for err in e.errors(include_url=False):
+        err = dict(err)
+        if "ctx" in err:
+            err["ctx"] = {k: str(v) for k, v in err["ctx"].items()}
+        out.append(err)
+    return out
+
+
+# --------------------------------------------------------------------------- links
+
+def _quote_id(pid: str) -> str:
+    # Keep slashes readable, unless a segment is "." or ".." (a browser would resolve it away):
+    # then encode the slashes too (the server decodes %2F back before routing).
+    segments = pid.split("/")
+    safe = "" if any(s in (".", "..") for s in segments) else "/"
+    return quote(pid, safe=safe)
+
+
+@dataclass(frozen=True)
+class Links:
+    """URLs of our own routes, under the app's root path."""
+
+    root: str = ""
+
+    def image(self, pid: str, file: str | None = None) -> str:
+        v = f"?v={Path(file).stem[:16]}" if file else ""
+        return f"{self.root}/images/{_quote_id(pid)}{v}"
+
+    def page(self, pid: str) -> str:
+        return f"{self.root}/products/{_quote_id(pid)}"
+
+    def like(self, pid: str, k: int | None = None) -> str:
+        return f"{self.root}/search?like={quote(pid, safe='')}" + (f"&k={k}" if k else "")
+
+    def api_product(self, pid: str) -> str:
+        return f"{self.root}/api/products/{_quote_id(pid)}"
+
+
+def safe_http_url(url: str | None) -> str | None:
+    """A catalogue link we may put in an ``href``: http(s) only (no ``javascript:``)."""
+    if not url or not isinstance(url, str):
+        return None
+    return url if re.match(r"^https?://[^\s]+$", url.strip(), re.I) else None
+
+
+def product_json(p: Product, file: str | None, links: Links) -> dict[str, Any]:
+    return {"id": p.id, "title": p.title, "price": p.price, "currency": p.currency, "url": p.url,
+            "store": p.store, "category": p.category, "image": links.image(p.id, file),
+            "extra": p.extra or {},
+            "links": {"self": links.api_product(p.id), "similar": links.api_product(p.id) + "/similar",
+                      "page": links.page(p.id)}}
+
+
+def hit_json(rank: int, hit: Any, links: Links) -> dict[str, Any]:
+    p = hit.product
+    return {"rank": rank, "id": hit.id, "score": round(float(hit.score), 6), "title": p.title,
+            "price": p.price, "currency": p.currency, "url": p.url, "store": p.store, "category": p.category,
+            "image": links.image(hit.id, hit.file),
+            "links": {"product": links.api_product(hit.id), "similar": links.api_product(hit.id) + "/similar",
+                      "page": links.page(hit.id)}}
+
+
+# --------------------------------------------------------------------------- the work
+
+@dataclass
+class SearchOutcome:
+    hits: list
+    seconds: float
+    preview: str | None = None          # data: URL of a small copy of the query photo (pages)
+    size: tuple[int, int] | None = None  # the query photo's width, height
+
+
+def decode_query(data: bytes, *, max_pixels: int, crop: Sequence[float] | None, input_size: int) -> Image.Image:
+    """Decode an uploaded photo under the pixel budget; JPEGs at reduced scale when that still
+    leaves the encoder (and the crop box) enough pixels."""
+    short = max(min(crop[2] - crop[0], crop[3] - crop[1]), 0.05) if crop else 1.0
+    return load_image(data, max_pixels=max_pixels, draft=int(math.ceil(input_size / short)))
+
+
+def preview_data_url(im: Image.Image, size: int = PREVIEW_SIZE) -> str:
+    small = im.copy()
+    small.thumbnail((size, size))
+    buf = io.BytesIO()
+    small.convert("RGB").save(buf, "JPEG", quality=80, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def search_bytes(store: Any, data: bytes, *, k: int, filters: Filters | None, crop: Sequence[float] | None,
+                 max_pixels: int, preview: bool = False) -> SearchOutcome:
+    t0 = time.perf_counter()
+    enc = store.encoder
+    im = decode_query(data, max_pixels=max_pixels, crop=crop, input_size=getattr(enc, "input_size", 224))
+    vector = store.embed_query(im, crop)
+    hits = store.search_vectors(vector[None, :], k, filters=filters)[0]
+    seconds = time.perf_counter() - t0
+    return SearchOutcome(hits, seconds, preview_data_url(im) if preview else None, im.size)
+
+
+def similar_to(store: Any, pid: str, *, k: int, filters: Filters | None = None) -> SearchOutcome:
+    t0 = time.perf_counter()
+    hits = store.similar(pid, k, filters=filters)
+    return SearchOutcome(hits, time.perf_counter() - t0)
+
+
+def product_record(store: Any, pid: str) -> tuple[Product, str | None]:
+    """A product and its stored image's file name (for cache-busting image links)."""
+    product = store.product(pid)
+    try:
+        file = store.image_file(pid).name
+    except NotFound:
+        file = None
+    return product, file
+
+
+def stored_image(store: Any, pid: str) -> tuple[Path, str]:
+    """The stored image file of a product, by id only, and its content type."""
+    path = store.image_file(pid)
+    images = (Path(store.root) / "images").resolve()
+    real = path.resolve()
+    if not real.is_relative_to(images) or not real.is_file():
+        raise NotFound(f"product {pid!r} has no stored image")
+    media = _MEDIA_BY_EXT.get(real.suffix.lower())
+    if media is None:
+        media = CONTENT_TYPES.get(sniff_format(real.read_bytes()), "application/octet-stream")
+    return real, media
+
+
+def stored_image_bytes(store: Any, pid: str) -> tuple[bytes, str]:
+    """The bytes of a product's stored image and their real content type (sniffed from the bytes)."""
+    path, _ = stored_image(store, pid)
+    data = path.read_bytes()
+    try:
+        media = CONTENT_TYPES[sniff_format(data)]
+    except ImageError:
+        media = _MEDIA_BY_EXT.get(path.suffix.lower(), "application/octet-stream")
+    return data, media
+
+
+def facets(store: Any) -> dict[str, list[str]]:
+    """Distinct stores and categories (for the filter choices)."""
+    return store.facets()

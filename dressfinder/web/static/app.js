@@ -1,0 +1,172 @@
+// dressfinder: progressive enhancement for the search form (the form works without it).
+// Drag-and-drop / paste a photo, preview it, draw a box around the dress (mouse, touch, pen),
+// check type and size before sending; on results pages, show the crop box and score bars.
+(function () {
+  "use strict";
+
+  // Place a box given as [left, top, right, bottom] fractions of the photo, in pixels over the
+  // photo itself (the stage around it can be wider than the scaled photo).
+  function placeBox(box, c) {
+    var img = box.parentNode.querySelector("img");
+    var x = img.offsetLeft, y = img.offsetTop, w = img.offsetWidth, h = img.offsetHeight;
+    box.style.left = (x + c[0] * w) + "px";
+    box.style.top = (y + c[1] * h) + "px";
+    box.style.width = ((c[2] - c[0]) * w) + "px";
+    box.style.height = ((c[3] - c[1]) * h) + "px";
+    box.setAttribute("data-at", c.join(","));
+    box.hidden = false;
+  }
+  function replaceBoxes() {
+    document.querySelectorAll(".crop-box[data-at]").forEach(function (b) {
+      if (!b.hidden) { placeBox(b, b.getAttribute("data-at").split(",").map(parseFloat)); }
+    });
+  }
+  window.addEventListener("resize", replaceBoxes);
+
+  // ---- results and product pages
+  document.querySelectorAll("[data-score]").forEach(function (el) {
+    var s = Math.max(0, Math.min(1, parseFloat(el.getAttribute("data-score")) || 0));
+    el.style.width = (s * 100).toFixed(1) + "%";
+  });
+  var shown = document.getElementById("query-crop");
+  if (shown) {
+    var showIt = function () { placeBox(shown, shown.getAttribute("data-crop").split(",").map(parseFloat)); };
+    var qimg = document.getElementById("query-img");
+    if (qimg.complete) { showIt(); } else { qimg.addEventListener("load", showIt); }
+  }
+
+  // ---- the search form
+  var form = document.getElementById("search-form");
+  if (!form) { return; }
+  var input = document.getElementById("file");
+  var drop = document.getElementById("drop");
+  var preview = document.getElementById("preview");
+  var img = document.getElementById("preview-img");
+  var stage = document.getElementById("stage");
+  var box = document.getElementById("crop-box");
+  var cropField = document.getElementById("crop");
+  var clearBtn = document.getElementById("crop-clear");
+  var status = document.getElementById("crop-status");
+  var urlField = document.getElementById("image_url");
+  var problem = document.getElementById("client-error");
+  var maxBytes = parseInt(form.getAttribute("data-max-bytes"), 10) || 0;
+  var objectUrl = null;
+
+  function say(msg) { problem.textContent = msg || ""; problem.hidden = !msg; }
+
+  function clearCrop() {
+    cropField.value = "";
+    box.hidden = true;
+    clearBtn.hidden = true;
+    status.textContent = "Searching with the whole photo.";
+  }
+
+  function show(file) {
+    say("");
+    if (!file) { preview.hidden = true; return; }
+    if (file.type && file.type.indexOf("image/") !== 0) {
+      say("That file is not an image (" + file.type + "). Choose a JPEG, PNG or WebP photo.");
+      preview.hidden = true;
+      return;
+    }
+    if (maxBytes && file.size > maxBytes) {
+      say("That photo is too large (" + (file.size / 1048576).toFixed(1) + " MB); the limit is " +
+          form.getAttribute("data-max-text") + ".");
+      preview.hidden = true;
+      return;
+    }
+    if (objectUrl) { URL.revokeObjectURL(objectUrl); }
+    objectUrl = URL.createObjectURL(file);
+    img.src = objectUrl;
+    preview.hidden = false;
+    if (urlField) { urlField.value = ""; }
+    clearCrop();
+    status.textContent = "";
+  }
+
+  function useFiles(files) {
+    if (!files || !files.length) { return; }
+    try {
+      var dt = new DataTransfer();
+      dt.items.add(files[0]);
+      input.files = dt.files;
+    } catch (e) { /* very old browsers: keep what the input has */ }
+    show(input.files && input.files[0] ? input.files[0] : files[0]);
+  }
+
+  input.addEventListener("change", function () { show(input.files[0]); });
+  img.addEventListener("error", function () {
+    if (img.getAttribute("src")) { say("Your browser cannot show this photo; it will still be searched."); }
+  });
+
+  ["dragenter", "dragover"].forEach(function (t) {
+    drop.addEventListener(t, function (e) { e.preventDefault(); drop.classList.add("over"); });
+  });
+  ["dragleave", "drop"].forEach(function (t) {
+    drop.addEventListener(t, function (e) { e.preventDefault(); drop.classList.remove("over"); });
+  });
+  drop.addEventListener("drop", function (e) { useFiles(e.dataTransfer && e.dataTransfer.files); });
+  // a photo dropped anywhere else on the page should not navigate away
+  window.addEventListener("dragover", function (e) { e.preventDefault(); });
+  window.addEventListener("drop", function (e) { e.preventDefault(); useFiles(e.dataTransfer && e.dataTransfer.files); });
+  window.addEventListener("paste", function (e) {
+    var files = e.clipboardData && e.clipboardData.files;
+    if (files && files.length && files[0].type.indexOf("image/") === 0) { e.preventDefault(); useFiles(files); }
+  });
+
+  // ---- drawing the crop box (pointer events: mouse, touch and pen alike)
+  var start = null;
+  function frac(e) {
+    var r = img.getBoundingClientRect();
+    return [Math.max(0, Math.min(1, (e.clientX - r.left) / r.width)),
+            Math.max(0, Math.min(1, (e.clientY - r.top) / r.height))];
+  }
+  function current(a, b) {
+    return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])];
+  }
+  stage.addEventListener("pointerdown", function (e) {
+    if (e.button !== undefined && e.button !== 0) { return; }
+    e.preventDefault();
+    start = frac(e);
+    if (stage.setPointerCapture) { try { stage.setPointerCapture(e.pointerId); } catch (err) { /* ignore */ } }
+    placeBox(box, [start[0], start[1], start[0], start[1]]);
+  });
+  stage.addEventListener("pointermove", function (e) {
+    if (!start) { return; }
+    e.preventDefault();
+    placeBox(box, current(start, frac(e)));
+  });
+  function finish(e) {
+    if (!start) { return; }
+    var c = current(start, frac(e));
+    start = null;
+    if (c[2] - c[0] < 0.03 || c[3] - c[1] < 0.03) { clearCrop(); return; }   // a click, not a box
+    placeBox(box, c);
+    cropField.value = c.map(function (v) { return v.toFixed(4); }).join(",");
+    clearBtn.hidden = false;
+    status.textContent = "Searching with the boxed part of the photo.";
+  }
+  stage.addEventListener("pointerup", finish);
+  stage.addEventListener("pointercancel", function () { start = null; });
+  clearBtn.addEventListener("click", clearCrop);
+  img.addEventListener("dragstart", function (e) { e.preventDefault(); });
+
+  form.addEventListener("submit", function (e) {
+    var hasFile = input.files && input.files.length > 0;
+    var hasUrl = urlField && urlField.value.trim() !== "";
+    if (!hasFile && !hasUrl) {
+      e.preventDefault();
+      say("Choose a photo, drop one here, or paste an image address.");
+      return;
+    }
+    if (hasFile && maxBytes && input.files[0].size > maxBytes) { e.preventDefault(); show(input.files[0]); return; }
+    if (!hasFile) { cropField.value = ""; }   // the box belongs to the uploaded photo
+    document.getElementById("search-button").disabled = true;
+    document.getElementById("search-button").textContent = "Searching…";
+  });
+  window.addEventListener("pageshow", function () {   // back button: enable the button again
+    var b = document.getElementById("search-button");
+    b.disabled = false;
+    b.textContent = "Search";
+  });
+})();

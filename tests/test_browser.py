@@ -1,0 +1,296 @@
+"""End to end in headless Chromium (Debian's /usr/bin/chromium driven by Playwright's Python
+package; no browser download): upload a photo, see the grid, "more like this", draw a crop box,
+drag and drop, the product page. With ../shared/data present, also a small real-catalogue store
+and the README's screenshot of a results page (docs/screenshots/results.png).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from webfixtures import (SCENE_CROP, dress_image, encode, make_app, product_id, scene_with_dress, serve,
+                         web_store)  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("DRESSFINDER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+SCREENSHOT = REPO / "docs" / "screenshots" / "results.png"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no chromium at {CHROMIUM}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    user_data = tempfile.mkdtemp(prefix="dressfinder-chromium-")
+    try:
+        with sync_api.sync_playwright() as p:
+            try:
+                context = p.chromium.launch_persistent_context(
+                    user_data, executable_path=CHROMIUM, headless=True, args=ARGS,
+                    viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+            except Exception as e:  # a chromium Playwright cannot drive: skip, do not fail the suite
+                pytest.skip(f"cannot start {CHROMIUM}: {str(e).splitlines()[0]}")
+            context.set_default_timeout(20_000)
+            yield context
+            context.close()
+    finally:
+        shutil.rmtree(user_data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def site(web_store):
+    with serve(make_app(web_store)) as base:
+        yield base
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.problems = problems
+    yield page
+    page.close()
+
+
+def write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def card_ids(page) -> list[str]:
+    return page.eval_on_selector_all("#results li.card", "els => els.map(e => e.dataset.id)")
+
+
+def images_loaded(page, selector: str) -> bool:
+    return page.eval_on_selector_all(selector, "els => els.length > 0 && els.every(i => i.complete && i.naturalWidth > 0)")
+
+
+def test_upload_see_grid_then_more_like_this(page, site, tmp_path):
+    page.goto(site + "/")
+    assert page.title().startswith("Find a dress")
+    page.set_input_files("#file", write(tmp_path / "my-dress.jpg", encode(dress_image(9), "JPEG", quality=90)))
+    page.wait_for_selector("#preview:not([hidden])")
+    page.select_option("#k", "6")
+    page.click("#search-button")
+    page.wait_for_selector("#results li.card")
+    ids = card_ids(page)
+    assert len(ids) == 6 and ids[0] == product_id(9)
+    assert page.is_visible("#query-img")
+    page.wait_for_function("() => [...document.images].every(i => i.complete)")
+    assert images_loaded(page, "#results img") and images_loaded(page, "#query-img")
+    first = page.locator("#results li.card").first
+    assert "Dress number 9" in first.inner_text() and "similarity 1.00" in first.inner_text()
+    assert first.locator("a.shop").get_attribute("rel").startswith("noopener nofollow")
+    # "more like this" on the second result: a search by catalogue product, nothing uploaded
+    second_id = ids[1]
+    page.locator("#results li.card").nth(1).locator("a.more").click()
+    page.wait_for_url("**/search?like=*")
+    page.wait_for_selector("#results li.card")
+    assert page.locator("h1").inner_text().startswith("More like")
+    assert second_id not in card_ids(page) and len(card_ids(page)) == 6
+    page.wait_for_function("() => [...document.images].every(i => i.complete)")
+    assert images_loaded(page, "#query-img")
+    # and on to a product page
+    page.locator("#results li.card").first.locator("h3 a").click()
+    page.wait_for_selector("text=You may also like")
+    assert len(card_ids(page)) == 12
+    assert page.problems == []
+
+
+def test_draw_a_crop_box_and_search_the_crop(page, site, tmp_path):
+    page.goto(site + "/")
+    page.set_input_files("#file", write(tmp_path / "street.jpg", encode(scene_with_dress(10), "JPEG", quality=92)))
+    page.wait_for_function("() => { const i = document.getElementById('preview-img'); "
+                           "return i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0; }")
+    box = page.locator("#preview-img").bounding_box()
+    l, t, r, b = SCENE_CROP
+    page.mouse.move(box["x"] + l * box["width"], box["y"] + t * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + (l + r) / 2 * box["width"], box["y"] + (t + b) / 2 * box["height"], steps=5)
+    page.mouse.move(box["x"] + r * box["width"], box["y"] + b * box["height"], steps=5)
+    page.mouse.up()
+    assert page.is_visible("#crop-box") and page.is_visible("#crop-clear")
+    crop = [float(v) for v in page.input_value("#crop").split(",")]
+    assert crop == pytest.approx(list(SCENE_CROP), abs=0.01)
+    page.select_option("#k", "6")
+    page.click("#search-button")
+    page.wait_for_selector("#results li.card")
+    assert card_ids(page)[0] == product_id(10)
+    assert page.is_visible("#query-crop")          # the results page shows the box on the photo
+    assert page.problems == []
+
+
+def test_a_click_is_not_a_box_and_the_box_can_be_cleared(page, site, tmp_path):
+    page.goto(site + "/")
+    page.set_input_files("#file", write(tmp_path / "p.jpg", encode(scene_with_dress(2), "JPEG")))
+    page.wait_for_function("() => document.getElementById('preview-img').naturalWidth > 0")
+    box = page.locator("#preview-img").bounding_box()
+    page.mouse.click(box["x"] + 20, box["y"] + 20)
+    assert page.input_value("#crop") == "" and not page.is_visible("#crop-box")
+    page.mouse.move(box["x"] + 10, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 200, box["y"] + 150, steps=4)
+    page.mouse.up()
+    assert page.input_value("#crop") != ""
+    page.click("#crop-clear")
+    assert page.input_value("#crop") == "" and not page.is_visible("#crop-box")
+
+
+def test_drag_and_drop_a_photo(page, site):
+    page.goto(site + "/")
+    data = base64.b64encode(encode(dress_image(4), "PNG")).decode()
+    page.evaluate("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+        const drop = document.getElementById("drop");
+        for (const type of ["dragenter", "dragover", "drop"]) {
+            drop.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+        }
+    }""", data)
+    page.wait_for_selector("#preview:not([hidden])")
+    assert page.evaluate("document.getElementById('file').files.length") == 1
+    page.click("#search-button")
+    page.wait_for_selector("#results li.card")
+    assert card_ids(page)[0] == product_id(4)
+
+
+def test_messages_for_bad_input(page, site, tmp_path):
+    page.goto(site + "/")
+    page.click("#search-button")                       # nothing chosen: stopped in the page
+    assert page.is_visible("#client-error") and "Choose a photo" in page.inner_text("#client-error")
+    page.set_input_files("#file", write(tmp_path / "notes.txt", b"just some text"))
+    assert "not an image" in page.inner_text("#client-error")
+    # a file that claims to be a JPEG: the server decodes it and explains
+    page.set_input_files("#file", write(tmp_path / "fake.jpg", b"<html>not really</html>"))
+    page.click("#search-button")
+    page.wait_for_selector("#error")
+    assert "not an image" in page.inner_text("#error").lower()
+    # an address the server will not fetch
+    page.fill("#image_url", "http://127.0.0.1:1/dress.jpg")
+    page.set_input_files("#file", [])
+    page.click("#search-button")
+    page.wait_for_selector("#error")
+    assert "private" in page.inner_text("#error")
+
+
+def test_keyboard_reaches_the_upload(page, site):
+    page.goto(site + "/")
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "file":
+            break
+    assert page.evaluate("document.activeElement.id") == "file"
+
+
+def test_phone_width_grid(browser, site, tmp_path):
+    page = browser.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.goto(site + "/")
+        assert page.get_attribute("#file", "accept") == "image/*"
+        page.set_input_files("#file", write(tmp_path / "m.jpg", encode(dress_image(1), "JPEG")))
+        page.click("#search-button")
+        page.wait_for_selector("#results li.card")
+        widths = page.eval_on_selector_all("#results li.card", "els => els.slice(0, 2).map(e => e.getBoundingClientRect().width)")
+        assert all(100 < w < 200 for w in widths)      # two columns on a phone
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        page.close()
+
+
+# --------------------------------------------------------------------------- real photos + screenshot
+
+def _shared_catalog(tmp: Path, n: int = 60) -> Path | None:
+    src = SHARED / "f21-dresses" / "catalog.csv"
+    if not src.is_file():
+        return None
+    rows = []
+    with open(src, newline="") as f:
+        for row in csv.DictReader(f):
+            image = SHARED / "f21-dresses" / row["image"]
+            if image.is_file():
+                rows.append({"id": f"f21/{row['product_id']}", "image": str(image), "title": row["title"],
+                             "url": row["product_url"], "store": "Forever 21", "category": "dress"})
+            if len(rows) == n:
+                break
+    out = tmp / "f21.csv"
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
+def _query_photo() -> Path | None:
+    people = sorted((SHARED / "deepfashion-dresses").glob("*/*.jpg")) if (SHARED / "deepfashion-dresses").is_dir() \
+        else []
+    return people[len(people) // 3] if people else None
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (SHARED / "f21-dresses" / "catalog.csv").is_file(), reason="../shared/data is absent")
+def test_real_catalogue_results_screenshot(browser, tmp_path):
+    from PIL import Image
+
+    from dressfinder.store import Store
+
+    catalog = _shared_catalog(tmp_path)
+    Store.build(catalog, tmp_path / "store", encoder="effnet-lite0", progress=False)
+    photo = _query_photo() or Path(next(iter(csv.DictReader(open(catalog))))["image"])
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1100, "height": 900})
+    try:
+        with serve(make_app(tmp_path / "store")) as base:
+            page.goto(base + "/")
+            page.set_input_files("#file", str(photo))
+            page.wait_for_function("() => document.getElementById('preview-img').naturalWidth > 0")
+            box = page.locator("#preview-img").bounding_box()   # a box around the middle of the person
+            page.mouse.move(box["x"] + 0.15 * box["width"], box["y"] + 0.12 * box["height"])
+            page.mouse.down()
+            page.mouse.move(box["x"] + 0.85 * box["width"], box["y"] + 0.92 * box["height"], steps=6)
+            page.mouse.up()
+            page.select_option("#k", "12")
+            page.click("#search-button")
+            page.wait_for_selector("#results li.card")
+            assert len(card_ids(page)) == 12 and all(i.startswith("f21/") for i in card_ids(page))
+            page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+            shot = page.screenshot(full_page=True)
+    finally:
+        page.close()
+    im = Image.open(io.BytesIO(shot))
+    im.load()
+    small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buf = io.BytesIO()
+    small.save(buf, "PNG", optimize=True)
+    png = buf.getvalue()
+    if len(png) > 500_000:   # shrink until it fits the README budget
+        scale = (500_000 / len(png)) ** 0.5 * 0.95
+        small = im.convert("RGB").resize((int(im.width * scale), int(im.height * scale)), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        small.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buf, "PNG", optimize=True)
+        png = buf.getvalue()
+    assert len(png) < 500_000
+    # The committed screenshot is only (re)written when missing or when asked, so a test run does not
+    # change a tracked file every time.
+    if not SCREENSHOT.exists() or os.environ.get("DRESSFINDER_UPDATE_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SCREENSHOT.write_bytes(png)
+    else:
+        (tmp_path / "results.png").write_bytes(png)

@@ -1,0 +1,156 @@
+"""Shared helpers for the web tests: a small generated catalogue and store, image bytes of many
+kinds, and a real uvicorn server in a background thread.
+
+Imported by test_web_api.py, test_web_pages.py, test_security.py and test_browser.py (fixtures
+live here, not in conftest.py, which belongs to the whole suite).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from PIL import Image, ImageDraw
+
+N_PRODUCTS = 16
+STORES = ("Maison A", "Boutique B")
+CATEGORIES = ("maxi", "mini")
+_BUILT: dict[str, Path] = {}
+
+
+def dress_image(i: int, size: tuple[int, int] = (200, 300), background=(255, 255, 255)) -> Image.Image:
+    """A simple, distinct 'dress' (a coloured A-line with a pattern) per index."""
+    w, h = size
+    im = Image.new("RGB", size, background)
+    d = ImageDraw.Draw(im)
+    color = ((i * 67 + 40) % 256, (i * 131 + 90) % 256, (i * 29 + 160) % 256)
+    flare = 0.18 + 0.03 * (i % 6)
+    d.polygon([(w * 0.38, h * 0.08), (w * 0.62, h * 0.08), (w * (0.5 + flare * 2), h * 0.93),
+               (w * (0.5 - flare * 2), h * 0.93)], fill=color)
+    stripe = tuple(255 - c for c in color)
+    for k in range(i % 5 + 1):
+        y = h * (0.25 + 0.12 * k)
+        d.line([(w * 0.25, y), (w * 0.75, y)], fill=stripe, width=3 + i % 4)
+    if i % 3 == 0:
+        d.ellipse([w * 0.42, h * 0.12, w * 0.58, h * 0.2], fill=stripe)
+    return im
+
+
+def encode(im: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def scene_with_dress(i: int) -> Image.Image:
+    """A 'street photo': dress ``i`` small in the middle-right of a busy scene."""
+    scene = Image.new("RGB", (800, 600), (90, 120, 90))
+    d = ImageDraw.Draw(scene)
+    for k in range(12):
+        d.rectangle([k * 70, 0, k * 70 + 35, 600], fill=((k * 40) % 256, 60, (255 - k * 20) % 256))
+    d.ellipse([40, 300, 300, 560], fill=(200, 40, 40))
+    scene.paste(dress_image(i, (160, 240)), (520, 200))
+    return scene
+
+
+SCENE_CROP = (520 / 800, 200 / 600, 680 / 800, 440 / 600)
+
+
+def make_catalog(folder: Path, n: int = N_PRODUCTS) -> Path:
+    folder = Path(folder)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        name = f"img/dress-{i:02d}.jpg" if i % 4 else f"img/dress-{i:02d}.png"
+        im = dress_image(i)
+        im.save(folder / name, quality=92) if name.endswith(".jpg") else im.save(folder / name)
+        rows.append({"id": f"shop/dress-{i:02d}" if i % 2 else f"dress-{i:02d}", "image": name,
+                     "title": f"Dress number {i}", "price": f"{19 + i * 5}.90" if i != 5 else "",
+                     "currency": "USD", "url": f"https://shop.example/p/{i}" if i != 3 else "javascript:alert(1)",
+                     "store": STORES[i % 2], "category": CATEGORIES[i // (n // 2)]})
+    path = folder / "catalog.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def product_id(i: int) -> str:
+    return f"shop/dress-{i:02d}" if i % 2 else f"dress-{i:02d}"
+
+
+def build_web_store() -> Path:
+    """Build the test store once per test process (read-only use; copy it to change it)."""
+    if "store" not in _BUILT:
+        from dressfinder.store import Store
+
+        root = Path(tempfile.mkdtemp(prefix="dressfinder-webtest-"))
+        csv_path = make_catalog(root / "catalog")
+        Store.build(csv_path, root / "store", encoder="effnet-lite0", progress=False)
+        _BUILT["store"] = root / "store"
+        _BUILT["root"] = root
+        import atexit
+
+        atexit.register(shutil.rmtree, root, True)
+    return _BUILT["store"]
+
+
+@pytest.fixture(scope="session")
+def web_store() -> Path:
+    return build_web_store()
+
+
+@pytest.fixture
+def web_store_copy(web_store: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "store"
+    shutil.copytree(web_store, dest)
+    return dest
+
+
+def make_app(store_path, **settings):
+    from dressfinder.settings import Settings
+    from dressfinder.web import create_app
+
+    base = dict(reload_interval=0)
+    base.update(settings)
+    return create_app(str(store_path), Settings(**base))
+
+
+# --------------------------------------------------------------------------- a real server
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(app, port: int | None = None) -> Iterator[str]:
+    """Run ``app`` with uvicorn on 127.0.0.1 in a background thread; yields its base URL."""
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
