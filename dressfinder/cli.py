@@ -41,23 +41,49 @@ def _index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True, help="store folder to write")
     p.add_argument("--encoder", default=None, help="encoder name (default: the best shipped one); see `dressfinder info --encoders`")
     p.add_argument("--model", default=None, help="model file for the encoder (the autoencoder's .keras)")
-    p.add_argument("--index", default="auto", choices=["auto", "flat", "ivf", "hnsw"],
-                   help="flat: exact; ivf: the seed's k-means clusters + k-NN; hnsw: approximate graph; auto: by size")
-    p.add_argument("--nlist", type=int, default=None, help="ivf: number of k-means clusters (default 10)")
-    p.add_argument("--nprobe", type=int, default=None, help="ivf: clusters searched per query (default 1)")
+    p.add_argument("--index", default="auto", choices=["auto", "flat", "ivf", "hnsw", "ivfpq"],
+                   help="flat: exact; ivf: the seed's k-means clusters + k-NN; hnsw: approximate graph; "
+                        "ivfpq: compressed, for the largest catalogues; auto: by size")
+    p.add_argument("--nlist", type=int, default=None,
+                   help="ivf/ivfpq: number of k-means clusters (default: ivf 10, ivfpq sqrt(n))")
+    p.add_argument("--nprobe", type=int, default=None,
+                   help="ivf/ivfpq: clusters searched per query (default: ivf 1, ivfpq 16)")
     p.add_argument("--M", type=int, default=None, dest="hnsw_m", help="hnsw: graph degree (default 32)")
     p.add_argument("--ef", type=int, default=None, help="hnsw: search depth efSearch (default 128)")
     p.add_argument("--epochs", type=int, default=20, help="autoencoder: epochs when training one first")
     p.add_argument("--add", action="store_true", help="add the catalogue's products to an existing store")
-    p.add_argument("--workers", type=int, default=None, help="decoding threads")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (1000+ images: one per CPU by default) or decoding threads; 1: in-process")
     p.add_argument("--dask", default=None, metavar="local|ADDRESS",
                    help="spread decoding and encoding over a Dask cluster (local: one on 127.0.0.1)")
+    _backend_args(p, store_help="; with milvus, --store is the folder that keeps the images")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _backend_args(p: argparse.ArgumentParser, store_help: str = "") -> None:
+    p.add_argument("--backend", default="faiss", choices=["faiss", "milvus"],
+                   help="where vectors live: faiss (the store folder, default) or milvus" + store_help)
+    p.add_argument("--milvus-uri", default=None, metavar="URI",
+                   help="milvus: a local file (Milvus Lite) or a server address, e.g. http://host:19530 "
+                        "(token from $MILVUS_TOKEN); default $DRESSFINDER_MILVUS_URI")
+    p.add_argument("--collection", default=None, help="milvus: collection name (default dressfinder)")
+
+
+def _milvus(a: argparse.Namespace):
+    """(uri, collection) for --backend milvus."""
+    import os
+
+    uri = a.milvus_uri or os.environ.get("DRESSFINDER_MILVUS_URI")
+    if not uri:
+        raise DressfinderError("--backend milvus needs --milvus-uri (a .db file or http://host:19530)")
+    return uri, a.collection or "dressfinder"
 
 
 def _index_run(a: argparse.Namespace) -> int:
     from .store import Store
 
+    if a.backend == "milvus":
+        return _index_run_milvus(a)
     if a.add:
         store = Store.open(a.store)
         rep = store.add(a.catalog, progress=not a.quiet)
@@ -75,6 +101,30 @@ def _index_run(a: argparse.Namespace) -> int:
     print(f"indexed {rep.added} products into {a.store} with {info['encoder']['name']} + "
           f"{info['index']['kind']} in {rep.seconds:.1f} s: {rep.rate:.1f} images/s"
           + (f"; skipped {len(rep.skipped)}" if rep.skipped else ""), file=sys.stderr)
+    return 0
+
+
+def _index_run_milvus(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .backends.milvus import MilvusStore
+
+    uri, collection = _milvus(a)
+    images = Path(a.store) / "images"
+    if a.add:
+        with MilvusStore.open(uri, collection) as store:
+            rep = store.add(a.catalog, progress=not a.quiet, workers=a.workers)
+            _print_skipped(rep.skipped)
+            print(f"added {rep.added} products to {collection} ({len(store)} in all)"
+                  + (f", {rep.rate:.1f} images/s" if rep.added else ""), file=sys.stderr)
+        return 0
+    with MilvusStore.build(a.catalog, uri, collection, encoder=a.encoder, model=a.model, images_dir=images,
+                           progress=not a.quiet, workers=a.workers, dask=a.dask) as store:
+        rep = store.last_report
+        _print_skipped(rep.skipped)
+        print(f"indexed {rep.added} products into Milvus collection {collection} at {uri} with "
+              f"{store.meta['encoder']['name']} + {store.meta['index_type']} in {rep.seconds:.1f} s: "
+              f"{rep.rate:.1f} images/s" + (f"; skipped {len(rep.skipped)}" if rep.skipped else ""), file=sys.stderr)
     return 0
 
 
@@ -106,6 +156,7 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", default=None, metavar="L,T,R,B",
                    help="search only this box of the photo, as fractions of width/height, e.g. 0.2,0.1,0.8,0.9")
     _filter_args(p)
+    _backend_args(p)
 
 
 def _store_path(a: argparse.Namespace) -> str:
@@ -129,7 +180,12 @@ def _search_run(a: argparse.Namespace) -> int:
             assert len(crop) == 4
         except (ValueError, AssertionError):
             raise DressfinderError("--crop takes four numbers: left,top,right,bottom (fractions)") from None
-    store = Store.open(_store_path(a))
+    if a.backend == "milvus":
+        from .backends.milvus import MilvusStore
+
+        store = MilvusStore.open(*_milvus(a))
+    else:
+        store = Store.open(_store_path(a))
     filters = _filters(a)
     failures = 0
     for q in a.images:

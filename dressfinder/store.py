@@ -41,15 +41,19 @@ from . import __version__
 from .catalog import CatalogDB, Filters, Product, read_catalog
 from .embed import EmbedResult, embed, fingerprint
 from .encoders import Encoder, get_encoder, load_encoder
-from .errors import DressfinderError, NotFound, StoreError
+from .errors import Conflict, DressfinderError, NotFound, StoreError
 from .images import ImageSource, crop_relative, load_image
-from .index import VectorIndex
+from .index import VectorIndex, auto_kind
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 MANIFEST = "store.json"
-AUTO_HNSW_THRESHOLD = 200_000   # above this many products, "auto" picks hnsw instead of exact search
+# index="auto" (rule in index.auto_kind; numbers in docs/scaling.md): exact search up to this many
+# products at dim 1280 (scaled by 1280/dim), HNSW over float16 vectors up to AUTO_IVFPQ_THRESHOLD,
+# IVF-PQ with re-ranking beyond
+AUTO_HNSW_THRESHOLD = 5_000
+AUTO_IVFPQ_THRESHOLD = 5_000_000
 EXACT_SUBSET = 4096             # filtered searches over at most this many rows are done exactly
 
 
@@ -258,6 +262,10 @@ class Store:
         for _, p, _ in self._snap.db.iter_products():
             yield p
 
+    def facets(self) -> dict[str, list[str]]:
+        """The distinct stores and categories, for filter menus."""
+        return self._snap.db.facets()
+
     def vector(self, pid: str) -> np.ndarray:
         rec = self._snap.db.get(pid)
         if rec is None:
@@ -269,7 +277,7 @@ class Store:
         enc = self.encoder
         im = load_image(image) if crop is not None else enc.load(image)
         im = crop_relative(im, crop)
-        return enc.encode([im])[0]
+        return enc.encode_query([im])[0]   # an encoder may spend more on a query (e.g. flip averaging)
 
     def search(self, image: ImageSource, k: int = 10, *, filters: Filters | None = None,
                crop: Sequence[float] | None = None) -> list[Hit]:
@@ -277,14 +285,19 @@ class Store:
         return self.search_vectors(self.embed_query(image, crop)[None, :], k, filters=filters)[0]
 
     def similar(self, pid: str, k: int = 10, *, filters: Filters | None = None,
-                include_duplicates: bool = True) -> list[Hit]:
-        """Products most like catalogue product ``pid`` (never ``pid`` itself)."""
+                include_duplicates: bool = False) -> list[Hit]:
+        """Products most like catalogue product ``pid``: never ``pid`` itself and, unless
+        ``include_duplicates``, none of its exact duplicates (the same image bytes, or a vector with
+        cosine >= 0.9999). One code path with ``dressfinder recommend``
+        (``recommend.similar_rows``), so the product page and the export rank alike."""
+        from .recommend import similar_rows
+
         snap = self._snap
         rec = snap.db.get(pid)
         if rec is None:
             raise NotFound(f"no product with id {pid!r}")
-        q = snap.vectors(np.array([rec[0]]))
-        return self.search_vectors(q, k, filters=filters, exclude_rows=[np.array([rec[0]])], snap=snap)[0]
+        return similar_rows(self, [rec[0]], k, filters=filters, include_duplicates=include_duplicates,
+                            snap=snap)[0]
 
     def search_vectors(self, queries: np.ndarray, k: int, *, filters: Filters | None = None,
                        exclude_rows: Sequence[np.ndarray] | None = None, snap: _Snapshot | None = None,
@@ -357,7 +370,8 @@ class Store:
             kept = [products[i] for i in result.ok]
             kind = index
             if kind == "auto":
-                kind = "hnsw" if len(kept) > AUTO_HNSW_THRESHOLD else "flat"
+                kind = auto_kind(len(kept), vectors.shape[1], flat_max=AUTO_HNSW_THRESHOLD,
+                                 hnsw_max=AUTO_IVFPQ_THRESHOLD)
             vindex = VectorIndex.build(kind, vectors, metric=enc.metric, **(index_params or {}))
             manifest = cls._commit_new(root, enc, vindex, vectors, kept, result.files, {
                 "source": source, "products": len(kept), "skipped": len(result.skipped) + len(pre_skipped),
@@ -520,7 +534,7 @@ class Store:
             self.reload()
             snap = self._snap
             if snap.db.get(product.id) is not None:
-                raise DressfinderError(f"a product with id {product.id!r} already exists")
+                raise Conflict(f"a product with id {product.id!r} already exists")
             result = embed(self.encoder, [image], images_dir=self.root / "images", progress=False)
             if not len(result.ok):
                 raise DressfinderError(result.skipped[0][1])
