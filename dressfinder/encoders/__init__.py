@@ -32,6 +32,10 @@ class Encoder:
     metric: str = "ip"
     input_size: int = 224   # short side the encoder looks at (used for reduced-size JPEG decoding)
     batch_size: int = 32
+    #: cosine at or above which two different files show the same picture (``dressfinder inspect``);
+    #: each encoder has its own scale. effnet-lite0 on ../shared/data: copies re-saved or resized
+    #: to 90 % score >= 0.986, the nearest *different* dress at most 0.90.
+    near_duplicate_cosine: float = 0.97
 
     # -- the two halves of the work ------------------------------------------------------
     def preprocess(self, im: Image.Image) -> np.ndarray:
@@ -54,6 +58,18 @@ class Encoder:
         if not out:
             return np.zeros((0, self.dim), np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
+
+    # -- the query side (an encoder may spend more on a query than on a catalogue image) -------
+    def encode_query_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Vectors for preprocessed *query* photos; default: the same as ``encode_arrays``."""
+        return self.encode_arrays(batch)
+
+    def encode_query(self, images: Sequence[ImageSource]) -> np.ndarray:
+        """Encode query photos (what ``Store.search`` should call); default: ``encode``."""
+        arrays = [self.preprocess(self.load(src)) for src in images]
+        if not arrays:
+            return np.zeros((0, self.dim), np.float32)
+        return np.asarray(self.encode_query_arrays(np.stack(arrays)), np.float32)
 
     def spec(self) -> dict[str, Any]:
         """What a store records to rebuild this encoder later (``load_encoder(spec, store_dir)``)."""
@@ -84,7 +100,7 @@ def file_digest(path: str | Path, n: int = 12) -> str:
 # --------------------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, Callable[..., Encoder]] = {}
-DEFAULT_ENCODER = "effnet-lite0"
+DEFAULT_ENCODER = "effnet-tuned"   # dressfinder/models/effnet-tuned.onnx: docs/quality.md
 
 
 def register(name: str) -> Callable[[Callable[..., Encoder]], Callable[..., Encoder]]:
@@ -95,9 +111,8 @@ def register(name: str) -> Callable[[Callable[..., Encoder]], Callable[..., Enco
 
 
 def _ensure_builtin() -> None:
-    if _REGISTRY:
-        return
-    from . import autoencoder, effnet  # noqa: F401  (they register themselves)
+    # (always import: one of them may have been imported, and registered, on its own already)
+    from . import autoencoder, effnet, effnet_tuned  # noqa: F401  (they register themselves)
 
 
 def available_encoders() -> list[str]:

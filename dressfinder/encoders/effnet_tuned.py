@@ -1,0 +1,114 @@
+"""``effnet-tuned``: EfficientNet-Lite0 adapted for finding the exact dress in a shopper's photo.
+
+The network (``encoders/adapt.py``): EfficientNet-Lite0 fine-tuned contrastively on a catalogue,
+GeM pooling of the head (1280) and of a mid-level layer (672), a learned whitening to ``dim``
+dimensions, L2-normalised; one forward pass per image at 224x224, run by onnxruntime.
+
+The shipped model is ``dressfinder/models/effnet-tuned.onnx`` (made by
+``scripts/train_default_model.sh``); another one is chosen with ``model=FILE.onnx`` (``--model``).
+On the query side the photo and its mirror image are both encoded and their vectors averaged
+(``encode_query_arrays``): about one more forward pass per query, none per catalogue image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import EncoderError
+from . import Encoder, file_digest, l2_normalize, register
+from .effnet import to_input
+from .onnx_runtime import OnnxModel
+
+MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = MODEL_DIR / "effnet-tuned.onnx"
+INPUT_SIZE = 224
+
+
+def model_meta(path: Path) -> dict[str, Any]:
+    side = path.with_name(path.stem + ".json")
+    if side.is_file():
+        try:
+            return json.loads(side.read_text())
+        except ValueError:
+            pass
+    return {}
+
+
+class TunedEffNet(Encoder):
+    name = "effnet-tuned"
+    metric = "ip"
+    input_size = INPUT_SIZE
+    batch_size = 32
+
+    def __init__(self, model: str | None = None, threads: int | None = None, query_flip: bool = True):
+        path = Path(model) if model else DEFAULT_MODEL
+        if not path.is_file():
+            raise EncoderError(f"no effnet-tuned model at {path}; make one with: dressfinder train CATALOG "
+                               f"--method contrastive --out {path}")
+        self.model_path = path
+        self.is_default = model is None or path.resolve() == DEFAULT_MODEL.resolve()
+        self.version = file_digest(path)
+        meta = model_meta(path)
+        self._threads = threads
+        self._model: OnnxModel | None = None
+        self.query_flip = bool(query_flip)
+        self.dim = int(meta.get("dim") or self._probe_dim())
+
+    def _probe_dim(self) -> int:
+        return int(self.model(np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.float32)).shape[1])
+
+    @property
+    def model(self) -> OnnxModel:
+        if self._model is None:
+            self._model = OnnxModel(self.model_path, self._threads)
+        return self._model
+
+    def preprocess(self, im: Image.Image) -> np.ndarray:
+        return to_input(im, INPUT_SIZE)
+
+    def encode_arrays(self, batch: np.ndarray) -> np.ndarray:
+        return l2_normalize(self.model(batch))
+
+    def encode_query_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Query side: the photo and its mirror image, vectors averaged (catalogue side: one pass)."""
+        if not self.query_flip:
+            return self.encode_arrays(batch)
+        batch = np.asarray(batch, np.float32)
+        both = self.model(np.concatenate([batch, batch[..., ::-1]]))
+        n = len(batch)
+        return l2_normalize(both[:n] + both[n:])
+
+    def spec(self) -> dict[str, Any]:
+        s = super().spec()
+        if not self.query_flip:
+            s["options"] = {"query_flip": False}
+        if not self.is_default:
+            s["model"] = str(self.model_path)
+        return s
+
+    def save_into(self, store_dir: Path) -> dict[str, Any]:
+        if self.is_default:   # the installed package has it; the version check guards changes
+            return self.spec()
+        name = f"models/effnet-tuned-{self.version}.onnx"
+        dest = Path(store_dir) / name
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.copyfile(self.model_path, tmp)
+            os.replace(tmp, dest)
+            side = self.model_path.with_name(self.model_path.stem + ".json")
+            if side.is_file():
+                shutil.copyfile(side, dest.with_name(dest.stem + ".json"))
+        return {**self.spec(), "model": name}
+
+
+@register("effnet-tuned")
+def _make(model: str | None = None, threads: int | None = None, query_flip: bool = True, **_: Any) -> Encoder:
+    return TunedEffNet(model=model, threads=threads, query_flip=query_flip)
