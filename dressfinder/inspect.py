@@ -36,7 +36,6 @@ from typing import Any, Sequence
 
 from .errors import DressfinderError
 
-NEAR_COSINE = 0.999         # default: different files this alike (cosine) are near duplicates (effnet-lite0)
 NEIGHBOURS = 8              # neighbours looked at per image when looking for near duplicates
 SHEET_NEAREST = 12          # contact sheet: images nearest the cluster's centre ...
 SHEET_RANDOM = 6            # ... and random other members
@@ -80,7 +79,7 @@ class Analysis:
     info: dict[str, Any] = field(default_factory=dict)
     clusters: list[dict[str, Any]] = field(default_factory=list)   # size, members (item indices, shown first)
     near: list[tuple[int, int, float]] = field(default_factory=list)
-    near_threshold: float = NEAR_COSINE
+    near_threshold: float | None = None
 
 
 def is_store(path: str | Path) -> bool:
@@ -126,7 +125,7 @@ def _bar(total: int, desc: str, progress: bool, unit: str = "img"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True, file=sys.stderr)
 
 
-def analyse(source: str | Path, *, clusters: int = 10, near: float = NEAR_COSINE, encode: bool = True,
+def analyse(source: str | Path, *, clusters: int = 10, near: float | None = None, encode: bool = True,
             encoder: str | None = None, workers: int | None = None, progress: bool = True,
             seed: int = 0) -> Analysis:
     """Read a catalogue (folder or CSV) or a store and work out everything the report shows."""
@@ -143,6 +142,8 @@ def analyse(source: str | Path, *, clusters: int = 10, near: float = NEAR_COSINE
         items = [Item(p.id, str(Path(source) / "images" / f) if f else "", p, row=row)
                  for row, p, f in snap.db.iter_products()]
         m = store.manifest
+        if near is None:
+            near = store.encoder.near_duplicate_cosine
         a = Analysis(source, "store", items, encoder=m["encoder"].get("name"), near_threshold=near,
                      info={"encoder": m["encoder"], "index": m["index"], "generation": m["generation"],
                            "updated": m.get("updated"), "built": m.get("built", {})})
@@ -175,6 +176,8 @@ def analyse(source: str | Path, *, clusters: int = 10, near: float = NEAR_COSINE
 
         enc = get_encoder(encoder)
         a.encoder = enc.name
+        if near is None:
+            a.near_threshold = near = enc.near_duplicate_cosine
         res = embed(enc, [items[i].path for i in ok], progress=progress, workers=workers)
         for j, reason in res.skipped:
             items[ok[j]].error = reason
@@ -744,8 +747,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="CATALOG_OR_STORE", help="catalogue folder or CSV, or a store folder")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="folder to write index.html and its pictures into")
     p.add_argument("--clusters", type=int, default=10, help="k-means clusters to show (default 10, as the seed; 0: none)")
-    p.add_argument("--near", type=float, default=NEAR_COSINE,
-                   help=f"cosine at or above which two different images are near duplicates (default {NEAR_COSINE})")
+    p.add_argument("--near", type=float, default=None,
+                   help="cosine at or above which two different images are near duplicates "
+                        "(default: the encoder's own, e.g. 0.97 for effnet-lite0)")
     p.add_argument("--no-embed", action="store_true",
                    help="catalogue: do not encode the images (no near duplicates, no clusters; much faster)")
     p.add_argument("--encoder", default=None, help="catalogue: encoder for the embeddings (default: the default one)")
@@ -756,7 +760,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 < args.near <= 1:
+    if args.near is not None and not 0 < args.near <= 1:
         raise DressfinderError("--near is a cosine between 0 and 1, e.g. 0.999")
     r = make_report(args.source, args.out, clusters=args.clusters, near=args.near, encode=not args.no_embed,
                     encoder=args.encoder, workers=args.workers, progress=not args.quiet, seed=args.seed,
