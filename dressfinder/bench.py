@@ -40,7 +40,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 SECTIONS = ("indexing", "latency", "scale", "seed")
 
@@ -312,8 +312,6 @@ def recall_at(found, truth, k: int = 10) -> float:
 # --------------------------------------------------------------------------- indexing
 
 def bench_indexing(data: Path, root: Path, *, quick: bool, limit: int | None, entry: dict) -> None:
-    import numpy as np
-
     from .catalog import read_catalog
     from .embed import PROCESS_MIN, cpu_count, prefers_processes, worker_spec
     from .encoders import get_encoder
@@ -345,8 +343,6 @@ def bench_indexing(data: Path, root: Path, *, quick: bool, limit: int | None, en
 
 def stage_profile(store, n: int) -> dict[str, Any]:
     """Single-thread milliseconds per image for each stage, on ``n`` catalogue images."""
-    import hashlib
-
     import numpy as np
 
     from .encoders import get_encoder
@@ -428,8 +424,6 @@ def compare_modes(sources: list) -> dict[str, Any]:
 
 def bench_latency(root: Path, photos: list[Path], *, n_queries: int, cli_cold: int, skip: set[str],
                   entry: dict) -> None:
-    import numpy as np
-
     from .store import Store
 
     store = Store.open(root)

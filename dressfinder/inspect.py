@@ -206,8 +206,6 @@ def _unique_vectors(a: Analysis):
 
 def _near_duplicates(a: Analysis, threshold: float, progress: bool) -> list[tuple[int, int, float]]:
     """Pairs of different images (item indices) with cosine >= threshold, most alike first."""
-    import numpy as np
-
     from .encoders import l2_normalize
     from .index import VectorIndex
 

@@ -1,11 +1,9 @@
 """The command line, run as a user runs it: real subprocesses."""
 
-import io
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image

@@ -149,7 +149,7 @@ def test_product_page(client):
     cards = re.findall(r'data-id="([^"]+)"', html)
     assert len(cards) == 12 and pid not in cards
     assert 'href="https://shop.example/p/7" target="_blank" rel="noopener nofollow' in html
-    assert f'class="button more" href="/search?like=shop%2Fdress-07&amp;k=12"' in html
+    assert 'class="button more" href="/search?like=shop%2Fdress-07&amp;k=12"' in html
 
 
 def test_product_page_not_found_and_unknown_pages(client):
