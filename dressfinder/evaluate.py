@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -606,7 +607,8 @@ def seed_autoencoder(images: Sequence[str], cat_key: str, cache: Path, epochs: i
 
 
 def _embed_cached(enc, sources: Sequence, cache: Path | None, keys: Sequence[str], desc: str,
-                  progress: bool) -> tuple[np.ndarray, np.ndarray, float]:
+                  progress: bool) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """Vectors, which sources gave one, the seconds the encoding took, whether they came from the cache."""
     from .embed import embed, fingerprint
 
     work = None
@@ -615,12 +617,12 @@ def _embed_cached(enc, sources: Sequence, cache: Path | None, keys: Sequence[str
         done = work / "done.npz"
         if done.exists():
             with np.load(done) as z:
-                return z["vectors"], z["ok"], float(z["seconds"])
+                return z["vectors"], z["ok"], float(z["seconds"]), True
     res = embed(enc, sources, work_dir=work, progress=progress, desc=desc)
     if work is not None:
         np.savez(work / "done.tmp.npz", vectors=res.vectors, ok=res.ok, seconds=res.seconds)
         os.replace(work / "done.tmp.npz", work / "done.npz")
-    return res.vectors, res.ok, res.seconds
+    return res.vectors, res.ok, res.seconds, False
 
 
 def measure_latency(enc, index, data: Sequence[bytes], n: int, k: int = 10) -> dict[str, float]:
@@ -718,20 +720,22 @@ def evaluate(catalog: str | Path, configs: Sequence[str], *, queries: Sequence[s
     k_fetch = 10 + max_group
 
     results = []
+    scratch: tempfile.TemporaryDirectory | None = None
     for cfg in parsed:
         t_cfg = time.perf_counter()
         model = cfg.model
         if cfg.train_seed_autoencoder:
-            if cache is None:
-                raise DressfinderError("the seed config trains an autoencoder: it needs a cache folder")
-            model = str(seed_autoencoder(images, cat_key, cache, epochs, progress))
+            if cache is None and scratch is None:   # --no-cache: a folder that goes away with the run
+                scratch = tempfile.TemporaryDirectory(prefix="dressfinder-eval-")
+            model = str(seed_autoencoder(images, cat_key, cache or Path(scratch.name), epochs, progress))
         enc = get_encoder(cfg.encoder, **({"model": model} if model else {}))
         if progress:
             print(f"[{cfg.label}] {enc!r}", file=sys.stderr)
-        cat_vec, cat_ok, cat_secs = _embed_cached(enc, images, cache, [f"{i}\0{p}" for i, p in zip(ids, images)],
-                                                  f"{cfg.label}: catalogue", progress)
+        cat_keys = [f"{i}\0{p}" for i, p in zip(ids, images)]
+        cat_vec, cat_ok, cat_secs, cat_cached = _embed_cached(enc, images, cache, cat_keys,
+                                                              f"{cfg.label}: catalogue", progress)
         qenc = _QuerySide(enc)
-        q_vec, q_ok, q_secs = _embed_cached(qenc, qs.data, cache, query_keys, f"{cfg.label}: queries", progress)
+        q_vec, q_ok, q_secs, _ = _embed_cached(qenc, qs.data, cache, query_keys, f"{cfg.label}: queries", progress)
         index = VectorIndex.build(cfg.index, cat_vec, ids=cat_ok.astype(np.int64), metric=enc.metric,
                                   **cfg.index_params)
         ranked = np.full((len(qs.data), k_fetch), -1, np.int64)
@@ -754,6 +758,7 @@ def evaluate(catalog: str | Path, configs: Sequence[str], *, queries: Sequence[s
             "same_colour@10": float(np.nanmean(cs)) if np.isfinite(cs).any() else None,
             "latency": lat, "catalog_encode_seconds": round(cat_secs, 1),
             "catalog_images_per_second": round(len(cat_ok) / cat_secs, 1) if cat_secs else None,
+            "catalog_vectors_cached": cat_cached,
             "query_encode_seconds": round(q_secs, 1), "unreadable_queries": int(len(qs.data) - len(q_ok)),
             "per_kind": {}, "seconds": 0.0,
         }
@@ -774,6 +779,8 @@ def evaluate(catalog: str | Path, configs: Sequence[str], *, queries: Sequence[s
         if progress:
             print(f"[{cfg.label}] R@1 {res['recall@1']:.3f}  R@10 {res['recall@10']:.3f}  "
                   f"({res['seconds']:.0f} s)", file=sys.stderr)
+    if scratch is not None:
+        scratch.cleanup()
     return {
         "catalog": str(catalog), "catalog_images": len(ids), "query_sources": len(sources),
         "queries": len(qs.data), "kinds": list(qs.kinds), "per_source": per_source, "seed": seed,
@@ -824,8 +831,11 @@ def to_markdown(report: dict[str, Any], command: str | None = None) -> str:
         ips = r.get("catalog_images_per_second")
         lines.append(f"| {r['config']} | {r['describe']} | {_pct(r['recall@1'])} | {_pct(r['recall@10'])} | "
                      f"{_pct(r['same_style@10'])} | {_pct(r.get('same_colour@10'))} | {lat_s} | "
-                     f"{ips if ips else '–'} |")
-    lines += ["", "Recall@1 / Recall@10 per kind of photo change:", ""]
+                     f"{ips if ips else '–'}{' *' if r.get('catalog_vectors_cached') else ''} |")
+    lines += ["", "catalogue img/s: decode + preprocess + encode of the catalogue images (the indexer's pipeline)"
+              + ("; * = vectors from the cache, speed as measured when they were computed"
+                 if any(r.get("catalog_vectors_cached") for r in rs) else "") + ".",
+              "", "Recall@1 / Recall@10 per kind of photo change:", ""]
     lines.append("| kind | n | " + " | ".join(r["config"] for r in rs) + " |")
     lines.append("|---|---:|" + "---:|" * len(rs))
     for kname in report["kinds"]:

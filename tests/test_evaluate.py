@@ -140,6 +140,23 @@ def test_evaluate_end_to_end_with_cache(tmp_path):
     again = json.loads(js.read_text())
     assert again["results"][0]["recall@1"] == base["recall@1"]
     assert again["results"][0]["catalog_encode_seconds"] == base["catalog_encode_seconds"]
+    assert not base["catalog_vectors_cached"] and again["results"][0]["catalog_vectors_cached"]
+    assert "* = vectors from the cache" in md.read_text()
+
+
+def test_seed_config_without_cache_trains_in_a_scratch_folder(tmp_path, monkeypatch):
+    from dressfinder.cli import main
+
+    cat = tmp_path / "cat"
+    write_catalog(cat, n=8, with_csv=False)
+    monkeypatch.setenv("DRESSFINDER_CACHE", str(tmp_path / "cache"))
+    js = tmp_path / "t.json"
+    assert main(["evaluate", str(cat), "--configs", "seed", "--kinds", "flip", "--epochs", "1", "--latency", "0",
+                 "--no-cache", "--no-colour", "--out", str(js), "-q"]) == 0
+    seed = json.loads(js.read_text())["results"][0]
+    assert seed["describe"].startswith("autoencoder") and seed["index"]["kind"] == "ivf"
+    assert 0.0 <= seed["recall@1"] <= seed["recall@10"] <= 1.0
+    assert not (tmp_path / "cache" / "eval").exists()       # --no-cache kept nothing
 
 
 def test_evaluate_rejects_bad_input(tmp_path):
