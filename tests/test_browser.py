@@ -217,7 +217,7 @@ def test_phone_width_grid(browser, site, tmp_path):
 
 # --------------------------------------------------------------------------- real photos + screenshot
 
-def _shared_catalog(tmp: Path, n: int = 60) -> Path | None:
+def _shared_catalog(tmp: Path, n: int = 120) -> Path | None:
     src = SHARED / "f21-dresses" / "catalog.csv"
     if not src.is_file():
         return None
@@ -252,7 +252,7 @@ def test_real_catalogue_results_screenshot(browser, tmp_path):
     from dressfinder.store import Store
 
     catalog = _shared_catalog(tmp_path)
-    Store.build(catalog, tmp_path / "store", encoder="effnet-lite0", progress=False)
+    Store.build(catalog, tmp_path / "store", progress=False)   # the default encoder
     photo = _query_photo() or Path(next(iter(csv.DictReader(open(catalog))))["image"])
     page = browser.new_page()
     page.set_viewport_size({"width": 1100, "height": 900})

@@ -13,7 +13,7 @@ def effnet():
 
 
 def test_registry():
-    assert {"effnet-lite0", "autoencoder"} <= set(available_encoders())
+    assert {"effnet-tuned", "effnet-lite0", "autoencoder"} <= set(available_encoders())
     with pytest.raises(EncoderError, match="unknown encoder"):
         get_encoder("resnet-9000")
 
@@ -33,6 +33,37 @@ def test_effnet_vectors_are_unit_float32_and_batch_independent(effnet):
     copy = effnet.encode([buf.getvalue()])[0]
     sims = v @ copy
     assert sims.argmax() == 2 and sims[2] > 0.9
+
+
+def test_default_encoder_is_the_shipped_tuned_model():
+    from PIL import ImageOps
+
+    enc = get_encoder()
+    assert enc.name == "effnet-tuned" and enc.dim == 512 and enc.metric == "ip"
+    ims = [dress_image(i) for i in range(12)]
+    v = enc.encode(ims, batch_size=5)
+    assert v.shape == (12, 512) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
+    assert np.allclose(enc.encode([ims[7]])[0], v[7], atol=1e-4)
+    # the query side averages the photo and its mirror image: a mirrored photo gets (up to the
+    # padding's rounding) the same vector, nearer than one pass each gives
+    pair = [ims[4], ImageOps.mirror(ims[4])]
+    q, q_mirror = enc.encode_query(pair)
+    plain, plain_mirror = enc.encode(pair)
+    assert np.isclose(np.linalg.norm(q), 1, atol=1e-4)
+    assert q @ q_mirror > 0.995 and q @ q_mirror > plain @ plain_mirror
+    # a photo-like copy (crop, smaller, JPEG, darker, on grey) still finds its dress first
+    import io
+
+    from PIL import Image, ImageEnhance
+
+    photo = ImageEnhance.Brightness(ims[9].crop((10, 15, 150, 230))).enhance(0.8)
+    canvas = Image.new("RGB", (260, 300), (120, 120, 110))
+    canvas.paste(photo.resize((105, 165)), (70, 60))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=40)
+    assert (v @ enc.encode_query([buf.getvalue()])[0]).argmax() == 9
+    assert load_encoder(enc.spec()).version == enc.version
 
 
 def test_effnet_spec_round_trip(effnet):
