@@ -33,8 +33,7 @@ class Encoder:
     input_size: int = 224   # short side the encoder looks at (used for reduced-size JPEG decoding)
     batch_size: int = 32
     #: cosine at or above which two different files show the same picture (``dressfinder inspect``);
-    #: each encoder has its own scale. effnet-lite0 on ../shared/data: copies re-saved or resized
-    #: to 90 % score >= 0.986, the nearest *different* dress at most 0.90.
+    #: each encoder has its own scale and sets its own (measured) value.
     near_duplicate_cosine: float = 0.97
 
     # -- the two halves of the work ------------------------------------------------------

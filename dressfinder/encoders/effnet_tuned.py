@@ -46,6 +46,9 @@ class TunedEffNet(Encoder):
     metric = "ip"
     input_size = INPUT_SIZE
     batch_size = 32
+    #: measured on 1,500 images of ../shared/data: copies re-saved as JPEG q90 or resized to 90 %
+    #: score >= 0.95 for 97.5 % of them (median 0.995); the nearest *different* image at most 0.933
+    near_duplicate_cosine = 0.95
 
     def __init__(self, model: str | None = None, threads: int | None = None, query_flip: bool = True):
         path = Path(model) if model else DEFAULT_MODEL
