@@ -40,7 +40,8 @@ def _index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("catalog", help="folder of images, or CSV with id,image[,title,price,currency,url,store,category]")
     p.add_argument("--store", required=True, help="store folder to write")
     p.add_argument("--encoder", default=None, help="encoder name (default: the best shipped one); see `dressfinder info --encoders`")
-    p.add_argument("--model", default=None, help="model file for the encoder (the autoencoder's .keras)")
+    p.add_argument("--model", default=None,
+                   help="model file for the encoder (the autoencoder's .keras, an effnet-tuned .onnx)")
     p.add_argument("--index", default="auto", choices=["auto", "flat", "ivf", "hnsw", "ivfpq"],
                    help="flat: exact; ivf: the seed's k-means clusters + k-NN; hnsw: approximate graph; "
                         "ivfpq: compressed, for the largest catalogues; auto: by size")
