@@ -297,13 +297,11 @@ async def healthz(ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
 async def upload(file: UploadFile = File(..., description="the photo to search with"),
                  ctx: WebContext = Depends(get_ctx)) -> Response:
     data = await read_upload(file, ctx.settings.max_upload_bytes)
-    async with ctx.pool.admit():
-        outcome = await ctx.pool.run(service.search_bytes, ctx.store, data, k=1, filters=None, crop=None,
-                                     max_pixels=ctx.settings.max_pixels)
-        if not outcome.hits:
-            raise NotFound("no match: the store has no products")
-        hit = outcome.hits[0]
-        image, media = await ctx.pool.run(service.stored_image_bytes, ctx.store, hit.id)
+    async with ctx.pool.admit():   # one trip through the worker queue, not two
+        found = await ctx.pool.run(service.best_match_image, ctx.store, data, max_pixels=ctx.settings.max_pixels)
+    if found is None:
+        raise NotFound("no match: the store has no products")
+    hit, image, media = found
     ext = next((e for f, e in EXTENSIONS.items() if service.CONTENT_TYPES.get(f) == media), "")
     return Response(image, media_type=media, headers={
         "X-Dressfinder-Id": quote(hit.id, safe="/"), "X-Dressfinder-Score": f"{hit.score:.6f}",

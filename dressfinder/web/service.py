@@ -205,6 +205,17 @@ def search_bytes(store: Any, data: bytes, *, k: int, filters: Filters | None, cr
     return SearchOutcome(hits, seconds, preview_data_url(im) if preview else None, im.size)
 
 
+def best_match_image(store: Any, data: bytes, *, max_pixels: int) -> tuple[Any, bytes, str] | None:
+    """The seed's call in one piece of worker time: the best match, its stored image's bytes and
+    content type (``None`` when the store is empty)."""
+    outcome = search_bytes(store, data, k=1, filters=None, crop=None, max_pixels=max_pixels)
+    if not outcome.hits:
+        return None
+    hit = outcome.hits[0]
+    image, media = stored_image_bytes(store, hit.id)
+    return hit, image, media
+
+
 def similar_to(store: Any, pid: str, *, k: int, filters: Filters | None = None) -> SearchOutcome:
     t0 = time.perf_counter()
     hits = store.similar(pid, k, filters=filters)
