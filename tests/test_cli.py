@@ -134,3 +134,42 @@ def test_shared_store_catalogue_with_metadata(tmp_path):
     q = sorted((data / "f21-dresses" / "images").iterdir())[5]
     res = json.loads(cli("search", "--store", store, "--json", "-k", "3", q).stdout)["results"]
     assert res[0]["image"] == str(q) and res[0]["title"] and res[0]["url"].startswith("https://")
+
+
+@pytest.fixture(scope="module")
+def real_queries(tmp_path_factory):
+    """A real catalogue photo as JPEG, PNG with alpha, WebP, grayscale and EXIF-rotated JPEG."""
+    src = sorted((shared_data() / "f21-dresses" / "images").glob("*.jpg"))[17]
+    d = tmp_path_factory.mktemp("real-queries")
+    base = Image.open(src).convert("RGB")
+    base.save(d / "q.jpg", quality=92)
+    rgba = base.convert("RGBA")
+    rgba.putalpha(Image.new("L", base.size, 255))
+    rgba.save(d / "q-alpha.png")
+    base.save(d / "q.webp", quality=90)
+    base.convert("L").save(d / "q-gray.jpg", quality=92)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed after a 90 degree clockwise turn
+    base.rotate(90, expand=True).save(d / "q-exif.jpg", exif=exif.tobytes(), quality=92)
+    return src, [d / n for n in ("q.jpg", "q-alpha.png", "q.webp", "q-gray.jpg", "q-exif.jpg")]
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("encoder,kind", [("effnet-tuned", "flat"), ("effnet-tuned", "ivf"), ("effnet-tuned", "hnsw"),
+                                          ("autoencoder", "ivf")])
+def test_shared_photos_every_format_encoder_and_index(tmp_path, real_queries, encoder, kind):
+    """Real store photos (../shared/data/f21-dresses, a folder: ids are relative paths) through the
+    CLI with both encoders and all three index kinds; every query format finds the photo's product."""
+    src, queries = real_queries
+    folder = shared_data() / "f21-dresses"
+    store = tmp_path / "s"
+    extra = ["--epochs", "5"] if encoder == "autoencoder" else []
+    cli("index", folder, "--store", store, "--encoder", encoder, "--index", kind, "--quiet", *extra)
+    m = json.loads((store / "store.json").read_text())
+    assert m["encoder"]["name"] == encoder and m["index"]["kind"] == kind
+    lines = [json.loads(l) for l in cli("search", "--store", store, "--json", "-k", "5", *queries).stdout.splitlines()]
+    assert [l["query"] for l in lines] == [str(q) for q in queries]
+    want = src.relative_to(folder).as_posix()
+    for line in lines:
+        ids = [r["id"] for r in line["results"]]
+        assert len(ids) == 5 and ids[0] == want, (line["query"], ids)
