@@ -1,11 +1,12 @@
 """Load test: N concurrent clients for T seconds of mixed traffic against a local server.
 
-    python bench/loadtest.py --clients 16 --seconds 60 [--store S] [--catalog DIR_OR_CSV]
+    python bench/loadtest.py --clients 16 --seconds 60 [--store S] [--catalog DIR_OR_CSV] [--writes 0.10]
 
 Starts `dressfinder serve` on 127.0.0.1 (never another address) on a store (built from
 ../shared/data/f21-dresses when present, else from generated images), then runs the mix:
   45% POST /api/search (a real photo, multipart)   25% POST /upload (the seed's call)
   20% GET /api/products/{id}/similar               10% POST /api/products + DELETE (API key)
+(``--writes W`` sets the last share, the reads keep their proportions; ``--writes 0``: read-only)
 and reports throughput, p50/p99 latency per kind, status counts, and the server's memory
 (RSS) over time. Exits non-zero on any 5xx other than 503 (the deliberate overload answer).
 Writes bench/out/loadtest.json and bench/out/loadtest.md.
@@ -72,7 +73,8 @@ def make_store(workdir: Path, catalog: str | None) -> tuple[Path, list[bytes]]:
 
 
 async def run_load(base: str, clients: int, seconds: float, photos: list[bytes], ids: list[str],
-                   api_key: str, server_pid: int) -> dict:
+                   api_key: str, server_pid: int, writes: float = 0.10) -> dict:
+    reads = 1.0 - writes
     lat: dict[str, list[float]] = {k: [] for k in ("search", "upload", "similar", "add", "delete")}
     statuses: dict[str, int] = {}
     memory = []
@@ -86,14 +88,14 @@ async def run_load(base: str, clients: int, seconds: float, photos: list[bytes],
             r = rng.random()
             photo = photos[rng.randrange(len(photos))]
             t0 = time.perf_counter()
-            if r < 0.45:
+            if r < 0.5 * reads:
                 kind = "search"
                 resp = await client.post("/api/search", files={"file": ("q.jpg", photo, "image/jpeg")},
                                          data={"k": "10"})
-            elif r < 0.70:
+            elif r < 0.7778 * reads:
                 kind = "upload"
                 resp = await client.post("/upload", files={"file": ("q.jpg", photo, "image/jpeg")})
-            elif r < 0.90:
+            elif r < reads:
                 kind = "similar"
                 resp = await client.get(f"/api/products/{ids[rng.randrange(len(ids))]}/similar", params={"k": 10})
             else:
@@ -124,7 +126,7 @@ async def run_load(base: str, clients: int, seconds: float, photos: list[bytes],
     total = sum(len(v) for v in lat.values())
     summary = {k: {"count": len(v), "p50_ms": round(1000 * float(np.percentile(v, 50)), 1),
                    "p99_ms": round(1000 * float(np.percentile(v, 99)), 1)} for k, v in lat.items() if v}
-    return {"clients": clients, "seconds": round(wall, 1), "requests": total,
+    return {"clients": clients, "seconds": round(wall, 1), "writes": writes, "requests": total,
             "throughput_rps": round(total / wall, 1), "latency": summary, "statuses": dict(sorted(statuses.items())),
             "server_5xx_not_503": sum(n for k, n in statuses.items() if k.split()[1].startswith("5")
                                       and not k.endswith("503")),
@@ -133,7 +135,8 @@ async def run_load(base: str, clients: int, seconds: float, photos: list[bytes],
 
 
 def to_markdown(res: dict, machine: str) -> str:
-    lines = [f"Load test: {res['clients']} concurrent clients for {res['seconds']} s against 127.0.0.1 ({machine}).",
+    lines = [f"Load test: {res['clients']} concurrent clients for {res['seconds']} s against 127.0.0.1 ({machine}); "
+             f"{res.get('writes', 0.10):.0%} of requests add a product (then delete it).",
              "", f"Throughput: **{res['throughput_rps']} requests/s** ({res['requests']} requests); "
              f"5xx other than 503: **{res['server_5xx_not_503']}**; server RSS "
              f"{res['memory_mb']['start']} MB at start, {res['memory_mb']['max']} MB max, {res['memory_mb']['end']} MB at end.",
@@ -150,10 +153,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--store", default=None, help="use this store (a copy is made: the test adds and deletes)")
     ap.add_argument("--catalog", default=None, help="build the store from this catalogue")
+    ap.add_argument("--writes", type=float, default=0.10,
+                    help="share of requests that add a product (each followed by its delete); default 0.10")
     ap.add_argument("--out", default=str(REPO / "bench" / "out"))
     a = ap.parse_args()
     if a.clients > 64 or a.seconds > 600:
         ap.error("bounded: at most 64 clients and 600 s")
+    if not 0.0 <= a.writes <= 1.0:
+        ap.error("--writes is a share between 0 and 1")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if a.store:
@@ -193,7 +200,7 @@ def main() -> int:
             # warm up (the encoder loads on first use), so memory is compared from a steady state
             for photo in photos[:3]:
                 httpx.post(base + "/api/search", files={"file": ("w.jpg", photo, "image/jpeg")}, timeout=120)
-            res = asyncio.run(run_load(base, a.clients, a.seconds, photos, ids, key, server.pid))
+            res = asyncio.run(run_load(base, a.clients, a.seconds, photos, ids, key, server.pid, a.writes))
         finally:
             server.terminate()
             try:
