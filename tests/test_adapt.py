@@ -106,3 +106,18 @@ def test_fit_resume_export_and_encoder(tmp_path):
     assert np.allclose(np.linalg.norm(q, axis=1), 1, atol=1e-4)
     assert (v * q).sum(1).min() > 0.8          # a photo and its mirror image agree
     assert enc.spec()["model"] == str(out)
+    # a store built with it keeps its own copy (and the settings beside it): moving the model is harmless
+    import shutil
+
+    from dressfinder.store import Store
+
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    for p in paths:
+        shutil.copy(p, cat)
+    store = Store.build(cat, tmp_path / "store", encoder="effnet-tuned", model=str(out), index="flat", progress=False)
+    kept = tmp_path / "store" / store.manifest["encoder"]["model"]
+    assert kept.is_file() and kept.with_suffix(".json").is_file() and kept.read_bytes() == out.read_bytes()
+    out.rename(tmp_path / "moved.onnx")
+    again = Store.open(tmp_path / "store")
+    assert again.search(paths[5], k=1)[0].id == store.search(paths[5], k=1)[0].id

@@ -15,6 +15,8 @@ Every encoder has a ``name``, a ``version`` (changes whenever its vectors would 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -94,6 +96,23 @@ def file_digest(path: str | Path, n: int = 12) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:n]
+
+
+def keep_model_file(src: str | Path, store_dir: str | Path, name: str, sidecars: Sequence[str] = ()) -> str:
+    """Copy an encoder's model file into a store as ``name`` (content-addressed by the caller, so
+    rebuilds never clash), atomically; ``sidecars``: suffixes of files beside it to copy too
+    (e.g. ``.json``). Returns ``name`` for the store's manifest."""
+    src, dest = Path(src), Path(store_dir) / name
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+        for suffix in sidecars:
+            side = src.with_suffix(suffix)
+            if side.is_file():
+                shutil.copyfile(side, dest.with_suffix(suffix))
+    return name
 
 
 # --------------------------------------------------------------------------- registry

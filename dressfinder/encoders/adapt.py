@@ -154,23 +154,20 @@ def make_net(dim: int = 512):
     return RetrievalNet(dim).eval()
 
 
-class _TrunkAndRaw:
-    """Export helper: image -> (trunk features at ``split``, raw descriptor)."""
+def _trunk_export(net, split: int, with_raw: bool = True):
+    """Export helper: image -> trunk features at ``split`` (and the raw descriptor when ``with_raw``)."""
+    torch = _torch()
 
-    @staticmethod
-    def wrap(net, split: int):
-        torch = _torch()
+    class W(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = net
 
-        class W(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.m = net
+        def forward(self, x):
+            t = self.m.trunk(x, split)
+            return (t, self.m.raw_from(t, split)) if with_raw else t
 
-            def forward(self, x):
-                t = self.m.trunk(x, split)
-                return t, self.m.raw_from(t, split)
-
-        return W().eval()
+    return W().eval()
 
 
 def export_onnx(module, path: Path, outputs: Sequence[str] = ("features",), size: int = INPUT_SIZE) -> Path:
@@ -603,7 +600,7 @@ def fit_model(images: Sequence[str], ids: Sequence[str], out: str | Path, *, con
     # -- stage 1: frozen trunk features of the clean images, raw descriptors, augmented views -------------
     feats_path = work / "features.npz"
     if not feats_path.exists():
-        onnx_path = export_onnx(_TrunkAndRaw.wrap(net, split), work / "trunk-raw.onnx", ("trunk", "raw"))
+        onnx_path = export_onnx(_trunk_export(net, split), work / "trunk-raw.onnx", ("trunk", "raw"))
         sess = _ort_session(onnx_path)
         with say.bar(n, "clean features") as bar:
             trunk, raw = _features(sess, lambda i: clean_input(data[i]), n, bar)
@@ -689,7 +686,7 @@ def fit_model(images: Sequence[str], ids: Sequence[str], out: str | Path, *, con
         if not cfg.refit_whitening:
             pass
         elif not white_path.exists():
-            sess = _ort_session(export_onnx(_TrunkAndRaw.wrap(net, split), work / "trunk-raw-tuned.onnx",
+            sess = _ort_session(export_onnx(_trunk_export(net, split), work / "trunk-raw-tuned.onnx",
                                             ("trunk", "raw")))
             with say.bar(n * (1 + cfg.views), "refit whitening") as bar:
                 _, raw_t = _features(sess, lambda i: clean_input(data[i]), n, bar)
@@ -774,8 +771,8 @@ def _contrastive(net, cfg: FitConfig, aug: AugmentedViews, trunk: np.ndarray, n:
         say.say(f"step 0: held-out R@1 {v0['recall@1']:.3f}  R@10 {v0['recall@10']:.3f}")
     bank_t = torch.from_numpy(bank)
 
-    trunk_sess = _ort_session(export_onnx(_TrunkOnly.wrap(net, split), work / f"trunk-{split}.onnx", ("trunk",)),
-                              threads=None)
+    trunk_onnx = export_onnx(_trunk_export(net, split, with_raw=False), work / f"trunk-{split}.onnx", ("trunk",))
+    trunk_sess = _ort_session(trunk_onnx, threads=None)
 
     def save(step_: int):
         _save_atomic(lambda p: torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step_,
@@ -874,19 +871,3 @@ def _choose_whitening(net, white_path: Path, before: dict, validate, set_whiteni
         return before
     say.say(f"refitted whitening: {after} (trained projection: {before})")
     return after
-
-
-class _TrunkOnly:
-    @staticmethod
-    def wrap(net, split: int):
-        torch = _torch()
-
-        class W(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.m = net
-
-            def forward(self, x):
-                return self.m.trunk(x, split)
-
-        return W().eval()

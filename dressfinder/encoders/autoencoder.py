@@ -9,7 +9,6 @@ compared by Euclidean distance as the seed did (``metric = "l2"``).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import EncoderError
-from . import Encoder, file_digest, register
+from . import Encoder, file_digest, keep_model_file, register
 
 INPUT_SIZE = 32
 BOTTLENECK = 4 * 4 * 16
@@ -124,13 +123,7 @@ class Autoencoder(Encoder):
         return {**super().spec(), "model": str(self.model_path)}
 
     def save_into(self, store_dir: Path) -> dict[str, Any]:
-        name = f"models/autoencoder-{self.version}.keras"   # content-addressed: rebuilds never clash
-        dest = Path(store_dir) / name
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(dest.name + ".tmp")
-            shutil.copyfile(self.model_path, tmp)
-            os.replace(tmp, dest)
+        name = keep_model_file(self.model_path, store_dir, f"models/autoencoder-{self.version}.keras")
         return {**super().spec(), "model": name}
 
 

@@ -13,8 +13,6 @@ On the query side the photo and its mirror image are both encoded and their vect
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import EncoderError
-from . import Encoder, file_digest, l2_normalize, register
+from . import Encoder, file_digest, keep_model_file, l2_normalize, register
 from .effnet import to_input
 from .onnx_runtime import OnnxModel
 
@@ -99,16 +97,8 @@ class TunedEffNet(Encoder):
     def save_into(self, store_dir: Path) -> dict[str, Any]:
         if self.is_default:   # the installed package has it; the version check guards changes
             return self.spec()
-        name = f"models/effnet-tuned-{self.version}.onnx"
-        dest = Path(store_dir) / name
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(dest.name + ".tmp")
-            shutil.copyfile(self.model_path, tmp)
-            os.replace(tmp, dest)
-            side = self.model_path.with_name(self.model_path.stem + ".json")
-            if side.is_file():
-                shutil.copyfile(side, dest.with_name(dest.stem + ".json"))
+        name = keep_model_file(self.model_path, store_dir, f"models/effnet-tuned-{self.version}.onnx",
+                               sidecars=(".json",))
         return {**self.spec(), "model": name}
 
 
