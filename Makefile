@@ -28,9 +28,9 @@ test: install
 bench: install
 	$(BIN)/dressfinder bench --data $(DATA) --out bench/out
 
-## eval: retrieval quality, seed vs pretrained vs default, on ../shared/data (writes docs/eval.md)
+## eval: retrieval quality, seed vs pretrained vs default, on ../shared/data (writes docs/eval.md, README's table)
 eval: install
-	$(BIN)/dressfinder evaluate $(DATA) --markdown docs/eval.md --out bench/out/eval.json
+	$(BIN)/dressfinder evaluate $(DATA) --markdown docs/eval.md --out bench/out/eval.json --readme README.md
 
 ## loadtest: 16 clients for 60 s against a local server (127.0.0.1 only)
 loadtest: install

@@ -813,6 +813,55 @@ def _pct(x: float | None) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.3f}"
 
 
+README_START, README_END = "<!-- eval:start -->", "<!-- eval:end -->"
+
+
+def to_summary(report: dict[str, Any]) -> str:
+    """The short table a README shows: one row per config, held-out rows, ratios, how it was made."""
+    rs = report["results"]
+    lines = ["| config | encoder + index | Recall@1 | Recall@10 | same style@10 | query ms (median) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in rs:
+        lat = r.get("latency") or {}
+        ms = f"{lat['median_ms']:.1f}" if lat.get("n") else "–"
+        lines.append(f"| {r['config']} | {r['describe']} | {_pct(r['recall@1'])} | {_pct(r['recall@10'])} | "
+                     f"{_pct(r['same_style@10'])} | {ms} |")
+    for r in rs:
+        held = (r.get("splits") or {}).get("held-out sources")
+        if held and r["config"] == "default":
+            lines.append(f"| *{r['config']}, sources held out of training ({held['n']:,} queries)* | | "
+                         f"*{_pct(held['recall@1'])}* | *{_pct(held['recall@10'])}* | | |")
+    by = {r["config"]: r for r in rs}
+    ratios = []
+    if "default" in by and "seed" in by and by["seed"]["recall@1"] > 0:
+        ratios.append(f"Recall@1 default / seed: **{by['default']['recall@1'] / by['seed']['recall@1']:.2f}x**")
+    if "default" in by and "base" in by and by["default"]["recall@1"] < 1:
+        ratios.append("misses at rank 1, base / default: "
+                      f"**{(1 - by['base']['recall@1']) / (1 - by['default']['recall@1']):.1f}x**")
+    lines.append("")
+    if ratios:
+        lines += ["; ".join(ratios) + ".", ""]
+    lines.append(f"{report['queries']:,} queries from {report['query_sources']:,} sources against "
+                 f"{report['catalog_images']:,} images; {report['machine']}; "
+                 f"{report.get('date', '')}; run took {report['seconds']:.0f} s. Made by "
+                 f"`{report.get('command') or 'dressfinder evaluate'}`.")
+    return "\n".join(lines) + "\n"
+
+
+def splice_readme(path: Path, summary: str) -> None:
+    """Put ``summary`` between the README markers (atomically); a clear error when they are missing."""
+    from .errors import DressfinderError
+
+    text = path.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise DressfinderError(f"{path} has no {README_START} ... {README_END} block to replace")
+    new = text[:start + len(README_START)] + "\n" + summary + text[end:]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
 def to_markdown(report: dict[str, Any], command: str | None = None) -> str:
     rs = report["results"]
     lines = []
@@ -881,6 +930,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute everything, keep nothing")
     p.add_argument("--out", default=None, metavar="FILE.json", help="write the full report as JSON")
     p.add_argument("--markdown", default=None, metavar="FILE.md", help="write the tables as Markdown")
+    p.add_argument("--readme", default=None, metavar="FILE.md",
+                   help=f"replace the summary table between {README_START} and {README_END} in this file")
     p.add_argument("--examples", default=None, metavar="DIR", help="save some query photos here to look at")
     p.add_argument("--no-colour", dest="colour", action="store_false",
                    help="skip the same-colour share (dominant colour of each catalogue image)")
@@ -895,6 +946,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.per_source < 1:
         raise DressfinderError("--per-source must be at least 1")
+    if args.readme:   # before the long run, not after it
+        text = Path(args.readme).read_text() if Path(args.readme).is_file() else ""
+        if README_START not in text or README_END not in text:
+            raise DressfinderError(f"{args.readme} has no {README_START} ... {README_END} block to replace")
     cache = None if args.no_cache else Path(args.cache) if args.cache else cache_dir() / "eval"
     configs = [c for c in args.configs.split(",") if c.strip()]
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -909,10 +964,13 @@ def run(args: argparse.Namespace) -> int:
     command = ("dressfinder " + " ".join(shlex.quote(a) for a in argv[argv.index("evaluate"):])) \
         if "evaluate" in argv else None
     report["command"] = command
+    report["date"] = time.strftime("%Y-%m-%d", time.gmtime())
     md = to_markdown(report, command)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     if args.markdown:
         Path(args.markdown).write_text(md)
+    if args.readme:
+        splice_readme(Path(args.readme), to_summary(report))
     print(md)
     return 0

@@ -120,11 +120,19 @@ def test_evaluate_end_to_end_with_cache(tmp_path):
     cat = tmp_path / "cat"
     write_catalog(cat, n=12, with_csv=False)
     (cat / "images" / "dup.jpg").write_bytes((cat / "images" / "dress-000.jpg").read_bytes())
-    md, js = tmp_path / "t.md", tmp_path / "t.json"
+    md, js, readme = tmp_path / "t.md", tmp_path / "t.json", tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n\n{ev.README_START}\nold table\n{ev.README_END}\n\nafter\n")
     args = ["evaluate", str(cat), "--queries", "images/dress-00*", "--configs", "base,effnet-lite0+ivf:2/1",
             "--kinds", "crop,flip,exif", "--latency", "3", "--cache", str(tmp_path / "cache"),
-            "--markdown", str(md), "--out", str(js), "-q"]
+            "--markdown", str(md), "--out", str(js), "--readme", str(readme), "-q"]
     assert main(args) == 0
+    text = readme.read_text()      # the README's table is rewritten in place, the rest kept
+    assert text.startswith("# Title\n\nbefore\n\n") and text.endswith(f"{ev.README_END}\n\nafter\n")
+    assert "old table" not in text and "| base | effnet-lite0 + flat |" in text and "30 queries" in text
+    no_markers = tmp_path / "plain.md"
+    no_markers.write_text("# no markers\n")
+    assert main(args[:-3] + ["--readme", str(no_markers), "-q"]) == 2      # refused before any work
+    assert no_markers.read_text() == "# no markers\n"
     rep = json.loads(js.read_text())
     assert rep["catalog_images"] == 13 and rep["query_sources"] == 10 and rep["queries"] == 30
     assert rep["duplicate_groups"] == 1
