@@ -843,7 +843,9 @@ def to_summary(report: dict[str, Any]) -> str:
         lines += ["; ".join(ratios) + ".", ""]
     lines.append(f"{report['queries']:,} queries from {report['query_sources']:,} sources against "
                  f"{report['catalog_images']:,} images; {report['machine']}; "
-                 f"{report.get('date', '')}; run took {report['seconds']:.0f} s. Made by "
+                 f"{report.get('date', '')}; run took {report['seconds']:.0f} s"
+                 + (" (vectors from the cache of an earlier run)" if any(r.get("catalog_vectors_cached") for r in rs)
+                    else "") + ". Made by "
                  f"`{report.get('command') or 'dressfinder evaluate'}`.")
     return "\n".join(lines) + "\n"
 
