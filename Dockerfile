@@ -34,8 +34,9 @@ RUN pip install -q . \
     && rm -rf /root/.cache
 
 USER app
-# Export the default encoder to ONNX now, so the first search does not wait for it.
-RUN python -c "from PIL import Image; from dressfinder import get_encoder; get_encoder().encode([Image.new('RGB', (64, 64))])"
+# Check the shipped default encoder loads, and export effnet-lite0 to ONNX now (cached), so no first
+# search waits for it.
+RUN python -c "from PIL import Image; from dressfinder import get_encoder; im = [Image.new('RGB', (64, 64))]; get_encoder().encode(im); get_encoder('effnet-lite0').encode(im)"
 
 VOLUME ["/store"]
 EXPOSE 2000
