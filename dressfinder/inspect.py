@@ -747,7 +747,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clusters", type=int, default=10, help="k-means clusters to show (default 10, as the seed; 0: none)")
     p.add_argument("--near", type=float, default=None,
                    help="cosine at or above which two different images are near duplicates "
-                        "(default: the encoder's own, e.g. 0.97 for effnet-lite0)")
+                        "(default: the encoder's own: 0.95 for effnet-tuned, 0.98 for effnet-lite0)")
     p.add_argument("--no-embed", action="store_true",
                    help="catalogue: do not encode the images (no near duplicates, no clusters; much faster)")
     p.add_argument("--encoder", default=None, help="catalogue: encoder for the embeddings (default: the default one)")
@@ -759,7 +759,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.near is not None and not 0 < args.near <= 1:
-        raise DressfinderError("--near is a cosine between 0 and 1, e.g. 0.999")
+        raise DressfinderError("--near is a cosine between 0 and 1, e.g. 0.95")
     r = make_report(args.source, args.out, clusters=args.clusters, near=args.near, encode=not args.no_embed,
                     encoder=args.encoder, workers=args.workers, progress=not args.quiet, seed=args.seed,
                     max_shown=args.max_shown)
