@@ -77,6 +77,34 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+PENDING = ".images-pending"
+
+
+@contextmanager
+def _images_pending(root: Path):
+    """Mark a change that writes image files before it commits. Yields whether a marker was already
+    there: an earlier writer died mid-change and may have left uncommitted images, so this change's
+    clean-up lists every stored image. The marker goes when the change committed (it stays after
+    an exception, for the next writer)."""
+    marker = Path(root) / PENDING
+    stale = marker.exists()
+    marker.touch()
+    yield stale
+    marker.unlink(missing_ok=True)
+
+
+def _select_in(db: "CatalogDB", column: str, key: str, values: Sequence[str], chunk: int = 500) -> set[str]:
+    """``SELECT column FROM products WHERE key IN values`` (non-null), in chunks SQLite accepts."""
+    out: set[str] = set()
+    values = list(values)
+    for i in range(0, len(values), chunk):
+        part = values[i:i + chunk]
+        marks = ",".join("?" * len(part))
+        out.update(r[0] for r in db.conn.execute(
+            f"SELECT {column} FROM products WHERE {key} IN ({marks}) AND {column} IS NOT NULL", part))
+    return out
+
+
 @contextmanager
 def writer_lock(root: Path, timeout: float = 60.0):
     """Exclusive, cross-process lock for changing a store."""
@@ -437,7 +465,7 @@ class Store:
             return None
 
     @staticmethod
-    def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    def _write_manifest(root: Path, manifest: dict[str, Any], *, full_image_sweep: bool = True) -> None:
         files = manifest["files"]
         for name in [files["catalog"], files["index"], *files["vectors"], files.get("deleted")]:
             if name:
@@ -450,11 +478,17 @@ class Store:
             time.sleep(float(pause))
         os.replace(tmp, root / MANIFEST)
         _fsync_dir(root)
-        Store._collect_garbage(root, manifest)
+        Store._collect_garbage(root, manifest, full_image_sweep=full_image_sweep)
 
     @staticmethod
-    def _collect_garbage(root: Path, manifest: dict[str, Any]) -> None:
-        """Delete generation files that neither the current nor the previous manifest names."""
+    def _collect_garbage(root: Path, manifest: dict[str, Any], *, full_image_sweep: bool = True) -> None:
+        """Delete generation files that neither the current nor the previous manifest names, and
+        stored images that neither generation's catalogue references.
+
+        Images: ``full_image_sweep`` lists every stored image (a build, or the first change after a
+        writer died mid-change and may have left images behind); otherwise only the images the
+        previous change released (``files["released"]``: its removed or replaced products' files)
+        are looked at, so an add or remove does not cost a scan of the whole store."""
         keep = set()
         for files in (manifest["files"], manifest.get("previous") or {}):
             for key in ("catalog", "index", "deleted"):
@@ -469,17 +503,25 @@ class Store:
                 path.unlink(missing_ok=True)
         # images no longer referenced by either generation's catalogue
         images = root / "images"
-        if images.is_dir():
-            referenced: set[str] = set()
-            for files in (manifest["files"], manifest.get("previous") or {}):
-                if files.get("catalog") and (root / files["catalog"]).exists():
-                    with CatalogDB(root / files["catalog"], readonly=True) as db:
-                        referenced.update(f for f in (r[0] for r in db.conn.execute(
-                            "SELECT file FROM products WHERE file IS NOT NULL")))
-            for sub in images.iterdir():
-                for f in sub.iterdir() if sub.is_dir() else []:
-                    if f"{sub.name}/{f.name}" not in referenced:
-                        f.unlink(missing_ok=True)
+        if not images.is_dir():
+            return
+        candidates = None if full_image_sweep else list((manifest.get("previous") or {}).get("released") or [])
+        if candidates is not None and not candidates:
+            return
+        referenced: set[str] = set()
+        for files in (manifest["files"], manifest.get("previous") or {}):
+            if files.get("catalog") and (root / files["catalog"]).exists():
+                with CatalogDB(root / files["catalog"], readonly=True) as db:
+                    if candidates is None:
+                        referenced.update(r[0] for r in db.conn.execute(
+                            "SELECT file FROM products WHERE file IS NOT NULL"))
+                    else:
+                        referenced |= _select_in(db, "file", "file", candidates)
+        if candidates is None:
+            candidates = [f"{sub.name}/{f.name}" for sub in images.iterdir() if sub.is_dir() for f in sub.iterdir()]
+        for name in candidates:
+            if name not in referenced and "/" in name and ".." not in name:
+                (images / name).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ incremental updates
     def add(self, catalog: str | Path | Sequence[Product], *, progress: bool = False,
@@ -515,12 +557,14 @@ class Store:
                 report.seconds = time.perf_counter() - t0
                 return report
             enc = self.encoder
-            result = embed(enc, [p.image for p in fresh], images_dir=self.root / "images", progress=progress,
-                           desc="adding")
-            report.skipped += [(fresh[i].id, r) for i, r in result.skipped]
-            kept = [fresh[i] for i in result.ok]
-            if kept:
-                self._commit_change(snap, add=(result.vectors, kept, result.files), remove_ids=dupes)
+            with _images_pending(self.root) as stale:
+                result = embed(enc, [p.image for p in fresh], images_dir=self.root / "images", progress=progress,
+                               desc="adding")
+                report.skipped += [(fresh[i].id, r) for i, r in result.skipped]
+                kept = [fresh[i] for i in result.ok]
+                if kept:
+                    self._commit_change(snap, add=(result.vectors, kept, result.files), remove_ids=dupes,
+                                        full_image_sweep=stale)
             report.added, report.removed = len(kept), len(dupes) if kept else 0
             report.encode_seconds = result.seconds
             report.seconds = time.perf_counter() - t0
@@ -535,10 +579,12 @@ class Store:
             snap = self._snap
             if snap.db.get(product.id) is not None:
                 raise Conflict(f"a product with id {product.id!r} already exists")
-            result = embed(self.encoder, [image], images_dir=self.root / "images", progress=False)
-            if not len(result.ok):
-                raise DressfinderError(result.skipped[0][1])
-            self._commit_change(snap, add=(result.vectors, [product], result.files), remove_ids=[])
+            with _images_pending(self.root) as stale:
+                result = embed(self.encoder, [image], images_dir=self.root / "images", progress=False)
+                if not len(result.ok):
+                    raise DressfinderError(result.skipped[0][1])
+                self._commit_change(snap, add=(result.vectors, [product], result.files), remove_ids=[],
+                                    full_image_sweep=stale)
         return ChangeReport(added=1, seconds=time.perf_counter() - t0, encode_seconds=result.seconds)
 
     def remove(self, ids: Sequence[str]) -> ChangeReport:
@@ -550,10 +596,11 @@ class Store:
             present = [i for i in ids if snap.db.get(i) is not None]
             skipped = [(i, "no such product") for i in ids if i not in set(present)]
             if present:
-                self._commit_change(snap, add=None, remove_ids=present)
+                with _images_pending(self.root) as stale:
+                    self._commit_change(snap, add=None, remove_ids=present, full_image_sweep=stale)
         return ChangeReport(removed=len(present), skipped=skipped, seconds=time.perf_counter() - t0)
 
-    def _commit_change(self, snap: _Snapshot, add, remove_ids: Sequence[str]) -> None:
+    def _commit_change(self, snap: _Snapshot, add, remove_ids: Sequence[str], *, full_image_sweep: bool) -> None:
         root = self.root
         old = snap.manifest
         gen = old["generation"] + 1
@@ -566,8 +613,10 @@ class Store:
                                   np.load(root / old["files"]["deleted"]) if old["files"].get("deleted") else None)
         snap.db.backup_to(root / files["catalog"])
         rows_total = snap.n_rows
+        files["released"] = []
         with CatalogDB(root / files["catalog"]) as db:
             if remove_ids:
+                files["released"] = sorted(_select_in(db, "file", "id", remove_ids))
                 gone = np.array(db.delete(remove_ids), np.int64)
                 vindex.remove(gone)
             if add is not None:
@@ -589,5 +638,5 @@ class Store:
         manifest = {**old, "generation": gen, "token": secrets.token_hex(8), "files": files, "count": count,
                     "rows": rows_total, "index": vindex.meta(),
                     "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "previous": old["files"]}
-        self._write_manifest(root, manifest)
+        self._write_manifest(root, manifest, full_image_sweep=full_image_sweep)
         self._snap = _Snapshot(root, manifest)

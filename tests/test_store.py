@@ -124,6 +124,40 @@ def test_crash_before_commit_leaves_previous_store(store_copy, tmp_path, monkeyp
     assert {n for n in names if n.split("-")[0] in ("catalog", "index", "vectors")} <= allowed
 
 
+def test_stored_images_go_one_change_after_their_products(store_copy, tmp_path, monkeypatch):
+    """A removed product's image stays while the previous generation may still serve it, and goes at
+    the next change, unless a product uses the same picture again; images a crashed add left behind
+    go at the next change too."""
+    store = store_copy
+    images = store.root / "images"
+    gone, reused = store.image_file("sku-003"), store.image_file("sku-004")
+    store.remove(["sku-003", "sku-004"])
+    assert gone.is_file() and reused.is_file()                       # the previous generation names them
+    assert store.manifest["files"]["released"] == sorted(f"{p.parent.name}/{p.name}" for p in (gone, reused))
+    again = tmp_path / "again.jpg"
+    again.write_bytes(reused.read_bytes())
+    store.add([Product(id="same-picture", image=str(again))])
+    assert not gone.exists() and reused.is_file()                    # swept / used again
+    assert store.image_file("same-picture") == reused
+    # a writer dies after storing a new image and before committing: the next change sweeps it
+    before = {p for p in images.rglob("*") if p.is_file()}
+    new = tmp_path / "n.jpg"
+    dress_image(301).save(new)
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(Store, "_write_manifest", staticmethod(boom))
+    with pytest.raises(KeyboardInterrupt):
+        store.add([Product(id="lost", image=str(new))])
+    monkeypatch.undo()
+    orphans = {p for p in images.rglob("*") if p.is_file()} - before
+    assert len(orphans) == 1 and (store.root / ".images-pending").exists()
+    Store.open(store.root).remove(["sku-010"])
+    assert not any(p.exists() for p in orphans) and not (store.root / ".images-pending").exists()
+    assert all(Store.open(store.root).image_file(pid).is_file() for pid in ("sku-000", "same-picture"))
+
+
 def test_rebuild_replaces_atomically_and_readers_keep_working(tmp_path, catalog_dir):
     root = tmp_path / "s"
     Store.build(catalog_dir / "catalog.csv", root, progress=False)
