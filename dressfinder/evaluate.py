@@ -287,52 +287,52 @@ def v_exif(im: Image.Image, rng) -> tuple[Image.Image, int]:
     return im.transpose(_EXIF_INVERSE[orientation]), orientation
 
 
+def _change(step: str, im: Image.Image, rng: np.random.Generator, pool: Sequence[Image.Image],
+            in_combo: bool) -> tuple[Image.Image, int | None, int | None]:
+    """Apply one photo change -> (image, JPEG quality it asks for, EXIF orientation it stores);
+    inside a combination the crop and the blur are milder."""
+    if step == "crop":
+        return (v_crop(im, rng, 0.55, 0.9) if in_combo else v_crop(im, rng)), None, None
+    if step == "background":
+        return v_background(im, rng, pool), None, None
+    if step == "color":
+        return v_color(im, rng), None, None
+    if step == "blur_jpeg":
+        im, quality = v_blur_jpeg(im, rng, strength=0.5 if in_combo else 1.0)
+        return im, quality, None
+    if step == "flip":
+        return ImageOps.mirror(im), None, None
+    if step == "grayscale":
+        return v_grayscale(im, rng), None, None
+    if step == "rotate":
+        return v_rotate(im, rng), None, None
+    if step == "exif":
+        im, orientation = v_exif(im, rng)
+        return im, None, orientation
+    raise ValueError(f"unknown variant kind {step!r}")
+
+
+# the changes a combination draws from, each with its probability (order matters: it is the
+# order they are drawn and applied in)
+COMBO_STEPS = (("crop", 0.6), ("background", 0.4), ("color", 0.7), ("flip", 0.5), ("rotate", 0.3),
+               ("grayscale", 0.15), ("blur_jpeg", 0.5), ("exif", 0.3))
+
+
 def make_variant(im: Image.Image, kind: str, rng: np.random.Generator,
                  pool: Sequence[Image.Image] = ()) -> bytes:
     """One photo-like query made from catalogue image ``im``: the bytes of a JPEG."""
     im = im.convert("RGB")
     quality, orientation = int(rng.integers(85, 96)), None
-    if kind == "crop":
-        im = v_crop(im, rng)
-    elif kind == "background":
-        im = v_background(im, rng, pool)
-    elif kind == "color":
-        im = v_color(im, rng)
-    elif kind == "blur_jpeg":
-        im, quality = v_blur_jpeg(im, rng)
-    elif kind == "flip":
-        im = ImageOps.mirror(im)
-    elif kind == "grayscale":
-        im = v_grayscale(im, rng)
-    elif kind == "rotate":
-        im = v_rotate(im, rng)
-    elif kind == "exif":
-        im, orientation = v_exif(im, rng)
-    elif kind == "combo":
-        steps = []
+    if kind == "combo":
+        steps: list[str] = []
         while len(steps) < 3:
-            steps = [s for s, p in (("crop", 0.6), ("background", 0.4), ("color", 0.7), ("flip", 0.5),
-                                    ("rotate", 0.3), ("grayscale", 0.15), ("blur", 0.5), ("exif", 0.3))
-                     if rng.random() < p]
-        for s in steps:
-            if s == "crop":
-                im = v_crop(im, rng, 0.55, 0.9)
-            elif s == "background":
-                im = v_background(im, rng, pool)
-            elif s == "color":
-                im = v_color(im, rng)
-            elif s == "flip":
-                im = ImageOps.mirror(im)
-            elif s == "rotate":
-                im = v_rotate(im, rng)
-            elif s == "grayscale":
-                im = v_grayscale(im, rng)
-            elif s == "blur":
-                im, quality = v_blur_jpeg(im, rng, strength=0.5)
-            elif s == "exif":
-                im, orientation = v_exif(im, rng)
+            steps = [step for step, p in COMBO_STEPS if rng.random() < p]
     else:
-        raise ValueError(f"unknown variant kind {kind!r}")
+        steps = [kind]
+    for step in steps:
+        im, q, o = _change(step, im, rng, pool, in_combo=kind == "combo")
+        quality = q if q is not None else quality
+        orientation = o if o is not None else orientation
     return jpeg_bytes(im, quality, orientation)
 
 
