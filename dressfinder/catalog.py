@@ -15,6 +15,7 @@ import csv
 import json
 import logging
 import math
+import os
 import re
 import sqlite3
 from dataclasses import asdict, dataclass, field
@@ -194,6 +195,15 @@ def read_catalog(source: str | Path) -> CatalogReadReport:
     for where, reason in report.skipped:
         log.warning("skipped %s: %s", where, reason)
     return report
+
+
+def products_from(catalog: str | Path | Sequence["Product"]) -> tuple[list["Product"], list[tuple[str, str]], str]:
+    """What a build or an add takes: a catalogue folder or CSV (read with ``read_catalog``), or
+    products already made in Python -> (products, skipped rows with reasons, where they came from)."""
+    if isinstance(catalog, (str, os.PathLike)):
+        read = read_catalog(catalog)
+        return read.products, list(read.skipped), str(Path(catalog).resolve())
+    return list(catalog), [], "python"
 
 
 # --------------------------------------------------------------------------- SQLite table

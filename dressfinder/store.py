@@ -38,7 +38,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import __version__
-from .catalog import CatalogDB, Filters, Product, read_catalog
+from .catalog import CatalogDB, Filters, Product, products_from
 from .embed import EmbedResult, embed, fingerprint
 from .encoders import Encoder, get_encoder, load_encoder
 from .errors import Conflict, DressfinderError, NotFound, StoreError
@@ -378,12 +378,7 @@ class Store:
         """Encode a catalogue and write a store at ``root`` (replacing one that is there, atomically)."""
         root = Path(root)
         t0 = time.perf_counter()
-        if isinstance(catalog, (str, os.PathLike)):
-            read = read_catalog(catalog)
-            products, pre_skipped = read.products, list(read.skipped)
-            source = str(Path(catalog).resolve())
-        else:
-            products, pre_skipped, source = list(catalog), [], "python"
+        products, pre_skipped, source = products_from(catalog)
         if not products:
             raise DressfinderError(f"catalogue {catalog} has no images")
         root.mkdir(parents=True, exist_ok=True)
@@ -529,11 +524,7 @@ class Store:
         """Encode and add products without a rebuild. Ids already in the store are skipped
         (or replaced with ``replace=True``)."""
         t0 = time.perf_counter()
-        if isinstance(catalog, (str, os.PathLike)):
-            read = read_catalog(catalog)
-            products, skipped = read.products, list(read.skipped)
-        else:
-            products, skipped = list(catalog), []
+        products, skipped, _ = products_from(catalog)
         with self._write, writer_lock(self.root):
             self.reload()
             snap = self._snap

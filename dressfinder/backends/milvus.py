@@ -39,7 +39,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .. import __version__
-from ..catalog import Filters, Product, read_catalog
+from ..catalog import Filters, Product, products_from
 from ..embed import EmbedResult, embed
 from ..encoders import Encoder, get_encoder, load_encoder
 from ..errors import DressfinderError, NotFound, StoreError
@@ -226,12 +226,7 @@ class MilvusStore:
         ``images/``); none: only the source paths are recorded.
         """
         t0 = time.perf_counter()
-        if isinstance(catalog, (str, os.PathLike)):
-            read = read_catalog(catalog)
-            products, pre_skipped = read.products, list(read.skipped)
-            source = str(Path(catalog).resolve())
-        else:
-            products, pre_skipped, source = list(catalog), [], "python"
+        products, pre_skipped, source = products_from(catalog)
         if not products:
             raise DressfinderError(f"catalogue {catalog} has no images")
         enc = encoder if isinstance(encoder, Encoder) else get_encoder(encoder or None,
@@ -386,11 +381,7 @@ class MilvusStore:
             workers: int | None = None) -> ChangeReport:
         """Encode and add products. Ids already there are skipped (or replaced with ``replace``)."""
         t0 = time.perf_counter()
-        if isinstance(catalog, (str, os.PathLike)):
-            read = read_catalog(catalog)
-            products, skipped = read.products, list(read.skipped)
-        else:
-            products, skipped = list(catalog), []
+        products, skipped, _ = products_from(catalog)
         seen: set[str] = set()
         unique = []
         for p in products:
