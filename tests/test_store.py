@@ -1,5 +1,6 @@
 import json
 import os
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -100,19 +101,28 @@ def test_other_index_kinds_support_updates(tmp_path, catalog_dir, kind):
     assert "sku-005" not in [h.id for h in Store.open(store.root).search(q, k=5)]
 
 
+@contextmanager
+def power_cut_before_commit(monkeypatch):
+    """The writer inside dies (KeyboardInterrupt) where it would commit: new files written, manifest not."""
+    def boom(*a, **k):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(Store, "_write_manifest", staticmethod(boom))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.undo()
+
+
 def test_crash_before_commit_leaves_previous_store(store_copy, tmp_path, monkeypatch):
     store = store_copy
     before = [h.id for h in store.search(dress_image(3), k=5)]
     new = tmp_path / "n.jpg"
     dress_image(300).save(new)
 
-    def boom(*a, **k):
-        raise KeyboardInterrupt("power cut")
-
-    monkeypatch.setattr(Store, "_write_manifest", staticmethod(boom))
-    with pytest.raises(KeyboardInterrupt):
+    with power_cut_before_commit(monkeypatch):
         store.add([Product(id="lost", image=str(new))])
-    monkeypatch.undo()
     again = Store.open(store.root)
     assert len(again) == 24 and [h.id for h in again.search(dress_image(3), k=5)] == before
     # the next change works and sweeps the orphaned files of the failed one
@@ -144,13 +154,8 @@ def test_stored_images_go_one_change_after_their_products(store_copy, tmp_path, 
     new = tmp_path / "n.jpg"
     dress_image(301).save(new)
 
-    def boom(*a, **k):
-        raise KeyboardInterrupt("power cut")
-
-    monkeypatch.setattr(Store, "_write_manifest", staticmethod(boom))
-    with pytest.raises(KeyboardInterrupt):
+    with power_cut_before_commit(monkeypatch):
         store.add([Product(id="lost", image=str(new))])
-    monkeypatch.undo()
     orphans = {p for p in images.rglob("*") if p.is_file()} - before
     assert len(orphans) == 1 and (store.root / ".images-pending").exists()
     Store.open(store.root).remove(["sku-010"])
