@@ -198,14 +198,6 @@ def photo_variant(path: Path, seed: int):
     return ImageEnhance.Contrast(im).enhance(rng.uniform(0.85, 1.15))
 
 
-def _encode_query(enc, images) -> "Any":
-    """Query vectors as ``Store.search`` makes them (an encoder may spend more on a query)."""
-    import numpy as np
-
-    fn = getattr(enc, "encode_query", None) or enc.encode
-    return np.asarray(fn(images), np.float32)
-
-
 # --------------------------------------------------------------------------- synthetic vectors
 
 def synthetic_vectors(real, n: int, *, seed: int = 0, pca_dims: int = 256, components: int = 200,
@@ -437,7 +429,7 @@ def bench_latency(root: Path, photos: list[Path], *, n_queries: int, cli_cold: i
         t0 = time.perf_counter()
         im = enc.load(p)
         t1 = time.perf_counter()
-        v = _encode_query(enc, [im])
+        v = enc.encode_query([im])   # as Store.search makes them
         t2 = time.perf_counter()
         store.search_vectors(v, 10)
         t3 = time.perf_counter()
@@ -577,7 +569,7 @@ def bench_scale(base_root: Path, size: int, *, kinds: Sequence[str], n_queries: 
                  vectors_gb=round(x.nbytes / 2**30, 2))
     # photo-like queries: variants of catalogue photos, encoded (not in the index)
     photos = query_photos(base, n_queries, seed=1)
-    q = _encode_query(enc, [photo_variant(p, i) for i, p in enumerate(photos)])
+    q = enc.encode_query([photo_variant(p, i) for i, p in enumerate(photos)])
     entry["queries"] = len(q)
     t = time.perf_counter()
     _, truth = exact_topk(q, x, 10, metric)

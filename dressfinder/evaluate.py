@@ -569,7 +569,7 @@ def parse_config(text: str) -> Config:
 
 
 class _QuerySide:
-    """Wraps an encoder so ``embed`` runs its query path (``encode_query_arrays``) when it has one."""
+    """Wraps an encoder so ``embed`` runs its query path (``encode_query_arrays``)."""
 
     def __init__(self, enc):
         self.enc = enc
@@ -577,7 +577,7 @@ class _QuerySide:
         self.batch_size = enc.batch_size
         self.dim = enc.dim
         self.preprocess = enc.preprocess
-        self.encode_arrays = getattr(enc, "encode_query_arrays", enc.encode_arrays)
+        self.encode_arrays = enc.encode_query_arrays
 
     def spec(self):
         return {**self.enc.spec(), "side": "query"}
@@ -627,7 +627,7 @@ def _embed_cached(enc, sources: Sequence, cache: Path | None, keys: Sequence[str
 
 def measure_latency(enc, index, data: Sequence[bytes], n: int, k: int = 10) -> dict[str, float]:
     """End-to-end time of single queries: decode + preprocess + encode (query path) + search."""
-    encode = getattr(enc, "encode_query_arrays", enc.encode_arrays)
+    encode = enc.encode_query_arrays
     picks = np.linspace(0, len(data) - 1, num=min(n, len(data))).astype(int) if len(data) else []
     for d in [data[i] for i in picks[:5]]:  # warm up
         index.search(encode(enc.preprocess(enc.load(d))[None]), k)
