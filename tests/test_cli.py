@@ -21,11 +21,9 @@ def cli(*args, check=True, timeout=300):
     return proc
 
 
-@pytest.fixture(scope="module")
-def queries(tmp_path_factory):
-    """One photo per kind the issue names, each a variant of catalogue dress 6."""
-    d = tmp_path_factory.mktemp("queries")
-    base = dress_image(6)
+def format_queries(base: Image.Image, d) -> list:
+    """``base`` as JPEG, PNG with alpha, WebP, grayscale JPEG and EXIF-rotated JPEG, in folder ``d``."""
+    base = base.convert("RGB")
     base.save(d / "q.jpg", quality=90)
     rgba = base.convert("RGBA")
     rgba.putalpha(Image.new("L", base.size, 255))
@@ -36,6 +34,12 @@ def queries(tmp_path_factory):
     exif[0x0112] = 8  # displayed after a 90 degree counter-clockwise turn
     base.rotate(-90, expand=True).save(d / "q-exif.jpg", exif=exif.tobytes(), quality=90)
     return [d / n for n in ("q.jpg", "q-alpha.png", "q.webp", "q-gray.jpg", "q-exif.jpg")]
+
+
+@pytest.fixture(scope="module")
+def queries(tmp_path_factory):
+    """One photo per kind the issue names, each a variant of catalogue dress 6."""
+    return format_queries(dress_image(6), tmp_path_factory.mktemp("queries"))
 
 
 def test_index_then_search_json_all_formats(built_store, queries):
@@ -140,18 +144,7 @@ def test_shared_store_catalogue_with_metadata(tmp_path):
 def real_queries(tmp_path_factory):
     """A real catalogue photo as JPEG, PNG with alpha, WebP, grayscale and EXIF-rotated JPEG."""
     src = sorted((shared_data() / "f21-dresses" / "images").glob("*.jpg"))[17]
-    d = tmp_path_factory.mktemp("real-queries")
-    base = Image.open(src).convert("RGB")
-    base.save(d / "q.jpg", quality=92)
-    rgba = base.convert("RGBA")
-    rgba.putalpha(Image.new("L", base.size, 255))
-    rgba.save(d / "q-alpha.png")
-    base.save(d / "q.webp", quality=90)
-    base.convert("L").save(d / "q-gray.jpg", quality=92)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # displayed after a 90 degree clockwise turn
-    base.rotate(90, expand=True).save(d / "q-exif.jpg", exif=exif.tobytes(), quality=92)
-    return src, [d / n for n in ("q.jpg", "q-alpha.png", "q.webp", "q-gray.jpg", "q-exif.jpg")]
+    return src, format_queries(Image.open(src), tmp_path_factory.mktemp("real-queries"))
 
 
 @pytest.mark.shared_data
