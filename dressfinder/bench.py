@@ -170,7 +170,7 @@ def query_photos(store, n: int, seed: int = 0) -> list[Path]:
     """Paths of ``n`` stored catalogue images (real photos) to search with."""
     import numpy as np
 
-    files = [f for _, _, f in store._snap.db.iter_products() if f]
+    files = [f for _, _, f in store.snapshot().iter_products() if f]
     if not files:
         return []
     rng = np.random.default_rng(seed)
@@ -433,7 +433,7 @@ def bench_latency(root: Path, photos: list[Path], *, n_queries: int, cli_cold: i
         t2 = time.perf_counter()
         store.search_vectors(v, 10)
         t3 = time.perf_counter()
-        store._snap.index.search(v, 10)
+        store.snapshot().index.search(v, 10)
         t4 = time.perf_counter()
         dec.append(t1 - t0)
         encd.append(t2 - t1)
@@ -445,7 +445,7 @@ def bench_latency(root: Path, photos: list[Path], *, n_queries: int, cli_cold: i
         total.append(time.perf_counter() - t0)
     entry["in_process"] = {"search": stats_ms(total), "decode": stats_ms(dec), "preprocess+encode": stats_ms(encd),
                            "index+metadata": stats_ms(srch), "index_only": stats_ms(ann)}
-    store._snap.close()
+    store.close()
     if "cli" not in skip:
         entry["cli"] = cli_latency(root, qs, cold=cli_cold)
     if "http" not in skip:
@@ -551,14 +551,14 @@ def bench_scale(base_root: Path, size: int, *, kinds: Sequence[str], n_queries: 
     import numpy as np
 
     from .catalog import Product
-    from .index import VectorIndex, _omp_threads, auto_kind
+    from .index import VectorIndex, auto_kind, omp_threads
     from .store import Store
 
     base = Store.open(base_root)
     enc = base.encoder
     metric = base.manifest["index"]["metric"]
-    real = base._snap.all_vectors()
-    rows = list(base._snap.db.iter_products())
+    real = base.snapshot().all_vectors()
+    rows = list(base.snapshot().iter_products())
     n_real = len(real)
     t = time.perf_counter()
     x = np.empty((size, real.shape[1]), np.float32)
@@ -590,7 +590,7 @@ def bench_scale(base_root: Path, size: int, *, kinds: Sequence[str], n_queries: 
         if kind == "flat":
             # the exact scan itself (no copy of the vectors): the same FAISS kernel as IndexFlat
             lat = []
-            with _omp_threads(1):
+            with omp_threads(1):
                 for i in range(n_single):
                     t0 = time.perf_counter()
                     faiss.knn(q[i:i + 1], x, 10, metric=faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2)
@@ -652,13 +652,13 @@ def bench_scale(base_root: Path, size: int, *, kinds: Sequence[str], n_queries: 
     shops, cats = ["synthetic-a", "synthetic-b", "synthetic-c"], ["maxi", "midi", "mini"]
     products = [p for _, p, _ in rows] + [
         Product(id=f"synthetic/{i:07d}", image="synthetic", title=f"Synthetic dress {i}",
-                price=float(round(rng.uniform(10, 200), 2)), currency="EUR", store=shops[i % 3], category=cats[i % 3 - 1])
+                price=float(round(rng.uniform(10, 200), 2)), currency="EUR", shop=shops[i % 3], category=cats[i % 3 - 1])
         for i in range(size - n_real)]
     files = [f for _, _, f in rows] + [None] * (size - n_real)
     images = root / "images"
     t = time.perf_counter()
     shutil.copytree(base_root / "images", images)
-    Store._commit_new(root, enc, store_index, x, products, files, {
+    Store.from_vectors(root, enc, store_index, x, products, files, {
         "source": f"{base_root} + {size - n_real} synthetic vectors", "products": size})
     entry["store"] = {"path": str(root), "index": auto, "write_seconds": round(time.perf_counter() - t, 1)}
     del x, store_index

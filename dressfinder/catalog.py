@@ -5,8 +5,9 @@ A catalogue is either
 * a **folder**, searched recursively for .jpg .jpeg .png .webp; a product's id is its path
   relative to the folder, POSIX style (``f21-dresses/images/00319753-03.jpg``); or
 * a **CSV** with at least ``id,image`` (image relative to the CSV's folder, or absolute) and
-  optional ``title,price,currency,url,store,category``. Common synonyms are understood
-  (``product_id``, ``product_url``, ``link``, ``name``...), other columns are kept as extras.
+  optional ``title,price,currency,url,shop,category`` (the fields of ``schema.Product``). Common
+  synonyms are understood (``product_id``, ``product_url``, ``link``, ``name``, ``store`` for ``shop``...),
+  other columns are kept as extras.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import math
 import os
 import re
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -26,38 +28,13 @@ import numpy as np
 
 from .errors import CatalogError
 from .images import IMAGE_EXTENSIONS
+from .schema import ALIASES, FACETS, FIELDS, MAX_ID_LENGTH, NAMES, Product, product_from
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("id", "image", "title", "price", "currency", "url", "store", "category")
-ALIASES = {
-    "product_id": "id", "sku": "id", "item_id": "id",
-    "image_path": "image", "image_file": "image", "img": "image", "file": "image",
-    "name": "title", "product_name": "title",
-    "product_url": "url", "link": "url", "href": "url",
-    "brand_store": "store", "shop": "store", "retailer": "store",
-}
 CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
-MAX_ID_LENGTH = 512
-
-
-@dataclass
-class Product:
-    id: str
-    image: str = ""                 # where the picture came from (path as resolved when indexed)
-    title: str | None = None
-    price: float | None = None
-    currency: str | None = None
-    url: str | None = None
-    store: str | None = None
-    category: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        if not d["extra"]:
-            d.pop("extra")
-        return d
+#: Rows per ``IN (...)`` query: well under SQLite's limit on bound parameters.
+SQL_CHUNK = 500
 
 
 def parse_price(raw: Any) -> tuple[float | None, str | None]:
@@ -130,7 +107,7 @@ def read_csv(path: Path) -> CatalogReadReport:
             columns = {}
             for col in raw_columns:
                 key = (col or "").strip().lower()
-                columns[col] = key if key in FIELDS else ALIASES.get(key, key)
+                columns[col] = key if key in NAMES else ALIASES.get(key, key)
             mapped = set(columns.values())
             missing = [c for c in ("id", "image") if c not in mapped]
             if missing:
@@ -146,7 +123,7 @@ def read_csv(path: Path) -> CatalogReadReport:
                     if col is None:
                         continue
                     key = columns.get(col, col)
-                    if key in FIELDS and key not in rec:
+                    if key in NAMES and key not in rec:
                         rec[key] = value
                     elif value not in (None, ""):
                         extra[col] = value
@@ -172,10 +149,9 @@ def read_csv(path: Path) -> CatalogReadReport:
                     img_path = base / img_path
                 price, cur = parse_price(rec.get("price"))
                 seen.add(pid)
-                products.append(Product(
-                    id=pid, image=str(img_path), title=_clean(rec.get("title")), price=price,
-                    currency=_clean(rec.get("currency")) or cur, url=_clean(rec.get("url")),
-                    store=_clean(rec.get("store")), category=_clean(rec.get("category")), extra=extra))
+                text = {name: _clean(rec.get(name)) for name in NAMES}
+                products.append(product_from({**text, "id": pid, "image": str(img_path), "price": price,
+                                              "currency": text["currency"] or cur}, extra))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise CatalogError(f"cannot read catalogue CSV {path}: {e}") from None
     return CatalogReadReport(products, skipped)
@@ -208,38 +184,38 @@ def products_from(catalog: str | Path | Sequence["Product"]) -> tuple[list["Prod
 
 # --------------------------------------------------------------------------- SQLite table
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS products (
-    row      INTEGER PRIMARY KEY,   -- row of the product's vector
-    id       TEXT NOT NULL UNIQUE,
-    image    TEXT,                  -- source path or URL the picture came from
-    file     TEXT,                  -- file name under the store's images/ folder
-    title    TEXT,
-    price    REAL,
-    currency TEXT,
-    url      TEXT,
-    store    TEXT,
-    category TEXT,
-    extra    TEXT
-);
-CREATE INDEX IF NOT EXISTS products_price ON products(price);
-CREATE INDEX IF NOT EXISTS products_store ON products(store);
-CREATE INDEX IF NOT EXISTS products_category ON products(category);
-"""
-_COLUMNS = ("row", "id", "image", "file", "title", "price", "currency", "url", "store", "category", "extra")
+def _schema_sql() -> str:
+    """The products table, made from ``schema.FIELDS``: ``row`` (the vector's row), the fields,
+    ``file`` (the image's name under the store's images/) and ``extra`` (JSON)."""
+    cols = ["row INTEGER PRIMARY KEY"]
+    for f in FIELDS:
+        kind = "REAL" if f.kind is float else "TEXT"
+        cols.append(f"{f.name} {kind}" + (" NOT NULL UNIQUE" if f.name == "id" else ""))
+    cols += ["file TEXT", "extra TEXT"]
+    indexes = [f"CREATE INDEX IF NOT EXISTS products_{n} ON products({n});" for n in ("price", "file", *FACETS)]
+    return "CREATE TABLE IF NOT EXISTS products (\n    " + ",\n    ".join(cols) + "\n);\n" + "\n".join(indexes)
+
+
+SCHEMA = _schema_sql()
+#: Columns renamed since stores were first written: (old, new). Read from old stores, renamed when changed.
+LEGACY_COLUMNS = (("store", "shop"),)
 
 
 @dataclass
 class Filters:
-    """Metadata filters applied to a search (all optional, combined with AND)."""
+    """Metadata filters applied to a search (all optional, combined with AND). Facets (``shop``,
+    ``category``) match exactly, ignoring case; ``shop`` was called ``store`` before."""
 
     min_price: float | None = None
     max_price: float | None = None
-    store: str | None = None
+    shop: str | None = None
     category: str | None = None
 
     def is_empty(self) -> bool:
-        return all(v is None for v in (self.min_price, self.max_price, self.store, self.category))
+        return all(v is None for v in (self.min_price, self.max_price, *self.facets().values()))
+
+    def facets(self) -> dict[str, str | None]:
+        return {name: getattr(self, name) for name in FACETS}
 
     def sql(self) -> tuple[str, list[Any]]:
         clauses, args = [], []
@@ -249,17 +225,20 @@ class Filters:
         if self.max_price is not None:
             clauses.append("price <= ?")
             args.append(float(self.max_price))
-        if self.store is not None:
-            clauses.append("store = ? COLLATE NOCASE")
-            args.append(self.store)
-        if self.category is not None:
-            clauses.append("category = ? COLLATE NOCASE")
-            args.append(self.category)
+        for name, value in self.facets().items():
+            if value is not None:
+                clauses.append(f"{name} = ? COLLATE NOCASE")
+                args.append(value)
         return (" AND ".join(clauses) or "1"), args
 
 
+def chunks(seq: Sequence, n: int = SQL_CHUNK) -> Iterator[Sequence]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
 class CatalogDB:
-    """The products table of a store. Rows are the vectors' row numbers."""
+    """The products table of a store. Rows are the vectors' row numbers. The only SQL in the package."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
@@ -268,8 +247,22 @@ class CatalogDB:
             self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         else:
             self.conn = sqlite3.connect(self.path, check_same_thread=False)
+            self._upgrade()
             self.conn.executescript(SCHEMA)
         self.conn.row_factory = sqlite3.Row
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(products)")}
+        renamed = {new: old for old, new in LEGACY_COLUMNS if old in have and new not in have}
+        self._select = "SELECT " + ", ".join(
+            ["row", "file", "extra"] + [f"{renamed[n]} AS {n}" if n in renamed else n for n in NAMES]) + " FROM products"
+
+    def _upgrade(self) -> None:
+        """A table copied from an older store: rename its legacy columns."""
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(products)")}
+        with self.conn:
+            for old, new in LEGACY_COLUMNS:
+                if old in have and new not in have:
+                    self.conn.execute(f"ALTER TABLE products RENAME COLUMN {old} TO {new}")
+                    self.conn.execute(f"DROP INDEX IF EXISTS products_{old}")
 
     def close(self) -> None:
         self.conn.close()
@@ -283,20 +276,19 @@ class CatalogDB:
     @staticmethod
     def _product(r: sqlite3.Row) -> Product:
         extra = json.loads(r["extra"]) if r["extra"] else {}
-        return Product(id=r["id"], image=r["image"] or "", title=r["title"], price=r["price"],
-                       currency=r["currency"], url=r["url"], store=r["store"], category=r["category"],
-                       extra=extra)
+        return product_from({n: r[n] for n in NAMES}, extra)
 
     def insert(self, items: Iterable[tuple[int, Product, str | None]]) -> int:
         """Insert (row, product, stored file name) records in one transaction."""
+        cols = ["row", *NAMES, "file", "extra"]
+        q = f"INSERT INTO products ({', '.join(cols)}) VALUES ({','.join('?' * len(cols))})"
         n = 0
         with self.conn:
             for row, p, file in items:
-                self.conn.execute(
-                    "INSERT INTO products (row, id, image, file, title, price, currency, url, store, category, extra)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (int(row), p.id, p.image, file, p.title, p.price, p.currency, p.url, p.store, p.category,
-                     json.dumps(p.extra, ensure_ascii=False) if p.extra else None))
+                values = [getattr(p, name) for name in NAMES]
+                values[NAMES.index("image")] = p.image or ""
+                self.conn.execute(q, (int(row), *values, file,
+                                      json.dumps(p.extra, ensure_ascii=False) if p.extra else None))
                 n += 1
         return n
 
@@ -319,36 +311,64 @@ class CatalogDB:
         return -1 if r is None else int(r)
 
     def get(self, pid: str) -> tuple[int, Product, str | None] | None:
-        r = self.conn.execute("SELECT * FROM products WHERE id = ?", (pid,)).fetchone()
+        r = self.conn.execute(f"{self._select} WHERE id = ?", (pid,)).fetchone()
         return None if r is None else (int(r["row"]), self._product(r), r["file"])
 
     def by_rows(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]:
         out: dict[int, tuple[Product, str | None]] = {}
-        rows = [int(r) for r in rows]
-        for i in range(0, len(rows), 500):
-            chunk = rows[i:i + 500]
-            q = f"SELECT * FROM products WHERE row IN ({','.join('?' * len(chunk))})"
+        for chunk in chunks([int(r) for r in rows]):
+            q = f"{self._select} WHERE row IN ({','.join('?' * len(chunk))})"
             for r in self.conn.execute(q, chunk):
                 out[int(r["row"])] = (self._product(r), r["file"])
         return out
 
     def rows(self, filters: Filters | None = None) -> np.ndarray:
         where, args = (filters or Filters()).sql()
-        cur = self.conn.execute(f"SELECT row FROM products WHERE {where} ORDER BY row", args)
+        cur = self.conn.execute(f"SELECT row FROM ({self._select}) WHERE {where} ORDER BY row", args)
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
-    def ids(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT id FROM products ORDER BY row")]
+    def row_ids(self) -> list[tuple[int, str]]:
+        """(row, id) of every product, by row."""
+        return [(int(r[0]), r[1]) for r in self.conn.execute("SELECT row, id FROM products ORDER BY row")]
 
     def iter_products(self) -> Iterator[tuple[int, Product, str | None]]:
-        for r in self.conn.execute("SELECT * FROM products ORDER BY row"):
+        for r in self.conn.execute(f"{self._select} ORDER BY row"):
             yield int(r["row"]), self._product(r), r["file"]
+
+    def files(self) -> set[str]:
+        """The stored image files every product uses."""
+        return {r[0] for r in self.conn.execute("SELECT file FROM products WHERE file IS NOT NULL")}
+
+    def files_of(self, key: str, values: Sequence[str]) -> set[str]:
+        """The stored image files of the products whose ``key`` (``id`` or ``file``) is in ``values``."""
+        if key not in ("id", "file"):
+            raise ValueError(key)
+        out: set[str] = set()
+        for part in chunks(list(values)):
+            marks = ",".join("?" * len(part))
+            out.update(r[0] for r in self.conn.execute(
+                f"SELECT file FROM products WHERE {key} IN ({marks}) AND file IS NOT NULL", part))
+        return out
+
+    def duplicates(self, rows: Sequence[int]) -> list[np.ndarray]:
+        """For each row, the rows whose stored image file is the same bytes (the row itself included)."""
+        rows = [int(r) for r in rows]
+        file_of: dict[int, str | None] = {}
+        for chunk in chunks(rows):
+            q = f"SELECT row, file FROM products WHERE row IN ({','.join('?' * len(chunk))})"
+            file_of.update((int(r), f) for r, f in self.conn.execute(q, chunk))
+        by_file: dict[str, list[int]] = defaultdict(list)
+        for chunk in chunks(sorted({f for f in file_of.values() if f})):
+            q = f"SELECT row, file FROM products WHERE file IN ({','.join('?' * len(chunk))})"
+            for r, f in self.conn.execute(q, chunk):
+                by_file[f].append(int(r))
+        return [np.array(sorted(set(by_file.get(file_of.get(r) or "", ())) | {r}), np.int64) for r in rows]
 
     def facets(self) -> dict[str, list[str]]:
         out = {}
-        for col in ("store", "category"):
+        for col in FACETS:
             out[col] = [r[0] for r in self.conn.execute(
-                f"SELECT DISTINCT {col} FROM products WHERE {col} IS NOT NULL ORDER BY {col}")]
+                f"SELECT DISTINCT {col} FROM ({self._select}) WHERE {col} IS NOT NULL ORDER BY {col}")]
         return out
 
     def backup_to(self, path: str | Path) -> None:

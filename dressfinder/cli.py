@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
 # --------------------------------------------------------------------------- core commands
 
 def _index_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("catalog", help="folder of images, or CSV with id,image[,title,price,currency,url,store,category]")
+    p.add_argument("catalog", help="folder of images, or CSV with id,image[,title,price,currency,url,shop,category]")
     p.add_argument("--store", required=True, help="store folder to write")
     p.add_argument("--encoder", default=None, help="encoder name (default: the best shipped one); see `dressfinder info --encoders`")
     p.add_argument("--model", default=None,
@@ -62,7 +62,9 @@ def _index_args(p: argparse.ArgumentParser) -> None:
 
 
 def _backend_args(p: argparse.ArgumentParser, store_help: str = "") -> None:
-    p.add_argument("--backend", default="faiss", choices=["faiss", "milvus"],
+    from .backends import BACKENDS
+
+    p.add_argument("--backend", default=None, choices=BACKENDS,
                    help="where vectors live: faiss (the store folder, default) or milvus" + store_help)
     p.add_argument("--milvus-uri", default=None, metavar="URI",
                    help="milvus: a local file (Milvus Lite) or a server address, e.g. http://host:19530 "
@@ -70,20 +72,25 @@ def _backend_args(p: argparse.ArgumentParser, store_help: str = "") -> None:
     p.add_argument("--collection", default=None, help="milvus: collection name (default dressfinder)")
 
 
+def _settings(a: argparse.Namespace):
+    from .settings import Settings
+
+    return Settings.from_env(store=getattr(a, "store", None), milvus_uri=getattr(a, "milvus_uri", None))
+
+
 def _milvus(a: argparse.Namespace):
     """(uri, collection) for --backend milvus."""
-    import os
-
-    uri = a.milvus_uri or os.environ.get("DRESSFINDER_MILVUS_URI")
+    uri = _settings(a).milvus_uri
     if not uri:
         raise DressfinderError("--backend milvus needs --milvus-uri (a .db file or http://host:19530)")
     return uri, a.collection or "dressfinder"
 
 
 def _index_run(a: argparse.Namespace) -> int:
+    from .backends import backend_of
     from .store import Store
 
-    if a.backend == "milvus":
+    if a.backend == "milvus" or (a.add and a.backend is None and backend_of(a.store) == "milvus"):
         return _index_run_milvus(a)
     if a.add:
         store = Store.open(a.store)
@@ -110,17 +117,19 @@ def _index_run_milvus(a: argparse.Namespace) -> int:
 
     from .backends.milvus import MilvusStore
 
-    uri, collection = _milvus(a)
     images = Path(a.store) / "images"
     if a.add:
-        with MilvusStore.open(uri, collection) as store:
+        with _open_store(a) as store:
             rep = store.add(a.catalog, progress=not a.quiet, workers=a.workers)
             _print_skipped(rep.skipped)
-            print(f"added {rep.added} products to {collection} ({len(store)} in all)"
+            print(f"added {rep.added} products to {store.collection} ({len(store)} in all)"
                   + (f", {rep.rate:.1f} images/s" if rep.added else ""), file=sys.stderr)
         return 0
+    uri, collection = _milvus(a)
     with MilvusStore.build(a.catalog, uri, collection, encoder=a.encoder, model=a.model, images_dir=images,
-                           progress=not a.quiet, workers=a.workers, dask=a.dask) as store:
+                           progress=not a.quiet, workers=a.workers, dask=a.dask,
+                           token=_settings(a).milvus_token) as store:
+        store.remember(a.store)
         rep = store.last_report
         _print_skipped(rep.skipped)
         print(f"indexed {rep.added} products into Milvus collection {collection} at {uri} with "
@@ -139,14 +148,14 @@ def _print_skipped(skipped, limit: int = 20) -> None:
 def _filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-price", type=float, default=None)
     p.add_argument("--max-price", type=float, default=None)
-    p.add_argument("--shop", default=None, dest="shop", help="only products of this store")
+    p.add_argument("--shop", default=None, help="only products of this shop (retailer)")
     p.add_argument("--category", default=None)
 
 
 def _filters(a: argparse.Namespace):
     from .catalog import Filters
 
-    return Filters(min_price=a.min_price, max_price=a.max_price, store=a.shop, category=a.category)
+    return Filters(min_price=a.min_price, max_price=a.max_price, shop=a.shop, category=a.category)
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:
@@ -160,18 +169,22 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     _backend_args(p)
 
 
-def _store_path(a: argparse.Namespace) -> str:
-    import os
+def _open_store(a: argparse.Namespace):
+    """The store that --store (or $DRESSFINDER_STORE) names, whichever its backend; or, with
+    ``--backend milvus --milvus-uri``, that collection."""
+    from .backends import open_store
 
-    path = a.store or os.environ.get("DRESSFINDER_STORE")
-    if not path:
+    settings = _settings(a)
+    if getattr(a, "backend", None) == "milvus" and (getattr(a, "milvus_uri", None) or not settings.store):
+        from .backends.milvus import MilvusStore
+
+        return MilvusStore.open(*_milvus(a), token=settings.milvus_token)
+    if not settings.store:
         raise DressfinderError("no store given: use --store DIR or set DRESSFINDER_STORE")
-    return path
+    return open_store(settings.store, milvus_token=settings.milvus_token)
 
 
 def _search_run(a: argparse.Namespace) -> int:
-    from .store import Store
-
     if a.k < 1:
         raise DressfinderError("--k must be at least 1")
     crop = None
@@ -181,12 +194,7 @@ def _search_run(a: argparse.Namespace) -> int:
             assert len(crop) == 4
         except (ValueError, AssertionError):
             raise DressfinderError("--crop takes four numbers: left,top,right,bottom (fractions)") from None
-    if a.backend == "milvus":
-        from .backends.milvus import MilvusStore
-
-        store = MilvusStore.open(*_milvus(a))
-    else:
-        store = Store.open(_store_path(a))
+    store = _open_store(a)
     filters = _filters(a)
     failures = 0
     for q in a.images:
@@ -218,9 +226,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_run(a: argparse.Namespace) -> int:
-    from .store import Store
-
-    store = Store.open(a.store)
+    store = _open_store(a)
     rep = store.add(a.catalog, progress=not a.quiet, replace=a.replace)
     _print_skipped(rep.skipped)
     print(f"added {rep.added} products" + (f", replaced {rep.removed}" if rep.removed else "")
@@ -234,9 +240,7 @@ def _remove_args(p: argparse.ArgumentParser) -> None:
 
 
 def _remove_run(a: argparse.Namespace) -> int:
-    from .store import Store
-
-    store = Store.open(a.store)
+    store = _open_store(a)
     rep = store.remove(a.ids)
     _print_skipped(rep.skipped)
     print(f"removed {rep.removed} products; {len(store)} in the store", file=sys.stderr)
@@ -255,9 +259,7 @@ def _info_run(a: argparse.Namespace) -> int:
         for name in available_encoders():
             print(name + ("  (default)" if name == DEFAULT_ENCODER else ""))
         return 0
-    from .store import Store
-
-    print(json.dumps(Store.open(_store_path(a)).info(), indent=2))
+    print(json.dumps(_open_store(a).info(), indent=2))
     return 0
 
 

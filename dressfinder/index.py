@@ -102,7 +102,7 @@ def kmeans(vectors: np.ndarray, k: int, *, niter: int = 50, nredo: int = 3, seed
     k = max(1, min(int(k), len(x)))
     km = faiss.Kmeans(x.shape[1], k, niter=niter, nredo=nredo, seed=seed, verbose=False,
                       min_points_per_centroid=1, max_points_per_centroid=1 << 20)
-    with _omp_threads(1 if len(x) < SMALL_TRAIN else faiss.omp_get_max_threads()):
+    with omp_threads(1 if len(x) < SMALL_TRAIN else faiss.omp_get_max_threads()):
         km.train(x)
     return km.centroids.copy()
 
@@ -112,7 +112,7 @@ SMALL_TRAIN = 10_000   # k-means/PQ training on fewer vectors than this runs on 
 
 
 @contextmanager
-def _omp_threads(n: int):
+def omp_threads(n: int):
     """Run FAISS with ``n`` OpenMP threads in this thread (OpenMP's setting is per calling thread)."""
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(n)
@@ -219,7 +219,7 @@ class VectorIndex:
         ivf.do_polysemous_training = False  # the factory's default: ~100 s of annealing, unused by our search
         # small training sets: many tiny parallel regions, where waking a second thread costs more
         # than the work (seconds instead of milliseconds on a busy CPU): train them on one thread
-        with _omp_threads(1 if len(sample) < SMALL_TRAIN else faiss.omp_get_max_threads()):
+        with omp_threads(1 if len(sample) < SMALL_TRAIN else faiss.omp_get_max_threads()):
             index.train(sample)
         ivf.nprobe = min(int(p["nprobe"]), nlist)
         self.index = index
@@ -314,7 +314,7 @@ class VectorIndex:
         if n <= SMALL_BATCH and faiss.omp_get_max_threads() > 1:
             # one query at a time (the web app, the CLI): a single thread answers it faster than an
             # OpenMP team whose idle threads spin and steal the CPU from the encoder
-            with _omp_threads(1):
+            with omp_threads(1):
                 dist, ids = self.index.search(q, k, params=params)
         else:
             dist, ids = self.index.search(q, k, params=params)
@@ -357,11 +357,11 @@ class VectorIndex:
         self = cls(kind=meta["kind"], dim=int(meta["dim"]), metric=meta["metric"], params=dict(meta["params"]),
                    index=index)
         if self.kind == "ivf":
-            self.index.nprobe = int(self.params.get("nprobe", 1))
+            self.index.nprobe = int(self.params.get("nprobe", DEFAULTS["ivf"]["nprobe"]))
         if self.kind == "hnsw":
             faiss.downcast_index(self.index.index).hnsw.efSearch = int(self.params["efSearch"])
         if self.kind == "ivfpq":
-            self._ivfpq_base().nprobe = int(self.params.get("nprobe", 32))
+            self._ivfpq_base().nprobe = int(self.params.get("nprobe", DEFAULTS["ivfpq"]["nprobe"]))
             if isinstance(self.index, faiss.IndexRefine):
                 self.index.k_factor = float(self.params.get("k_factor") or 1)
         if deleted is not None:

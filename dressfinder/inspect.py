@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import DressfinderError
+from .schema import NAMES
 
 NEIGHBOURS = 8              # neighbours looked at per image when looking for near duplicates
 SHEET_NEAREST = 12          # contact sheet: images nearest the cluster's centre ...
@@ -42,7 +43,7 @@ SHEET_RANDOM = 6            # ... and random other members
 SHEET_COLUMNS = 6
 THUMB = (120, 160)          # thumbnail of a duplicate (width, height): dresses are tall
 SHEET_CELL = (88, 118)      # contact sheet cell: two sheets side by side on a laptop screen
-METADATA_FIELDS = ("title", "price", "currency", "url", "store", "category")
+METADATA_FIELDS = tuple(n for n in NAMES if n not in ("id", "image"))
 
 
 # --------------------------------------------------------------------------- gathering
@@ -138,9 +139,8 @@ def analyse(source: str | Path, *, clusters: int = 10, near: float | None = None
         from .store import Store
 
         store = Store.open(source)
-        snap = store._snap
         items = [Item(p.id, str(Path(source) / "images" / f) if f else "", p, row=row)
-                 for row, p, f in snap.db.iter_products()]
+                 for row, p, f in store.snapshot().iter_products()]
         m = store.manifest
         if near is None:
             near = store.encoder.near_duplicate_cosine
@@ -169,7 +169,7 @@ def analyse(source: str | Path, *, clusters: int = 10, near: float | None = None
     ok = [i for i, it in enumerate(items) if it.ok]
     if store is not None and ok:
         a.vector_items = ok
-        a.vectors = store._snap.vectors(np.array([items[i].row for i in ok], np.int64))
+        a.vectors = store.snapshot().vectors(np.array([items[i].row for i in ok], np.int64))
     elif encode and ok:
         from .embed import embed
         from .encoders import get_encoder
@@ -244,7 +244,7 @@ def _clusters(a: Analysis, store: Any, n: int, seed: int) -> list[dict[str, Any]
     from .index import kmeans
 
     x = np.ascontiguousarray(a.vectors, np.float32)
-    index = store._snap.index if store is not None else None
+    index = store.snapshot().index if store is not None else None
     if index is not None and index.kind == "ivf":
         centroids = index.centroids
         source = "the store's own ivf clusters"
@@ -327,7 +327,7 @@ def summarise(a: Analysis) -> dict[str, Any]:
         "metadata": coverage,
         "prices": {cur: _stats(v) for cur, v in sorted(prices.items(), key=lambda kv: -len(kv[1]))},
         "categories": dict(Counter(it.product.category for it in items if it.product.category).most_common()),
-        "stores": dict(Counter(it.product.store for it in items if it.product.store).most_common()),
+        "shops": dict(Counter(it.product.shop for it in items if it.product.shop).most_common()),
         "clusters": [{"cluster": c["cluster"], "size": c["size"],
                       "shown": [items[i].id for i in c["nearest"] + c["random"]]} for c in a.clusters],
         "clusters_from": a.info.get("clusters_from"),
@@ -605,7 +605,7 @@ TEMPLATE = """<!doctype html>
       <td><span class="bar" style="width: {{ (200 * n / r.products)|round|int }}px"></span></td></tr>
     {% endfor %}
   </table>
-  {% for name, counts in [("Categories", r.categories), ("Stores", r.stores)] %}{% if counts %}
+  {% for name, counts in [("Categories", r.categories), ("Shops", r.shops)] %}{% if counts %}
   <h3>{{ name }} ({{ counts|length }})</h3>
   <table>{% for k, n in counts.items() %}{% if loop.index <= 30 %}<tr><td>{{ k }}</td><td class="n">{{ n }}</td></tr>{% endif %}{% endfor %}</table>
   {% endif %}{% endfor %}

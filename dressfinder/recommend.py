@@ -6,151 +6,28 @@
     dressfinder recommend --store STORE --k 12 --out similar.csv     # product_id,rank,similar_id,score
     dressfinder recommend --store STORE --k 12 --out similar.json    # {"id": [{"id":..., "score":...}, ...]}
 
-This module also holds :func:`similar_rows`, the one implementation of "products like this
-product": ``Store.similar`` (and so the web app's ``GET /api/products/{id}/similar`` and product
-page) calls it for one product, the export calls it for batches of products, so both give the
-same ranking for the same store and ``k``:
-
-* a product is never its own neighbour;
-* unless ``include_duplicates``, neither are its exact duplicates: products whose stored image
-  has the same bytes (same content-addressed file), or whose vector is the same picture's
-  (cosine >= :data:`NEAR_DUPLICATE_COSINE`, e.g. the same photo saved twice);
-* candidates come from the store's index (batched), then are re-scored exactly (float64) and
-  ordered by (score descending, row ascending), so a batch of 256 queries and a single query
-  rank ties and near-ties identically.
+Products are ranked by ``search.similar_rows``, the same code as the product page's "similar
+dresses" (``Store.similar``), so both give the same answer for the same store and ``k``: never the
+product itself, nor its exact duplicates unless ``--include-duplicates``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import sys
-from collections import defaultdict
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any
 
-import numpy as np
-
+from .catalog import Filters, chunks
 from .errors import DressfinderError
+from .search import Searchable, similar_rows
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .catalog import Filters
-    from .store import Hit, Store
-
-#: Vectors at least this alike (cosine) count as the same picture: left out unless duplicates are asked for.
-NEAR_DUPLICATE_COSINE = 0.9999
-#: Candidates fetched beyond ``k`` before the exact re-scoring, so ties at the cut are resolved alike.
-MARGIN = 8
-#: Products per batched index search in the export.
+#: Products per batched index search.
 BATCH = 256
-_SQL_CHUNK = 500
-
-
-# --------------------------------------------------------------------------- the shared helper
-
-def _chunks(seq: Sequence, n: int = _SQL_CHUNK):
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
-
-
-def duplicate_rows(snap: Any, rows: Sequence[int]) -> list[np.ndarray]:
-    """For each row, the rows whose stored image file is the same bytes (the row itself included)."""
-    conn = snap.db.conn
-    rows = [int(r) for r in rows]
-    file_of: dict[int, str | None] = {}
-    for chunk in _chunks(rows):
-        q = f"SELECT row, file FROM products WHERE row IN ({','.join('?' * len(chunk))})"
-        for r, f in conn.execute(q, chunk):
-            file_of[int(r)] = f
-    files = sorted({f for f in file_of.values() if f})
-    by_file: dict[str, list[int]] = defaultdict(list)
-    for chunk in _chunks(files):
-        q = f"SELECT row, file FROM products WHERE file IN ({','.join('?' * len(chunk))})"
-        for r, f in conn.execute(q, chunk):
-            by_file[f].append(int(r))
-    out = []
-    for r in rows:
-        group = set(by_file.get(file_of.get(r) or "", ()))
-        group.add(r)
-        out.append(np.array(sorted(group), np.int64))
-    return out
-
-
-def _rescore(snap: Any, queries: np.ndarray, found: list[list["Hit"]]) -> list[np.ndarray]:
-    """Exact float64 scores (the index's scale: cosine for ``ip``, 1/(1+d) for ``l2``) and cosines
-    of each query's candidates; sets ``hit.score`` and returns the cosines per query."""
-    counts = [len(h) for h in found]
-    if not sum(counts):
-        return [np.zeros(0) for _ in found]
-    rows = np.fromiter((h.row for hits in found for h in hits), np.int64, sum(counts))
-    cand = snap.vectors(rows).astype(np.float64)
-    qd = queries.astype(np.float64)
-    dots = np.einsum("ij,ij->i", np.repeat(qd, counts, axis=0), cand)
-    qn2 = np.repeat(np.einsum("ij,ij->i", qd, qd), counts)
-    cn2 = np.einsum("ij,ij->i", cand, cand)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where((qn2 > 0) & (cn2 > 0), dots / np.sqrt(qn2 * cn2), 0.0)
-    if snap.index.metric == "l2":
-        scores = 1.0 / (1.0 + np.sqrt(np.maximum(qn2 + cn2 - 2.0 * dots, 0.0)))
-    else:
-        scores = dots
-    out, pos = [], 0
-    for hits in found:
-        for j, h in enumerate(hits):
-            h.score = float(scores[pos + j])
-        out.append(cos[pos:pos + len(hits)])
-        pos += len(hits)
-    return out
-
-
-def similar_rows(store: "Store", rows: Sequence[int], k: int, *, filters: "Filters | None" = None,
-                 include_duplicates: bool = False, snap: Any = None) -> list[list["Hit"]]:
-    """The ``k`` products most like each of the products at ``rows`` (batched): never the product
-    itself, nor (unless ``include_duplicates``) its exact duplicates. Best first."""
-    snap = snap or store._snap
-    k = int(k)
-    if k < 1:
-        raise DressfinderError("k must be at least 1")
-    rows = np.asarray(rows, dtype=np.int64)
-    n = len(rows)
-    if n == 0:
-        return []
-    queries = snap.vectors(rows)
-    exclude = duplicate_rows(snap, rows) if not include_duplicates else [np.array([r], np.int64) for r in rows]
-    out: list[list[Hit] | None] = [None] * n
-    pending = list(range(n))
-    fetch = k + MARGIN
-    while pending:
-        found = store.search_vectors(queries[pending], fetch, filters=filters,
-                                     exclude_rows=[exclude[i] for i in pending], snap=snap)
-        cosines = _rescore(snap, queries[pending], found)
-        again = []
-        for i, hits, cos in zip(pending, found, cosines):
-            exhausted = len(hits) < fetch
-            order = sorted(range(len(hits)), key=lambda j: (-hits[j].score, hits[j].row))
-            if not include_duplicates:
-                order = [j for j in order if cos[j] < NEAR_DUPLICATE_COSINE]
-            if exhausted or len(order) >= k + MARGIN or fetch >= snap.n_rows:
-                out[i] = [hits[j] for j in order[:k]]
-            else:  # near-duplicates took candidate places: ask the index for more
-                again.append(i)
-        pending = again
-        fetch *= 2
-    return out  # type: ignore[return-value]
-
-
-def similar_ids(store: "Store", ids: Sequence[str], k: int, **kw: Any) -> list[list["Hit"]]:
-    """:func:`similar_rows` by product id (``NotFound`` for an unknown id)."""
-    from .errors import NotFound
-
-    snap = kw.pop("snap", None) or store._snap
-    rows = []
-    for pid in ids:
-        rec = snap.db.get(pid)
-        if rec is None:
-            raise NotFound(f"no product with id {pid!r}")
-        rows.append(rec[0])
-    return similar_rows(store, rows, k, snap=snap, **kw)
 
 
 # --------------------------------------------------------------------------- export
@@ -168,15 +45,11 @@ def _format_for(path: Path, given: str | None) -> str:
     raise DressfinderError(f"cannot tell the format of {path}: name it .csv or .json, or give --format")
 
 
-def export(store: "Store", out: str | Path, *, k: int = 12, fmt: str | None = None,
-           filters: "Filters | None" = None, include_duplicates: bool = False, batch: int = BATCH,
+def export(store: Searchable, out: str | Path, *, k: int = 12, fmt: str | None = None,
+           filters: Filters | None = None, include_duplicates: bool = False, batch: int = BATCH,
            progress: bool = True) -> dict[str, Any]:
     """Write every product's ``k`` most similar products to ``out`` (CSV or JSON), atomically.
     Returns a summary: products, pairs, seconds."""
-    import csv
-    import json
-    import time
-
     from tqdm import tqdm
 
     if k < 1:
@@ -186,8 +59,8 @@ def export(store: "Store", out: str | Path, *, k: int = 12, fmt: str | None = No
     if out.parent and not out.parent.is_dir():
         raise DressfinderError(f"no such folder for the output: {out.parent}")
     t0 = time.perf_counter()
-    snap = store._snap
-    records = [(row, pid) for row, pid in snap.db.conn.execute("SELECT row, id FROM products ORDER BY row")]
+    snap = store.snapshot()
+    records = snap.row_ids()
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     pairs = 0
     bar = tqdm(total=len(records), desc="recommending", unit="product", disable=not progress,
@@ -201,9 +74,9 @@ def export(store: "Store", out: str | Path, *, k: int = 12, fmt: str | None = No
             else:
                 f.write("{")
             first = True
-            for chunk in _chunks(records, max(1, int(batch))):
-                results = similar_rows(store, [r for r, _ in chunk], k, filters=filters,
-                                       include_duplicates=include_duplicates, snap=snap)
+            for chunk in chunks(records, max(1, int(batch))):
+                results = similar_rows(snap, [r for r, _ in chunk], k, filters=filters,
+                                       include_duplicates=include_duplicates)
                 for (_, pid), hits in zip(chunk, results):
                     pairs += len(hits)
                     if writer is not None:
@@ -242,20 +115,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=BATCH, help=f"products per batched index search (default {BATCH})")
     p.add_argument("--min-price", type=float, default=None, help="only recommend products at least this price")
     p.add_argument("--max-price", type=float, default=None, help="only recommend products at most this price")
-    p.add_argument("--shop", default=None, help="only recommend products of this store")
+    p.add_argument("--shop", default=None, help="only recommend products of this shop (retailer)")
     p.add_argument("--category", default=None, help="only recommend products of this category")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from .catalog import Filters
-    from .store import Store
+    from .backends import open_store
+    from .settings import Settings
 
-    path = args.store or os.environ.get("DRESSFINDER_STORE")
-    if not path:
+    settings = Settings.from_env(store=args.store)
+    if not settings.store:
         raise DressfinderError("no store given: use --store DIR or set DRESSFINDER_STORE")
-    store = Store.open(path)
-    filters = Filters(min_price=args.min_price, max_price=args.max_price, store=args.shop, category=args.category)
+    store = open_store(settings.store, milvus_token=settings.milvus_token)
+    filters = Filters(min_price=args.min_price, max_price=args.max_price, shop=args.shop, category=args.category)
     summary = export(store, args.out, k=args.k, fmt=args.format, filters=None if filters.is_empty() else filters,
                      include_duplicates=args.include_duplicates, batch=args.batch, progress=not args.quiet)
     print(f"wrote {summary['pairs']} recommendations for {summary['products']} products to {summary['out']} "

@@ -1,4 +1,18 @@
-"""Settings read from the environment (never at import time: call ``Settings.from_env()``)."""
+"""Settings: every environment variable dressfinder reads, read here and nowhere else (never at
+import time: call ``Settings.from_env()``, then pass the values down as arguments).
+
+| variable | setting |
+|---|---|
+| DRESSFINDER_STORE | store: the store folder for search, serve, recommend when --store is not given |
+| DRESSFINDER_API_KEY | api_key: the key that write routes of the API ask for |
+| DRESSFINDER_MAX_UPLOAD_BYTES, DRESSFINDER_MAX_PIXELS | the largest upload and decoded photo |
+| DRESSFINDER_MAX_QUEUE, DRESSFINDER_WORKERS | the web app's work queue and threads |
+| DRESSFINDER_CORS_ORIGINS | comma-separated origins allowed to call the API from a browser |
+| DRESSFINDER_URL_TIMEOUT, DRESSFINDER_URL_MAX_REDIRECTS, DRESSFINDER_ALLOW_PRIVATE_URLS | fetching image_url |
+| DRESSFINDER_RELOAD_INTERVAL | seconds between the web app's checks for a changed store |
+| DRESSFINDER_MILVUS_URI, MILVUS_TOKEN | the Milvus backend's address and token |
+| DRESSFINDER_CACHE (else $XDG_CACHE_HOME/dressfinder, else ~/.cache/dressfinder) | cache: exported models |
+"""
 
 from __future__ import annotations
 
@@ -8,12 +22,20 @@ from pathlib import Path
 
 
 def cache_dir() -> Path:
-    """Where derived artefacts (exported ONNX models) are cached."""
+    """Where derived artefacts (exported ONNX models) are cached (``Settings.cache``)."""
     root = os.environ.get("DRESSFINDER_CACHE")
     if root:
         return Path(root)
     xdg = os.environ.get("XDG_CACHE_HOME")
     return Path(xdg) / "dressfinder" if xdg else Path.home() / ".cache" / "dressfinder"
+
+
+def human_bytes(n: int) -> str:
+    """A size limit in words: 10485760 -> '10 MB', 30000 -> '29.3 KB'."""
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
 
 
 def _int_env(name: str, default: int) -> int:
@@ -49,6 +71,9 @@ class Settings:
     allow_private_urls: bool = False
     workers: int = 0                 # web: threads for decoding/encoding/searching (0: min(4, CPUs))
     reload_interval: float = 5.0     # web: seconds between checks for a rebuilt store (0: never)
+    milvus_uri: str | None = None
+    milvus_token: str = ""
+    cache: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -65,6 +90,9 @@ class Settings:
             url_max_redirects=_int_env("DRESSFINDER_URL_MAX_REDIRECTS", cls.url_max_redirects),
             workers=_int_env("DRESSFINDER_WORKERS", cls.workers),
             reload_interval=_float_env("DRESSFINDER_RELOAD_INTERVAL", cls.reload_interval),
+            milvus_uri=os.environ.get("DRESSFINDER_MILVUS_URI") or None,
+            milvus_token=os.environ.get("MILVUS_TOKEN", ""),
+            cache=cache_dir(),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

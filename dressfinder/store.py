@@ -27,23 +27,23 @@ import logging
 import os
 import secrets
 import shutil
-import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from . import __version__
-from .catalog import CatalogDB, Filters, Product, products_from
+from .catalog import CatalogDB, Filters, products_from
 from .embed import EmbedResult, embed, fingerprint
 from .encoders import Encoder, get_encoder, load_encoder
-from .errors import Conflict, DressfinderError, NotFound, StoreError
-from .images import ImageSource, crop_relative, load_image
+from .errors import Conflict, DressfinderError, StoreError
 from .index import VectorIndex, auto_kind
+from .schema import Product
+from .search import Searchable
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,6 @@ def _images_pending(root: Path):
     marker.unlink(missing_ok=True)
 
 
-def _select_in(db: "CatalogDB", column: str, key: str, values: Sequence[str], chunk: int = 500) -> set[str]:
-    """``SELECT column FROM products WHERE key IN values`` (non-null), in chunks SQLite accepts."""
-    out: set[str] = set()
-    values = list(values)
-    for i in range(0, len(values), chunk):
-        part = values[i:i + chunk]
-        marks = ",".join("?" * len(part))
-        out.update(r[0] for r in db.conn.execute(
-            f"SELECT {column} FROM products WHERE {key} IN ({marks}) AND {column} IS NOT NULL", part))
-    return out
-
-
 @contextmanager
 def writer_lock(root: Path, timeout: float = 60.0):
     """Exclusive, cross-process lock for changing a store."""
@@ -126,21 +114,6 @@ def writer_lock(root: Path, timeout: float = 60.0):
 
 
 @dataclass
-class Hit:
-    id: str
-    score: float
-    product: Product
-    row: int
-    file: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        p = self.product
-        return {"id": self.id, "score": round(float(self.score), 6), "image": p.image, "title": p.title,
-                "price": p.price, "currency": p.currency, "url": p.url, "store": p.store,
-                "category": p.category}
-
-
-@dataclass
 class ChangeReport:
     """What a build or an update did."""
 
@@ -156,8 +129,9 @@ class ChangeReport:
         return self.added / self.encode_seconds if self.encode_seconds > 0 else 0.0
 
 
-class _Snapshot:
-    """One committed generation, loaded: immutable once made (updates make a new one)."""
+class StoreSnapshot:
+    """One committed generation of a store, loaded: immutable once made (changes make a new one).
+    The FAISS backend's :class:`search.Snapshot`."""
 
     def __init__(self, root: Path, manifest: dict[str, Any]):
         self.root = root
@@ -168,6 +142,7 @@ class _Snapshot:
         self.index = VectorIndex.load(root / files["index"], manifest["index"], deleted)
         self.segments = [np.load(root / s, mmap_mode="r") for s in files["vectors"]]
         self.offsets = np.cumsum([0] + [len(s) for s in self.segments])
+        self.metric = self.index.metric
 
     @property
     def n_rows(self) -> int:
@@ -183,21 +158,66 @@ class _Snapshot:
         return out
 
     def all_vectors(self) -> np.ndarray:
+        """Every row's vector (removed products' rows too: rows are never reused)."""
         return np.concatenate([np.asarray(s, np.float32) for s in self.segments]) if self.segments else \
             np.zeros((0, self.manifest["encoder"]["dim"]), np.float32)
+
+    def candidates(self, queries: np.ndarray, k: int, filters: Filters | None = None,
+                   nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        allowed = None if filters is None or filters.is_empty() else self.db.rows(filters)
+        if allowed is None or len(allowed) > EXACT_SUBSET:
+            return self.index.search(queries, k, allowed=allowed, nprobe=nprobe)
+        if len(allowed) == 0:   # filtered searches over few rows are done exactly
+            n = len(queries)
+            return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
+        sub = VectorIndex.build("flat", self.vectors(allowed), allowed, metric=self.metric)
+        return sub.search(queries, k)
+
+    def rows(self, filters: Filters | None = None) -> np.ndarray:
+        return self.db.rows(filters)
+
+    def records(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]:
+        return self.db.by_rows(rows)
+
+    def get(self, pid: str) -> tuple[int, Product, str | None] | None:
+        return self.db.get(pid)
+
+    def duplicates(self, rows: Sequence[int]) -> list[np.ndarray]:
+        return self.db.duplicates(rows)
+
+    def row_ids(self) -> list[tuple[int, str]]:
+        return self.db.row_ids()
+
+    def iter_products(self) -> Iterator[tuple[int, Product, str | None]]:
+        return self.db.iter_products()
+
+    def facets(self) -> dict[str, list[str]]:
+        return self.db.facets()
+
+    def count(self) -> int:
+        return self.db.count()
 
     def close(self) -> None:
         self.db.close()
 
 
-class Store:
-    """A built catalogue you can search. ``Store.build(...)`` or ``Store.open(dir)``."""
+class Store(Searchable):
+    """A built catalogue you can search. ``Store.build(...)`` or ``Store.open(dir)``. Searching,
+    similar products and look-ups are :class:`search.Searchable`'s, over :meth:`snapshot`."""
 
-    def __init__(self, root: Path, snapshot: _Snapshot, encoder: Encoder | None = None):
+    def __init__(self, root: Path, snapshot: StoreSnapshot, encoder: Encoder | None = None):
         self.root = Path(root)
+        self.images_dir = self.root / "images"
         self._snap = snapshot
         self._encoder = encoder
         self._write = threading.Lock()
+
+    def snapshot(self) -> StoreSnapshot:
+        """The current generation (a reader keeps using the one it took, whatever changes after)."""
+        return self._snap
+
+    def close(self) -> None:
+        self._snap.close()
 
     # ------------------------------------------------------------------ opening
     @staticmethod
@@ -211,6 +231,8 @@ class Store:
             manifest = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise StoreError(f"cannot read {path}: {e}") from None
+        if isinstance(manifest, dict) and manifest.get("backend", "faiss") != "faiss":
+            raise StoreError(f"{root} is a {manifest['backend']} store: open it with backends.open_store")
         if manifest.get("format") != FORMAT:
             raise StoreError(f"{root} has store format {manifest.get('format')}, this version reads {FORMAT}")
         return manifest
@@ -221,11 +243,11 @@ class Store:
         return cls(root, cls._load_snapshot(root), encoder)
 
     @classmethod
-    def _load_snapshot(cls, root: Path) -> _Snapshot:
+    def _load_snapshot(cls, root: Path) -> StoreSnapshot:
         for attempt in range(5):
             manifest = cls.read_manifest(root)
             try:
-                return _Snapshot(root, manifest)
+                return StoreSnapshot(root, manifest)
             except FileNotFoundError:
                 if attempt == 4:
                     raise StoreError(f"{root} is incomplete: files named in {MANIFEST} are missing") from None
@@ -262,111 +284,10 @@ class Store:
             self._encoder = load_encoder(self.manifest["encoder"], self.root)
         return self._encoder
 
-    def __len__(self) -> int:
-        return self._snap.db.count()
-
     def info(self) -> dict[str, Any]:
         m = self.manifest
         return {"path": str(self.root), "products": len(self), "encoder": m["encoder"], "index": m["index"],
                 "generation": m["generation"], "updated": m["updated"], "built": m.get("built", {})}
-
-    # ------------------------------------------------------------------ products
-    def product(self, pid: str) -> Product:
-        rec = self._snap.db.get(pid)
-        if rec is None:
-            raise NotFound(f"no product with id {pid!r}")
-        return rec[1]
-
-    def image_file(self, pid: str) -> Path:
-        """The stored image of a product (by id only; never a path from outside)."""
-        rec = self._snap.db.get(pid)
-        if rec is None:
-            raise NotFound(f"no product with id {pid!r}")
-        if not rec[2]:
-            raise NotFound(f"product {pid!r} has no stored image")
-        return self.root / "images" / rec[2]
-
-    def products(self) -> Iterable[Product]:
-        for _, p, _ in self._snap.db.iter_products():
-            yield p
-
-    def facets(self) -> dict[str, list[str]]:
-        """The distinct stores and categories, for filter menus."""
-        return self._snap.db.facets()
-
-    def vector(self, pid: str) -> np.ndarray:
-        rec = self._snap.db.get(pid)
-        if rec is None:
-            raise NotFound(f"no product with id {pid!r}")
-        return self._snap.vectors(np.array([rec[0]]))[0]
-
-    # ------------------------------------------------------------------ search
-    def embed_query(self, image: ImageSource, crop: Sequence[float] | None = None) -> np.ndarray:
-        enc = self.encoder
-        im = load_image(image) if crop is not None else enc.load(image)
-        im = crop_relative(im, crop)
-        return enc.encode_query([im])[0]   # an encoder may spend more on a query (e.g. flip averaging)
-
-    def search(self, image: ImageSource, k: int = 10, *, filters: Filters | None = None,
-               crop: Sequence[float] | None = None) -> list[Hit]:
-        """The ``k`` catalogue products most like ``image`` (a path, bytes or PIL image)."""
-        return self.search_vectors(self.embed_query(image, crop)[None, :], k, filters=filters)[0]
-
-    def similar(self, pid: str, k: int = 10, *, filters: Filters | None = None,
-                include_duplicates: bool = False) -> list[Hit]:
-        """Products most like catalogue product ``pid``: never ``pid`` itself and, unless
-        ``include_duplicates``, none of its exact duplicates (the same image bytes, or a vector with
-        cosine >= 0.9999). One code path with ``dressfinder recommend``
-        (``recommend.similar_rows``), so the product page and the export rank alike."""
-        from .recommend import similar_rows
-
-        snap = self._snap
-        rec = snap.db.get(pid)
-        if rec is None:
-            raise NotFound(f"no product with id {pid!r}")
-        return similar_rows(self, [rec[0]], k, filters=filters, include_duplicates=include_duplicates,
-                            snap=snap)[0]
-
-    def search_vectors(self, queries: np.ndarray, k: int, *, filters: Filters | None = None,
-                       exclude_rows: Sequence[np.ndarray] | None = None, snap: _Snapshot | None = None,
-                       nprobe: int | None = None) -> list[list[Hit]]:
-        snap = snap or self._snap
-        k = int(k)
-        if k < 1:
-            raise DressfinderError("k must be at least 1")
-        extra = max((len(e) for e in exclude_rows), default=0) if exclude_rows else 0
-        fetch = k + extra
-        allowed = None if filters is None or filters.is_empty() else snap.db.rows(filters)
-        if allowed is not None and len(allowed) <= EXACT_SUBSET:
-            scores, rows = self._exact_subset(snap, queries, allowed, fetch)
-        else:
-            scores, rows = snap.index.search(queries, fetch, allowed=allowed, nprobe=nprobe)
-        wanted = {int(r) for r in rows.ravel() if r >= 0}
-        records = snap.db.by_rows(sorted(wanted))
-        out = []
-        for qi in range(len(queries)):
-            skip = set(exclude_rows[qi].tolist()) if exclude_rows else set()
-            hits = []
-            for s, r in zip(scores[qi], rows[qi]):
-                r = int(r)
-                if r < 0 or r in skip or r not in records:
-                    continue
-                prod, file = records[r]
-                hits.append(Hit(prod.id, float(s), prod, r, file))
-                if len(hits) == k:
-                    break
-            out.append(hits)
-        return out
-
-    @staticmethod
-    def _exact_subset(snap: _Snapshot, queries: np.ndarray, allowed: np.ndarray, k: int):
-        from .index import VectorIndex
-
-        if len(allowed) == 0:
-            n = len(queries)
-            return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
-        sub = VectorIndex.build("flat", snap.vectors(allowed), allowed, metric=snap.index.metric)
-        return sub.search(queries, k)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -401,11 +322,22 @@ class Store:
                 "seconds": round(time.perf_counter() - t0, 2), "encode_seconds": round(result.seconds, 2),
                 "images_per_second": round(result.rate, 1)})
             shutil.rmtree(root / ".work", ignore_errors=True)
-        store = cls(root, _Snapshot(root, manifest), enc)
+        store = cls(root, StoreSnapshot(root, manifest), enc)
         store.last_report = ChangeReport(
             added=len(kept), seconds=time.perf_counter() - t0, encode_seconds=result.seconds,
             skipped=pre_skipped + [(products[i].id, r) for i, r in result.skipped], timings=result.timings)
         return store
+
+    @classmethod
+    def from_vectors(cls, root: str | Path, encoder: Encoder, index: VectorIndex, vectors: np.ndarray,
+                     products: list[Product], files: list[str | None], built: dict[str, Any]) -> "Store":
+        """Write a store from vectors already made (row i = ``products[i]``, its image ``files[i]``
+        under ``root/images``), replacing one that is there, atomically."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        with writer_lock(root, timeout=0.5):
+            manifest = cls._commit_new(root, encoder, index, vectors, products, files, built)
+        return cls(root, StoreSnapshot(root, manifest), encoder)
 
     @staticmethod
     def _embed(enc: Encoder, sources: list, images_dir: Path, work: Path | None, progress: bool,
@@ -467,10 +399,6 @@ class Store:
                 _fsync_file(root / name)
         tmp = root / f".{MANIFEST}.{os.getpid()}.tmp"
         _fsync_write(tmp, json.dumps(manifest, indent=2).encode())
-        pause = os.environ.get("DRESSFINDER_FAULT_PAUSE")
-        if pause:  # fault injection for tests: a window where new files exist but are not committed
-            print(f"dressfinder: pausing {pause} s before commit", file=sys.stderr, flush=True)
-            time.sleep(float(pause))
         os.replace(tmp, root / MANIFEST)
         _fsync_dir(root)
         Store._collect_garbage(root, manifest, full_image_sweep=full_image_sweep)
@@ -508,10 +436,9 @@ class Store:
             if files.get("catalog") and (root / files["catalog"]).exists():
                 with CatalogDB(root / files["catalog"], readonly=True) as db:
                     if candidates is None:
-                        referenced.update(r[0] for r in db.conn.execute(
-                            "SELECT file FROM products WHERE file IS NOT NULL"))
+                        referenced |= db.files()
                     else:
-                        referenced |= _select_in(db, "file", "file", candidates)
+                        referenced |= db.files_of("file", candidates)
         if candidates is None:
             candidates = [f"{sub.name}/{f.name}" for sub in images.iterdir() if sub.is_dir() for f in sub.iterdir()]
         for name in candidates:
@@ -591,7 +518,7 @@ class Store:
                     self._commit_change(snap, add=None, remove_ids=present, full_image_sweep=stale)
         return ChangeReport(removed=len(present), skipped=skipped, seconds=time.perf_counter() - t0)
 
-    def _commit_change(self, snap: _Snapshot, add, remove_ids: Sequence[str], *, full_image_sweep: bool) -> None:
+    def _commit_change(self, snap: StoreSnapshot, add, remove_ids: Sequence[str], *, full_image_sweep: bool) -> None:
         root = self.root
         old = snap.manifest
         gen = old["generation"] + 1
@@ -607,7 +534,7 @@ class Store:
         files["released"] = []
         with CatalogDB(root / files["catalog"]) as db:
             if remove_ids:
-                files["released"] = sorted(_select_in(db, "file", "id", remove_ids))
+                files["released"] = sorted(db.files_of("id", remove_ids))
                 gone = np.array(db.delete(remove_ids), np.int64)
                 vindex.remove(gone)
             if add is not None:
@@ -630,4 +557,4 @@ class Store:
                     "rows": rows_total, "index": vindex.meta(),
                     "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "previous": old["files"]}
         self._write_manifest(root, manifest, full_image_sweep=full_image_sweep)
-        self._snap = _Snapshot(root, manifest)
+        self._snap = StoreSnapshot(root, manifest)

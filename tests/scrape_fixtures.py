@@ -340,23 +340,23 @@ def build_shop(site: Site, other: Site) -> Shop:
     store = site.host
     expected = {
         "/p/red": dict(id="RED-1", title="Red Satin Dress", price=129.9, currency="EUR", url=b + "/p/red",
-                       store=store, category="Dresses > Evening", brand="Acme", availability="InStock",
+                       shop=store, category="Dresses > Evening", brand="Acme", availability="InStock",
                        image_path="/img/red.png", more_images=b + "/img/red-back.png", source="json-ld",
                        ext=".png"),
         "/p/blue": dict(id="BLUE-2", title="Blue Midi Dress", price=59.0, currency="USD", url=b + "/p/blue",
-                        store=store, category="Day dresses", brand="Bleu", availability="OutOfStock",
+                        shop=store, category="Day dresses", brand="Bleu", availability="OutOfStock",
                         image_path="/img/blue.jpg", more_images="", source="microdata", ext=".jpg"),
         "/p/green": dict(id="GRN-3", title="Green Wrap Dress", price=45.5, currency="GBP", url=b + "/p/green",
-                         store=store, category="Wrap dresses", brand="Verde", availability="InStock",
+                         shop=store, category="Wrap dresses", brand="Verde", availability="InStock",
                          image_path="/img/green.webp", more_images="", source="opengraph", ext=".webp"),
         "/p/pink": dict(id="PNK-4", title="Pink Slip Dress", price=75.0, currency="USD", url=b + "/p/pink",
-                        store=store, category="Slip dresses", brand="Rosa", availability="PreOrder",
+                        shop=store, category="Slip dresses", brand="Rosa", availability="PreOrder",
                         image_path="/img/pink.png", more_images="", source="rdfa", ext=".png"),
         "/p/flaky": dict(id=None, title="Floral Tea Dress", price=80.0, currency="USD", url=b + "/p/flaky",
-                         store=store, category="", brand="", availability="", image_path="/img/floral.png",
+                         shop=store, category="", brand="", availability="", image_path="/img/floral.png",
                          more_images="", source="json-ld", ext=".png"),
         "/p/slow": dict(id="4006381333931", title="Silk Slip & Shawl", price=210.0, currency="CHF",
-                        url=b + "/p/slow", store=store, category="", brand="", availability="LimitedAvailability",
+                        url=b + "/p/slow", shop=store, category="", brand="", availability="LimitedAvailability",
                         image_path="/img/silk.gif", more_images="", source="json-ld", ext=".gif"),
     }
     return Shop(site, other, imgs, expected)
@@ -396,13 +396,13 @@ def build_recipe_shop(site: Site) -> dict[str, dict]:
             <span class="name">Lace Midi</span><span class="price">1.299,00 &euro;</span></li></ul>"""))
     b, store = site.base, site.host
     return {
-        "S-1": dict(title="Linen Sundress", price=39.95, currency="EUR", url=b + "/item/1", store=store,
+        "S-1": dict(title="Linen Sundress", price=39.95, currency="EUR", url=b + "/item/1", shop=store,
                     category="Summer dresses", brand="Sol", availability="InStock", image_path="/pics/1.jpg",
                     source="recipe", ext=".jpg"),
-        "S-2": dict(title="Cotton Maxi", price=49.0, currency="EUR", url=b + "/item/2", store=store,
+        "S-2": dict(title="Cotton Maxi", price=49.0, currency="EUR", url=b + "/item/2", shop=store,
                     category="Summer dresses", brand="", availability="", image_path="/pics/2.png",
                     source="recipe", ext=".png"),
-        "S-3": dict(title="Lace Midi", price=1299.0, currency="EUR", url=b + "/item/3", store=store,
+        "S-3": dict(title="Lace Midi", price=1299.0, currency="EUR", url=b + "/item/3", shop=store,
                     category="Summer dresses", brand="", availability="", image_path="/pics/3.png",
                     source="recipe", ext=".png"),
     }

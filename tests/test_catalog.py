@@ -32,7 +32,7 @@ def test_csv_with_synonyms_relative_and_absolute_paths(tmp_path):
         f"p2,{other / 'two.jpg'},Blue dress,\"1.299,00 €\",https://x/2,Shop,blue\n")
     rep = read_catalog(tmp_path / "c.csv")
     p1, p2 = rep.products
-    assert (p1.id, p1.title, p1.price, p1.currency, p1.url, p1.store) == ("p1", "Red dress", 19.9, "USD", "https://x/1", "Shop")
+    assert (p1.id, p1.title, p1.price, p1.currency, p1.url, p1.shop) == ("p1", "Red dress", 19.9, "USD", "https://x/1", "Shop")
     assert p1.image == str(tmp_path.resolve() / "one.jpg")
     assert p1.extra == {"colour": "red"}
     assert (p2.price, p2.currency, p2.image) == (1299.0, "EUR", str(other / "two.jpg"))
@@ -69,17 +69,17 @@ def test_parse_price(text, expected):
 
 def test_db_insert_filters_delete(tmp_path):
     db = CatalogDB(tmp_path / "c.sqlite")
-    prods = [Product(id=f"p{i}", image=f"{i}.jpg", price=float(i), store="A" if i % 2 else "B",
+    prods = [Product(id=f"p{i}", image=f"{i}.jpg", price=float(i), shop="A" if i % 2 else "B",
                      category="maxi" if i < 3 else "mini", extra={"k": i}) for i in range(6)]
     db.insert((i, p, f"f{i}.jpg") for i, p in enumerate(prods))
     assert db.count() == 6 and db.max_row() == 5
     assert db.get("p3")[1].extra == {"k": 3} and db.get("p3")[2] == "f3.jpg"
     assert db.rows(Filters(min_price=2, max_price=4)).tolist() == [2, 3, 4]
-    assert db.rows(Filters(store="a")).tolist() == [1, 3, 5]  # case-insensitive
-    assert db.rows(Filters(category="maxi", store="B")).tolist() == [0, 2]
+    assert db.rows(Filters(shop="a")).tolist() == [1, 3, 5]  # case-insensitive
+    assert db.rows(Filters(category="maxi", shop="B")).tolist() == [0, 2]
     assert db.delete(["p1", "nope"]) == [1]
     assert db.get("p1") is None and db.count() == 5
-    assert db.facets() == {"store": ["A", "B"], "category": ["maxi", "mini"]}
+    assert db.facets() == {"shop": ["A", "B"], "category": ["maxi", "mini"]}
     with pytest.raises(Exception):
         db.insert([(9, Product(id="p0"), None)])  # ids are unique
     assert db.count() == 5

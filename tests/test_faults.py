@@ -22,9 +22,26 @@ from conftest import REPO, dress_image, write_catalog
 pytestmark = pytest.mark.slow
 
 
-def start(*args, env_extra=None):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env_extra or {})}
-    return subprocess.Popen([sys.executable, "-m", "dressfinder", *map(str, args)], cwd=REPO, env=env,
+# Runs the CLI with a pause just before a writer replaces store.json: its new files are written, the
+# manifest is not. The seam is in the test (a wrapped os.replace), not in the commit path.
+PAUSED_CLI = """
+import os, sys, time
+real_replace = os.replace
+def replace(src, dst, *a, **kw):
+    if str(dst).endswith("store.json"):
+        print("pausing before commit", file=sys.stderr, flush=True)
+        time.sleep(30)
+    return real_replace(src, dst, *a, **kw)
+os.replace = replace
+from dressfinder.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def start(*args, pause_before_commit=False):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    head = ["-c", PAUSED_CLI] if pause_before_commit else ["-m", "dressfinder"]
+    return subprocess.Popen([sys.executable, *head, *map(str, args)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -107,8 +124,7 @@ def test_kill_inside_commit_window_of_remove(tmp_path, built_store):
     root = tmp_path / "s"
     shutil.copytree(built_store, root)
     manifest_before = json.loads((root / "store.json").read_text())
-    proc = start("remove", "--store", root, "sku-001", "sku-002",
-                 env_extra={"DRESSFINDER_FAULT_PAUSE": "30"})
+    proc = start("remove", "--store", root, "sku-001", "sku-002", pause_before_commit=True)
     # the new catalogue and index are written; the manifest is not yet replaced
     assert wait_for(lambda: len(list(root.glob("catalog-*.sqlite"))) == 2 or proc.poll() is not None)
     assert proc.poll() is None

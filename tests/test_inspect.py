@@ -96,11 +96,11 @@ def test_catalog_metadata_and_prices(catalog_report):
     _, r = catalog_report
     # generated rows have every field; broken-0 has a title only; the four extra rows as written above
     assert r["metadata"] == {"title": N + 1 + 3, "price": N + 2, "currency": N + 2, "url": N,
-                             "store": N, "category": N}
+                             "shop": N, "category": N}
     eur = r["prices"]["EUR"]
     assert eur["count"] == N + 1 and eur["min"] == 10.0 and eur["max"] == 99.0
     assert r["prices"]["USD"]["count"] == 1
-    assert r["stores"] == {"shop-a": N // 2, "shop-b": N // 2}
+    assert r["shops"] == {"shop-a": N // 2, "shop-b": N // 2}
     assert r["categories"] == {"mini": 8, "maxi": 4}
 
 

@@ -44,7 +44,7 @@ def test_build_and_search_match_the_faiss_store(milvus, built_store, catalog_dir
         assert b[0].file == a[0].file and milvus.image_file(b[0].id).is_file()
     assert np.allclose(milvus.vector("sku-004"), faiss_store.vector("sku-004"), atol=1e-6)
     p = milvus.product("sku-005")
-    assert (p.title, p.price, p.currency, p.store, p.category) == ("Dress 5", 22.5, "EUR", "shop-b", "mini")
+    assert (p.title, p.price, p.currency, p.shop, p.category) == ("Dress 5", 22.5, "EUR", "shop-b", "mini")
     with pytest.raises(NotFound):
         milvus.product("nope")
 
@@ -52,8 +52,8 @@ def test_build_and_search_match_the_faiss_store(milvus, built_store, catalog_dir
 def test_filters_run_in_milvus_and_agree_with_sqlite(milvus, built_store, catalog_dir):
     faiss_store = Store.open(built_store)
     q = catalog_dir / "images" / "dress-010.jpg"
-    for f in (Filters(min_price=20, max_price=40), Filters(store="SHOP-A"), Filters(category="maxi"),
-              Filters(store="shop-b", category="Mini", max_price=55.5)):
+    for f in (Filters(min_price=20, max_price=40), Filters(shop="SHOP-A"), Filters(category="maxi"),
+              Filters(shop="shop-b", category="Mini", max_price=55.5)):
         a = [h.id for h in faiss_store.search(q, 5, filters=f)]
         b = milvus.search(q, 5, filters=f)
         assert [h.id for h in b] == a and b, f
@@ -61,7 +61,7 @@ def test_filters_run_in_milvus_and_agree_with_sqlite(milvus, built_store, catalo
             p = h.product
             assert f.min_price is None or p.price >= f.min_price
             assert f.max_price is None or p.price <= f.max_price
-            assert f.store is None or p.store.lower() == f.store.lower()
+            assert f.shop is None or p.shop.lower() == f.shop.lower()
     sim = milvus.similar("sku-010", 4)
     assert "sku-010" not in [h.id for h in sim] and len(sim) == 4
     ranked = [h.id for h in milvus.search_vectors(milvus.vector("sku-010")[None], 5)[0] if h.id != "sku-010"]
@@ -74,9 +74,9 @@ def test_filter_values_cannot_inject_expressions(milvus, catalog_dir):
     q = catalog_dir / "images" / "dress-010.jpg"
     for evil in ('shop-a" or price >= 0 or store_key == "', "shop-a' or 1 == 1 or store_key == '",
                  'x\\" or id != \\"', "shop-a\nor price >= 0", "shop-a) or (price >= 0"):
-        assert milvus.search(q, 5, filters=Filters(store=evil)) == []
+        assert milvus.search(q, 5, filters=Filters(shop=evil)) == []
         assert milvus.search(q, 5, filters=Filters(category=evil)) == []
-    assert filter_expr(Filters(store='a"b\\c')) == 'store_key == "a\\"b\\\\c"'
+    assert filter_expr(Filters(shop='a"b\\c')) == 'shop_key == "a\\"b\\\\c"'
     assert filter_expr(Filters(min_price=1e-7, max_price=1e21)) == \
         "price >= 0.0000001 and price <= 1000000000000000000000.0"
     for bad in (float("nan"), float("inf"), "12 or 1"):
@@ -89,12 +89,12 @@ def test_add_remove_and_reopen(milvus, catalog_dir, tmp_path):
 
     img = catalog_dir / "images"
     new = [Product(id="new-1", image=str(img / "dress-001.jpg"), title='Quote " and \\ slash', price=9.5,
-                   store="Shop-C", category="midi"),
+                   shop="Shop-C", category="midi"),
            Product(id="sku-002", image=str(img / "dress-003.jpg"), title="replaced?")]
     rep = milvus.add(new)
     assert rep.added == 1 and rep.skipped == [("sku-002", "id already in the store")]
     assert len(milvus) == 25
-    hits = milvus.search(img / "dress-001.jpg", 2, filters=Filters(store="shop-c"))
+    hits = milvus.search(img / "dress-001.jpg", 2, filters=Filters(shop="shop-c"))
     assert [h.id for h in hits] == ["new-1"] and hits[0].product.title == 'Quote " and \\ slash'
     rep = milvus.add([new[1]], replace=True)
     assert rep.added == 1 and rep.removed == 1 and milvus.product("sku-002").title == "replaced?"
@@ -126,6 +126,6 @@ def test_cli_index_and_search_with_milvus_backend(tmp_path, catalog_dir, capsys,
     assert main(["search", str(catalog_dir / "images" / "dress-004.jpg"), "--backend", "milvus", "--milvus-uri", db,
                  "--collection", "c1", "--json", "-k", "3", "--shop", "shop-a"]) == 0
     res = json.loads(capsys.readouterr().out)["results"]
-    assert res[0]["id"] == "sku-004" and all(r["store"] == "shop-a" for r in res) and len(res) == 3
+    assert res[0]["id"] == "sku-004" and all(r["shop"] == "shop-a" for r in res) and len(res) == 3
     assert main(["search", "x.jpg", "--backend", "milvus"]) == 2
     assert "needs --milvus-uri" in capsys.readouterr().err

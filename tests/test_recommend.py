@@ -150,7 +150,7 @@ def test_k_larger_than_the_store(dup_store, tmp_path):
 def test_filters_restrict_the_recommendations(dup_store, tmp_path):
     from dressfinder.store import Store
 
-    shop = {p.id: p.store for p in Store.open(dup_store).products()}
+    shop = {p.id: p.shop for p in Store.open(dup_store).products()}
     out = tmp_path / "shop-a.csv"
     assert main(["recommend", "--store", str(dup_store), "--k", "3", "--shop", "shop-a", "--out", str(out),
                  "-q"]) == 0

@@ -68,7 +68,7 @@ def rows_by_url(out: Path) -> dict[str, dict]:
 
 
 def check_row(row: dict, exp: dict, out: Path, served: bytes, base: str, since: datetime) -> None:
-    for key in ("title", "currency", "url", "store", "category", "brand", "availability", "source"):
+    for key in ("title", "currency", "url", "shop", "category", "brand", "availability", "source"):
         assert row[key] == (exp[key] or ""), (key, row)
     assert float(row["price"]) == pytest.approx(exp["price"])
     assert row["image_url"] == base + exp["image_path"]
@@ -94,7 +94,7 @@ def check_shop_output(shop, out: Path, since: datetime) -> None:
     assert report.skipped == []
     assert {p.id for p in report.products} == {r["id"] for r in rows.values()}
     for p in report.products:
-        assert Path(p.image).is_file() and p.store == shop.site.host
+        assert Path(p.image).is_file() and p.shop == shop.site.host
         assert p.price == pytest.approx(float(rows[p.url]["price"]))
         assert p.extra.get("availability", "") == rows[p.url]["availability"]   # extras kept as-is
         assert p.extra["scraped_at"] == rows[p.url]["scraped_at"]
@@ -463,7 +463,7 @@ def test_cli_scrape(recipe_shop, tmp_path, capsys):
     assert "pages fetched: 2 (2 this run)" in captured.out and "images saved: 3 (3 this run)" in captured.out
     assert "skipped: 1\n  recipe: tile without link: 1\n" in captured.out
     rows = rows_by_url(out)
-    assert {r["store"] for r in rows.values()} == {"Summer Shop"}
+    assert {r["shop"] for r in rows.values()} == {"Summer Shop"}
     assert {r.headers["User-Agent"] for r in site.requests} == {"clibot/2.0"}
 
 

@@ -43,9 +43,9 @@ def test_similar_excludes_itself_and_filters(built_store):
     cheap = store.search(dress_image(5), k=30, filters=Filters(max_price=25))
     assert cheap and all(h.product.price <= 25 for h in cheap)
     assert {h.id for h in cheap} == {f"sku-{i:03d}" for i in range(7)}  # prices 10..25
-    shop = store.search(dress_image(5), k=3, filters=Filters(store="shop-b", category="mini"))
-    assert all(h.product.store == "shop-b" and h.product.category == "mini" for h in shop)
-    assert store.search(dress_image(5), k=3, filters=Filters(store="nobody")) == []
+    shop = store.search(dress_image(5), k=3, filters=Filters(shop="shop-b", category="mini"))
+    assert all(h.product.shop == "shop-b" and h.product.category == "mini" for h in shop)
+    assert store.search(dress_image(5), k=3, filters=Filters(shop="nobody")) == []
     with pytest.raises(NotFound):
         store.similar("nope")
     with pytest.raises(DressfinderError):

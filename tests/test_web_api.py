@@ -115,7 +115,7 @@ def test_search_multipart(client):
     top = body["results"][0]
     assert top["id"] == product_id(9) and top["rank"] == 1 and top["score"] > 0.99
     assert top["title"] == "Dress number 9" and top["price"] == pytest.approx(64.9) and top["currency"] == "USD"
-    assert top["store"] == STORES[1] and top["url"] == "https://shop.example/p/9"
+    assert top["shop"] == STORES[1] and top["url"] == "https://shop.example/p/9"
     scores = [h["score"] for h in body["results"]]
     assert scores == sorted(scores, reverse=True)
     img = client.get(top["image"])
@@ -156,8 +156,8 @@ def test_search_filters(client):
     files = {"file": ("d.jpg", jpeg(2), "image/jpeg")}
     r = client.post("/api/search", files=files, data={"k": "50", "max_price": "40", "min_price": "20"}).json()
     assert r["count"] > 0 and all(20 <= h["price"] <= 40 for h in r["results"])
-    r = client.post("/api/search", files=files, data={"k": "50", "store": STORES[0]}).json()
-    assert r["count"] == 8 and all(h["store"] == STORES[0] for h in r["results"])
+    r = client.post("/api/search", files=files, data={"k": "50", "store": STORES[0]}).json()   # old name
+    assert r["count"] == 8 and all(h["shop"] == STORES[0] for h in r["results"])
     r = client.post("/api/search", files=files, data={"k": "50", "category": "MINI"}).json()
     assert r["count"] == 8 and all(h["category"] == "mini" for h in r["results"])
     r = client.post("/api/search", files=files, data={"store": "No Such Store"}).json()
@@ -168,12 +168,12 @@ def test_search_filters(client):
 
 
 def test_search_json_like(client):
-    r = client.post("/api/search", json={"like": product_id(3), "k": 4, "store": STORES[0]})
+    r = client.post("/api/search", json={"like": product_id(3), "k": 4, "shop": STORES[0]})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["query"]["source"] == "product" and body["count"] == 4
     assert product_id(3) not in [h["id"] for h in body["results"]]
-    assert all(h["store"] == STORES[0] for h in body["results"])
+    assert all(h["shop"] == STORES[0] for h in body["results"])
     assert_error(client.post("/api/search", json={"like": "no/such/id"}), 404, "no/such/id")
 
 
@@ -211,7 +211,7 @@ def test_get_product(client):
     r = client.get(f"/api/products/{pid}")
     assert r.status_code == 200
     p = r.json()
-    assert p["id"] == pid and p["title"] == "Dress number 7" and p["store"] == STORES[1]
+    assert p["id"] == pid and p["title"] == "Dress number 7" and p["shop"] == STORES[1]
     assert p["image"].startswith("/images/shop/dress-07?v=")
     assert "/" not in p["image"].split("?v=")[1]
     assert not any(str(v).startswith("/tmp") for v in p.values())   # no server paths
@@ -241,14 +241,14 @@ def test_similar(client):
 
 def test_facets(client):
     f = client.get("/api/facets").json()
-    assert f == {"stores": sorted(STORES), "categories": ["maxi", "mini"]}
+    assert f == {"shops": sorted(STORES), "categories": ["maxi", "mini"]}
 
 
 # --------------------------------------------------------------------------- add / delete (API key)
 
 def product_form(pid="new/dress-1", **extra):
     data = {"id": pid, "title": "Brand new dress", "price": "42.50", "currency": "EUR",
-            "url": "https://shop.example/new", "store": "Atelier C", "category": "midi"}
+            "url": "https://shop.example/new", "shop": "Atelier C", "category": "midi"}
     data.update(extra)
     return data
 

@@ -72,7 +72,7 @@ def test_results_with_crop_and_filters(client):
     scene = encode(scene_with_dress(10), "JPEG", quality=92)
     crop = ",".join(f"{v:.4f}" for v in SCENE_CROP)
     r = client.post("/search", files={"file": ("scene.jpg", scene, "image/jpeg")},
-                    data={"k": "6", "crop": crop, "min_price": "", "max_price": "", "store": "", "category": ""})
+                    data={"k": "6", "crop": crop, "min_price": "", "max_price": "", "shop": "", "category": ""})
     assert r.status_code == 200, r.text
     assert re.findall(r'data-id="([^"]+)"', r.text)[0] == product_id(10)
     assert f'data-crop="{",".join(str(round(v, 4)) for v in SCENE_CROP)}"' in r.text \

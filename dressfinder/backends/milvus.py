@@ -2,26 +2,29 @@
 
 ::
 
-    dressfinder index CATALOG --store IMAGES_DIR --backend milvus --milvus-uri ./dresses.db
-    dressfinder search photo.jpg --backend milvus --milvus-uri ./dresses.db --max-price 50
+    dressfinder index CATALOG --store STORE --backend milvus --milvus-uri ./dresses.db
+    dressfinder search --store STORE photo.jpg --max-price 50       # the folder remembers the backend
 
 ``uri`` is a local file for **Milvus Lite** (embedded in the ``milvus-lite`` package, one process at
 a time per file) or a server address (``http://host:19530``) for a Milvus standalone/cluster; the
-code is the same. A token for a server is read from ``$MILVUS_TOKEN`` (never from the command line).
+code is the same. A token for a server is read from ``$MILVUS_TOKEN`` (``Settings.milvus_token``,
+never from the command line).
 
-The collection holds one entity per product: ``id`` (primary key), ``vector``, the catalogue
-fields (``image, file, title, price, currency, url, store, category, extra``) and lower-cased
-``store_key``/``category_key`` for case-insensitive filters. Filters on price, store and category
-run inside Milvus as boolean expressions, built only from numbers formatted by us and string
-literals escaped by ``json.dumps`` (checked against injection in tests/test_milvus.py).
-The encoder's spec is kept in the collection's properties, so ``open`` rebuilds the same encoder.
+The collection holds one entity per product: ``id`` (primary key), ``row`` (the product's vector
+row, as in a FAISS store), ``vector``, the fields of ``schema.Product``, ``file`` and ``extra``, and
+lower-cased ``<facet>_key`` copies of the facets for case-insensitive filters. Filters on price and
+facets run inside Milvus as boolean expressions, built only from numbers formatted by us and string
+literals escaped by ``json.dumps`` (checked against injection in tests/test_milvus.py). The
+encoder's spec and the next free row are kept in the collection's properties.
+
+Ranking is ``search``'s, as for a FAISS store: :class:`MilvusSnapshot` gives candidates, vectors,
+products and duplicates by row, and ``Searchable`` does the rest, so both backends rank the same
+catalogue the same way (tests/test_backends.py).
 
 Index: FLAT (exact) on Milvus Lite, which supports little else at scale; ``AUTOINDEX`` on a server
 (Milvus picks HNSW-like graphs or DiskANN by deployment). ``index_type=`` overrides either.
-
-The FAISS store stays the embedded default; this backend trades its atomic generations for a
-database other services can share. A rebuild writes a new collection, then drops the old one and
-renames the new one into place (readers see an error for that instant, never a mix).
+A rebuild writes a new collection, then drops the old one and renames the new one into place
+(readers see an error for that instant, never a mix).
 """
 
 from __future__ import annotations
@@ -29,34 +32,35 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import secrets
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from .. import __version__
-from ..catalog import Filters, Product, products_from
+from ..catalog import Filters, chunks, products_from
 from ..embed import EmbedResult, embed
 from ..encoders import Encoder, get_encoder, load_encoder
-from ..errors import DressfinderError, NotFound, StoreError
-from ..images import ImageSource, crop_relative, load_image
-from ..store import ChangeReport, Hit
+from ..errors import Conflict, DressfinderError, StoreError
+from ..index import DEFAULTS
+from ..schema import FACETS, FIELDS, NAMES, Product, product_from
+from ..search import Searchable
+from ..store import ChangeReport
 
 log = logging.getLogger(__name__)
 
+FORMAT = 2                      # 2: entities have a row (format 1 collections: rebuild them)
 META_KEY = "dressfinder.meta"
 DEFAULT_COLLECTION = "dressfinder"
 INSERT_BATCH = 512
-# VARCHAR limits (bytes); longer values are cut at a character boundary
-LIMITS = {"id": 2048, "image": 4096, "file": 256, "title": 2048, "currency": 16, "url": 4096, "store": 512,
-          "category": 512, "store_key": 512, "category_key": 512, "extra": 65535}
-TEXT_FIELDS = ("image", "file", "title", "currency", "url", "store", "category")
-OUTPUT_FIELDS = ["id", "image", "file", "title", "price", "currency", "url", "store", "category", "extra"]
-HNSW_EF = 128
+PAGE = 1000                     # entities per get / query_iterator page
+# VARCHAR sizes (bytes) beyond the schema's fields; longer values are cut at a character boundary
+LIMITS = {**{f.name: f.max_length for f in FIELDS if f.kind is str}, "id": 2048, "file": 256, "extra": 65535,
+          **{f"{n}_key": 512 for n in FACETS}}
+STORED = ["id", "row", *[n for n in NAMES if n != "id"], "file", "extra"]
 
 
 def is_lite(uri: str) -> bool:
@@ -81,21 +85,23 @@ def literal_string(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def filter_expr(filters: Filters | None, *, exclude_ids: Sequence[str] = ()) -> str:
-    """The Milvus boolean expression for ``filters`` (and products to leave out); "" for none."""
+def filter_expr(filters: Filters | None) -> str:
+    """The Milvus boolean expression for ``filters``; "" for none."""
     parts = []
     f = filters or Filters()
     if f.min_price is not None:
         parts.append(f"price >= {literal_number(f.min_price)}")
     if f.max_price is not None:
         parts.append(f"price <= {literal_number(f.max_price)}")
-    if f.store is not None:
-        parts.append(f"store_key == {literal_string(str(f.store).lower())}")
-    if f.category is not None:
-        parts.append(f"category_key == {literal_string(str(f.category).lower())}")
-    if exclude_ids:
-        parts.append("id not in [" + ", ".join(literal_string(i) for i in exclude_ids) + "]")
+    for name, value in f.facets().items():
+        if value is not None:
+            parts.append(f"{name}_key == {literal_string(str(value).lower())}")
     return " and ".join(parts)
+
+
+def in_expr(field: str, values: Sequence[Any]) -> str:
+    items = (str(int(v)) if field == "row" else literal_string(v) for v in values)
+    return f"{field} in [" + ", ".join(items) + "]"
 
 
 def _cut(text: str | None, limit: int) -> str | None:
@@ -107,32 +113,124 @@ def _cut(text: str | None, limit: int) -> str | None:
     return raw[:limit].decode("utf-8", "ignore")
 
 
-def _entity(p: Product, file: str | None, vector: np.ndarray) -> dict[str, Any]:
-    row: dict[str, Any] = {"id": p.id, "vector": np.asarray(vector, np.float32).tolist(),
-                           "price": float(p.price) if p.price is not None and math.isfinite(p.price) else None,
-                           "extra": json.dumps(p.extra, ensure_ascii=False) if p.extra else None}
-    values = {"image": p.image or "", "file": file, "title": p.title, "currency": p.currency, "url": p.url,
-              "store": p.store, "category": p.category}
-    for key, value in values.items():
-        row[key] = _cut(value, LIMITS[key])
-    row["store_key"] = _cut(p.store.lower(), LIMITS["store_key"]) if p.store else None
-    row["category_key"] = _cut(p.category.lower(), LIMITS["category_key"]) if p.category else None
+def _entity(row: int, p: Product, file: str | None, vector: np.ndarray) -> dict[str, Any]:
     if len(p.id.encode("utf-8")) > LIMITS["id"]:
         raise DressfinderError(f"product id too long for Milvus: {p.id[:40]}...")
-    return row
+    e: dict[str, Any] = {"id": p.id, "row": int(row), "vector": np.asarray(vector, np.float32).tolist(),
+                         "file": _cut(file, LIMITS["file"]),
+                         "extra": json.dumps(p.extra, ensure_ascii=False) if p.extra else None}
+    for f in FIELDS:
+        value = getattr(p, f.name)
+        if f.name == "id":
+            continue
+        if f.kind is float:
+            e[f.name] = float(value) if value is not None and math.isfinite(value) else None
+        else:
+            e[f.name] = _cut(value if f.name != "image" else (value or ""), LIMITS[f.name])
+    for n in FACETS:
+        value = getattr(p, n)
+        e[f"{n}_key"] = _cut(value.lower(), LIMITS[f"{n}_key"]) if value else None
+    return e
 
 
-def _product(e: dict[str, Any]) -> tuple[Product, str | None]:
+def _record(e: dict[str, Any]) -> tuple[int, Product, str | None]:
     extra = json.loads(e["extra"]) if e.get("extra") else {}
-    p = Product(id=e["id"], image=e.get("image") or "", title=e.get("title"), price=e.get("price"),
-                currency=e.get("currency"), url=e.get("url"), store=e.get("store"), category=e.get("category"),
-                extra=extra)
-    return p, e.get("file")
+    return int(e["row"]), product_from(e, extra), e.get("file")
+
+
+# --------------------------------------------------------------------------- the snapshot
+
+class MilvusSnapshot:
+    """A collection seen through ``search.Snapshot``. Milvus has no generations: a change made
+    meanwhile is seen at once (``Strong`` consistency)."""
+
+    def __init__(self, client, collection: str, meta: dict[str, Any]):
+        self.client, self.collection, self.meta = client, collection, meta
+        self.metric = meta["metric"]
+        self.n_rows = int(meta["next_row"])
+
+    def _query(self, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        return self.client.query(self.collection, filter=expr, output_fields=fields)
+
+    def _by_rows(self, rows: Sequence[int], fields: list[str]) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        for part in chunks([int(r) for r in rows]):
+            out.update((int(e["row"]), e) for e in self._query(in_expr("row", part), ["row", *fields]))
+        return out
+
+    def _scan(self, fields: list[str], expr: str = "") -> Iterator[dict[str, Any]]:
+        it = self.client.query_iterator(self.collection, batch_size=PAGE, filter=expr, output_fields=fields)
+        try:
+            while page := it.next():
+                yield from page
+        finally:
+            it.close()
+
+    def candidates(self, queries: np.ndarray, k: int, filters: Filters | None = None,
+                   nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        params: dict[str, Any] = {"metric_type": self.metric.upper()}
+        if self.meta.get("index_type") == "HNSW":
+            params["params"] = {"ef": max(int(DEFAULTS["hnsw"]["efSearch"]), k)}
+        res = self.client.search(self.collection, data=np.asarray(queries, np.float32).tolist(),
+                                 limit=min(int(k), 16384), filter=filter_expr(filters), output_fields=["row"],
+                                 search_params=params)
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        rows = np.full((len(queries), k), -1, np.int64)
+        for qi, hits in enumerate(res):
+            for j, h in enumerate(hits):
+                rows[qi, j] = int(h["entity"]["row"])
+                scores[qi, j] = self._score(float(h["distance"]))
+        return scores, rows
+
+    def _score(self, d: float) -> float:
+        """Higher is more similar: cosine for ip, 1 / (1 + Euclidean distance) for l2 (Milvus
+        reports the squared distance)."""
+        return d if self.metric == "ip" else 1.0 / (1.0 + math.sqrt(max(d, 0.0)))
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        found = self._by_rows(rows, ["vector"])
+        return np.array([found[int(r)]["vector"] for r in rows], np.float32).reshape(len(rows), -1)
+
+    def rows(self, filters: Filters | None = None) -> np.ndarray:
+        return np.array(sorted(int(e["row"]) for e in self._scan(["row"], filter_expr(filters))), np.int64)
+
+    def records(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]:
+        return {r: _record(e)[1:] for r, e in self._by_rows(rows, STORED).items()}
+
+    def get(self, pid: str) -> tuple[int, Product, str | None] | None:
+        found = self.client.get(self.collection, ids=[pid], output_fields=STORED)
+        return _record(found[0]) if found else None
+
+    def duplicates(self, rows: Sequence[int]) -> list[np.ndarray]:
+        file_of = {r: e.get("file") for r, e in self._by_rows(rows, ["file"]).items()}
+        by_file: dict[str, set[int]] = {}
+        for part in chunks(sorted({f for f in file_of.values() if f})):
+            for e in self._query(in_expr("file", part), ["row", "file"]):
+                by_file.setdefault(e["file"], set()).add(int(e["row"]))
+        return [np.array(sorted(by_file.get(file_of.get(int(r)) or "", set()) | {int(r)}), np.int64)
+                for r in rows]
+
+    def row_ids(self) -> list[tuple[int, str]]:
+        return sorted((int(e["row"]), e["id"]) for e in self._scan(["row", "id"]))
+
+    def iter_products(self) -> Iterator[tuple[int, Product, str | None]]:
+        return iter(sorted((_record(e) for e in self._scan(STORED)), key=lambda rec: rec[0]))
+
+    def facets(self) -> dict[str, list[str]]:
+        values: dict[str, set[str]] = {n: set() for n in FACETS}
+        for e in self._scan(list(FACETS)):
+            for n in FACETS:
+                if e.get(n):
+                    values[n].add(e[n])
+        return {n: sorted(v) for n, v in values.items()}
+
+    def count(self) -> int:
+        return int(self._query("", ["count(*)"])[0]["count(*)"])
 
 
 # --------------------------------------------------------------------------- the store
 
-class MilvusStore:
+class MilvusStore(Searchable):
     """Products in a Milvus collection, searched like ``Store`` (``search``, ``similar``, ``product``,
     ``add``, ``remove``). ``MilvusStore.build(...)`` or ``MilvusStore.open(uri, collection)``."""
 
@@ -148,23 +246,24 @@ class MilvusStore:
 
     # ------------------------------------------------------------------ connecting
     @staticmethod
-    def connect(uri: str):
+    def connect(uri: str, token: str = ""):
         try:
             from pymilvus import MilvusClient
-        except ImportError as e:  # pragma: no cover
-            raise DressfinderError("the milvus backend needs pymilvus (and milvus-lite for a local file)") from e
+        except ImportError:
+            raise DressfinderError("the milvus backend needs pymilvus and milvus-lite: "
+                                   "pip install 'dressfinder[milvus]'") from None
         if is_lite(uri):
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             uri = str(Path(uri).expanduser().resolve())
         try:
-            return MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""))
+            return MilvusClient(uri=uri, token=token)
         except Exception as e:  # pymilvus raises several kinds (MilvusException, ConnectionError...)
             raise StoreError(f"cannot connect to Milvus at {uri}: {e}") from None
 
     @classmethod
     def open(cls, uri: str, collection: str = DEFAULT_COLLECTION, encoder: Encoder | None = None,
-             client=None) -> "MilvusStore":
-        client = client or cls.connect(uri)
+             client=None, token: str = "") -> "MilvusStore":
+        client = client or cls.connect(uri, token)
         if not client.has_collection(collection):
             raise StoreError(f"no collection {collection!r} in Milvus at {uri} "
                              f"(build one with: dressfinder index CATALOG --backend milvus --milvus-uri {uri})")
@@ -172,6 +271,9 @@ class MilvusStore:
         if META_KEY not in props:
             raise StoreError(f"collection {collection!r} was not made by dressfinder")
         meta = json.loads(props[META_KEY])
+        if meta.get("format") != FORMAT:
+            raise StoreError(f"collection {collection!r} has format {meta.get('format')}, this version reads "
+                             f"{FORMAT}: build it again with dressfinder index")
         try:
             client.load_collection(collection)
         except Exception as e:  # pragma: no cover - server-side trouble
@@ -181,11 +283,8 @@ class MilvusStore:
     def close(self) -> None:
         self.client.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    def snapshot(self) -> MilvusSnapshot:
+        return MilvusSnapshot(self.client, self.collection, self.meta)
 
     @property
     def encoder(self) -> Encoder:
@@ -197,21 +296,45 @@ class MilvusStore:
     def metric(self) -> str:
         return self.meta["metric"]
 
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """What the web app shows of a store: its encoder and index."""
+        return {"encoder": self.meta["encoder"], "index": {"kind": self.meta["index_type"], "metric": self.metric},
+                "generation": 0}
+
+    generation = 0
+
+    def reload(self) -> bool:
+        """Milvus shows changes at once: nothing to pick up."""
+        return False
+
+    def info(self) -> dict[str, Any]:
+        return {"backend": "milvus", "uri": self.uri, "collection": self.collection, "products": len(self),
+                "encoder": self.meta["encoder"], "index": {"kind": self.meta["index_type"], "metric": self.metric},
+                "built": self.meta.get("built", {})}
+
     # ------------------------------------------------------------------ building
     @classmethod
-    def _create(cls, client, name: str, dim: int, metric: str, meta: dict[str, Any], index_type: str,
-                consistency: str) -> None:
+    def _create(cls, client, name: str, dim: int, meta: dict[str, Any], consistency: str) -> None:
         from pymilvus import DataType, MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=LIMITS["id"])
+        schema.add_field("row", DataType.INT64)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(dim))
-        schema.add_field("price", DataType.DOUBLE, nullable=True)
-        for key in (*TEXT_FIELDS, "store_key", "category_key", "extra"):
-            schema.add_field(key, DataType.VARCHAR, max_length=LIMITS[key], nullable=key != "image")
+        for f in FIELDS[1:]:
+            if f.kind is float:
+                schema.add_field(f.name, DataType.DOUBLE, nullable=True)
+            else:
+                schema.add_field(f.name, DataType.VARCHAR, max_length=LIMITS[f.name], nullable=f.name != "image")
+        for key in ("file", "extra", *[f"{n}_key" for n in FACETS]):
+            schema.add_field(key, DataType.VARCHAR, max_length=LIMITS[key], nullable=True)
         params = client.prepare_index_params()
-        extra = {"M": 32, "efConstruction": 80} if index_type == "HNSW" else {}
-        params.add_index(field_name="vector", index_type=index_type, metric_type=metric.upper(), params=extra)
+        hnsw = DEFAULTS["hnsw"]
+        extra = {"M": hnsw["M"], "efConstruction": hnsw["efConstruction"]} if meta["index_type"] == "HNSW" else {}
+        params.add_index(field_name="vector", index_type=meta["index_type"], metric_type=meta["metric"].upper(),
+                         params=extra)
+        params.add_index(field_name="row", index_type="INVERTED")
         client.create_collection(name, schema=schema, index_params=params, consistency_level=consistency,
                                  properties={META_KEY: json.dumps(meta)})
 
@@ -219,7 +342,8 @@ class MilvusStore:
     def build(cls, catalog: str | Path | Sequence[Product], uri: str, collection: str = DEFAULT_COLLECTION,
               encoder: str | Encoder | None = None, *, model: str | Path | None = None,
               images_dir: str | Path | None = None, index_type: str | None = None, progress: bool = True,
-              workers: int | None = None, dask: str | None = None, consistency: str = "Strong") -> "MilvusStore":
+              workers: int | None = None, dask: str | None = None, consistency: str = "Strong",
+              token: str = "") -> "MilvusStore":
         """Encode a catalogue into ``collection`` at ``uri`` (replacing one of that name).
 
         ``images_dir``: where to keep the catalogue's images (content-addressed, as a store's
@@ -236,17 +360,28 @@ class MilvusStore:
         if len(result.ok) == 0:
             raise DressfinderError("no readable images in the catalogue; nothing to index")
         kept = [products[i] for i in result.ok]
-        client = cls.connect(uri)
-        index_type = index_type or ("FLAT" if is_lite(uri) else "AUTOINDEX")
-        meta = {"format": 1, "dressfinder": __version__, "encoder": enc.spec(), "metric": enc.metric,
-                "dim": int(enc.dim), "index_type": index_type, "images": str(images) if images else None,
+        client = cls.connect(uri, token)
+        meta = {"format": FORMAT, "dressfinder": __version__, "encoder": enc.spec(), "metric": enc.metric,
+                "dim": int(enc.dim), "index_type": index_type or ("FLAT" if is_lite(uri) else "AUTOINDEX"),
+                "images": str(images) if images else None, "next_row": len(kept),
                 "built": {"source": source, "products": len(kept), "encode_seconds": round(result.seconds, 2),
                           "images_per_second": round(result.rate, 1),
                           "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
+        cls._replace_collection(client, collection, meta, consistency,
+                                lambda name: cls._insert(client, name, 0, kept, result.files, result.vectors))
+        store = cls(client, uri, collection, meta, enc)
+        store.last_report = ChangeReport(
+            added=len(kept), seconds=time.perf_counter() - t0, encode_seconds=result.seconds,
+            skipped=pre_skipped + [(products[i].id, r) for i, r in result.skipped], timings=result.timings)
+        return store
+
+    @classmethod
+    def _replace_collection(cls, client, collection: str, meta: dict[str, Any], consistency: str, fill) -> None:
+        """Fill a new collection, then drop the old one and rename the new one into place."""
         building = f"{collection}__building_{secrets.token_hex(3)}"
         try:
-            cls._create(client, building, enc.dim, enc.metric, meta, index_type, consistency)
-            cls._insert(client, building, kept, result.files, result.vectors)
+            cls._create(client, building, meta["dim"], meta, consistency)
+            fill(building)
             if client.has_collection(collection):
                 client.drop_collection(collection)
             client.rename_collection(building, collection)
@@ -258,11 +393,6 @@ class MilvusStore:
             finally:
                 client.close()
             raise
-        store = cls(client, uri, collection, meta, enc)
-        store.last_report = ChangeReport(
-            added=len(kept), seconds=time.perf_counter() - t0, encode_seconds=result.seconds,
-            skipped=pre_skipped + [(products[i].id, r) for i, r in result.skipped], timings=result.timings)
-        return store
 
     @staticmethod
     def _embed(enc: Encoder, sources: list, images_dir: Path | None, progress: bool, workers: int | None,
@@ -274,107 +404,21 @@ class MilvusStore:
         return embed(enc, sources, images_dir=images_dir, progress=progress, workers=workers)
 
     @staticmethod
-    def _insert(client, collection: str, products: Sequence[Product], files: Sequence[str | None],
+    def _insert(client, collection: str, first_row: int, products: Sequence[Product], files: Sequence[str | None],
                 vectors: np.ndarray, upsert: bool = False) -> None:
         write = client.upsert if upsert else client.insert
         for i in range(0, len(products), INSERT_BATCH):
-            rows = [_entity(p, f, v) for p, f, v in zip(products[i:i + INSERT_BATCH], files[i:i + INSERT_BATCH],
-                                                         vectors[i:i + INSERT_BATCH])]
+            rows = [_entity(first_row + j, p, f, v) for j, p, f, v in
+                    zip(range(i, i + INSERT_BATCH), products[i:i + INSERT_BATCH], files[i:i + INSERT_BATCH],
+                        vectors[i:i + INSERT_BATCH])]
             write(collection, rows)
         client.flush(collection)
 
-    # ------------------------------------------------------------------ products
-    def __len__(self) -> int:
-        res = self.client.query(self.collection, filter="", output_fields=["count(*)"])
-        return int(res[0]["count(*)"])
-
-    def info(self) -> dict[str, Any]:
-        return {"backend": "milvus", "uri": self.uri, "collection": self.collection, "products": len(self),
-                "encoder": self.meta["encoder"], "index": {"kind": self.meta["index_type"], "metric": self.metric},
-                "built": self.meta.get("built", {})}
-
-    def _get(self, ids: Sequence[str], fields: list[str]) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        ids = list(ids)
-        for i in range(0, len(ids), 1000):
-            for e in self.client.get(self.collection, ids=ids[i:i + 1000], output_fields=fields):
-                out[e["id"]] = e
+    def _present(self, ids: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for part in chunks(list(ids), PAGE):
+            out.update(e["id"] for e in self.client.get(self.collection, ids=list(part), output_fields=["id"]))
         return out
-
-    def product(self, pid: str) -> Product:
-        e = self._get([pid], OUTPUT_FIELDS).get(pid)
-        if e is None:
-            raise NotFound(f"no product with id {pid!r}")
-        return _product(e)[0]
-
-    def image_file(self, pid: str) -> Path:
-        e = self._get([pid], ["file"]).get(pid)
-        if e is None:
-            raise NotFound(f"no product with id {pid!r}")
-        if not e.get("file") or self.images_dir is None:
-            raise NotFound(f"product {pid!r} has no stored image")
-        return self.images_dir / e["file"]
-
-    def vector(self, pid: str) -> np.ndarray:
-        e = self._get([pid], ["vector"]).get(pid)
-        if e is None:
-            raise NotFound(f"no product with id {pid!r}")
-        return np.asarray(e["vector"], np.float32)
-
-    def products(self) -> Iterable[Product]:
-        it = self.client.query_iterator(self.collection, batch_size=1000, filter="", output_fields=OUTPUT_FIELDS)
-        try:
-            while True:
-                page = it.next()
-                if not page:
-                    break
-                for e in page:
-                    yield _product(e)[0]
-        finally:
-            it.close()
-
-    # ------------------------------------------------------------------ search
-    def embed_query(self, image: ImageSource, crop: Sequence[float] | None = None) -> np.ndarray:
-        enc = self.encoder
-        im = crop_relative(load_image(image) if crop is not None else enc.load(image), crop)
-        encode = getattr(enc, "encode_query", None) or enc.encode  # an encoder may spend more on queries
-        return np.asarray(encode([im]), np.float32)[0]
-
-    def search(self, image: ImageSource, k: int = 10, *, filters: Filters | None = None,
-               crop: Sequence[float] | None = None) -> list[Hit]:
-        """The ``k`` products most like ``image``; ``filters`` are applied inside Milvus."""
-        return self.search_vectors(self.embed_query(image, crop)[None, :], k, filters=filters)[0]
-
-    def similar(self, pid: str, k: int = 10, *, filters: Filters | None = None) -> list[Hit]:
-        """Products most like catalogue product ``pid`` (never ``pid`` itself)."""
-        return self.search_vectors(self.vector(pid)[None, :], k, filters=filters, exclude_ids=[pid])[0]
-
-    def search_vectors(self, queries: np.ndarray, k: int, *, filters: Filters | None = None,
-                       exclude_ids: Sequence[str] = ()) -> list[list[Hit]]:
-        k = int(k)
-        if k < 1:
-            raise DressfinderError("k must be at least 1")
-        params: dict[str, Any] = {"metric_type": self.metric.upper()}
-        if self.meta.get("index_type") == "HNSW":
-            params["params"] = {"ef": max(HNSW_EF, k)}
-        res = self.client.search(self.collection, data=np.asarray(queries, np.float32).tolist(), limit=k,
-                                 filter=filter_expr(filters, exclude_ids=exclude_ids),
-                                 output_fields=OUTPUT_FIELDS, search_params=params)
-        out = []
-        for hits in res:
-            row = []
-            for h in hits:
-                e = dict(h["entity"])
-                e.setdefault("id", h["id"])
-                prod, file = _product(e)
-                row.append(Hit(prod.id, self._score(float(h["distance"])), prod, -1, file))
-            out.append(row)
-        return out
-
-    def _score(self, d: float) -> float:
-        """Higher is more similar, as ``Store``: cosine for ip, 1 / (1 + Euclidean distance) for l2
-        (Milvus reports the squared distance)."""
-        return d if self.metric == "ip" else 1.0 / (1.0 + math.sqrt(max(d, 0.0)))
 
     # ------------------------------------------------------------------ updates
     def add(self, catalog: str | Path | Sequence[Product], *, progress: bool = False, replace: bool = False,
@@ -390,7 +434,7 @@ class MilvusStore:
             else:
                 seen.add(p.id)
                 unique.append(p)
-        present = set(self._get([p.id for p in unique], ["id"]))
+        present = self._present([p.id for p in unique])
         fresh = [p for p in unique if replace or p.id not in present]
         skipped += [(p.id, "id already in the store") for p in unique if not replace and p.id in present]
         report = ChangeReport(skipped=skipped)
@@ -400,17 +444,47 @@ class MilvusStore:
             report.skipped += [(fresh[i].id, r) for i, r in result.skipped]
             kept = [fresh[i] for i in result.ok]
             if kept:
-                self._insert(self.client, self.collection, kept, result.files, result.vectors, upsert=replace)
+                self._append(kept, result.files, result.vectors)
             report.added = len(kept)
             report.removed = sum(1 for p in kept if p.id in present)
             report.encode_seconds = result.seconds
         report.seconds = time.perf_counter() - t0
         return report
 
+    def add_image(self, product: Product, image: bytes) -> ChangeReport:
+        """Add one product whose image arrives as bytes (the web API)."""
+        t0 = time.perf_counter()
+        if self._present([product.id]):
+            raise Conflict(f"a product with id {product.id!r} already exists")
+        result = embed(self.encoder, [image], images_dir=self.images_dir, progress=False)
+        if not len(result.ok):
+            raise DressfinderError(result.skipped[0][1])
+        self._append([product], result.files, result.vectors)
+        return ChangeReport(added=1, seconds=time.perf_counter() - t0, encode_seconds=result.seconds)
+
+    def remember(self, folder: str | Path) -> Path:
+        """Write ``folder/store.json`` pointing at this collection, so that ``--store folder`` opens it
+        (``backends.open_store``). Written atomically; the token is never written."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        uri = str(Path(self.uri).expanduser().resolve()) if is_lite(self.uri) else self.uri
+        pointer = {"format": FORMAT, "backend": "milvus", "uri": uri, "collection": self.collection,
+                   "encoder": self.meta["encoder"]}
+        tmp = folder / f".store.json.{secrets.token_hex(4)}.tmp"
+        tmp.write_text(json.dumps(pointer, indent=2))
+        return Path(tmp.replace(folder / "store.json"))
+
+    def _append(self, products: list[Product], files: list[str | None], vectors: np.ndarray) -> None:
+        """New rows for ``products`` (a replaced product gets a new row, as in a FAISS store)."""
+        first = int(self.meta["next_row"])
+        self.meta = {**self.meta, "next_row": first + len(products)}
+        self.client.alter_collection_properties(self.collection, properties={META_KEY: json.dumps(self.meta)})
+        self._insert(self.client, self.collection, first, products, files, vectors, upsert=True)
+
     def remove(self, ids: Sequence[str]) -> ChangeReport:
         """Remove products by id (unknown ids are reported as skipped)."""
         t0 = time.perf_counter()
-        present = set(self._get(list(ids), ["id"]))
+        present = self._present(list(ids))
         gone = [i for i in dict.fromkeys(ids) if i in present]
         if gone:
             self.client.delete(self.collection, ids=gone)

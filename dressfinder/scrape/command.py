@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="JSON file of CSS selectors for sites without schema.org/OpenGraph data")
     parser.add_argument("--user-agent", default=DEFAULT_USER_AGENT, metavar="UA",
                         help=f"User-Agent header, also matched against robots.txt (default {DEFAULT_USER_AGENT!r})")
-    parser.add_argument("--store-name", metavar="NAME",
-                        help="value of the catalogue's store column (default: the site's host name)")
+    parser.add_argument("--shop-name", "--store-name", metavar="NAME", dest="shop_name",
+                        help="value of the catalogue's shop column (default: the site's host name)")
     parser.add_argument("--image-host", action="append", default=[], metavar="HOST",
                         help="also download images from HOST (a CDN), e.g. cdn.shop.com; repeatable")
     parser.add_argument("--robots-sitemaps", action="store_true",
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = scrape(
             args.start_urls, args.out, max_pages=args.max_pages, delay=args.delay, recipe=args.recipe,
-            user_agent=args.user_agent, store_name=args.store_name, image_hosts=args.image_host,
+            user_agent=args.user_agent, shop_name=args.shop_name, image_hosts=args.image_host,
             timeout=args.timeout, retries=args.retries, max_page_bytes=args.max_page_bytes,
             max_image_bytes=args.max_image_bytes, robots_sitemaps=args.robots_sitemaps,
             retry_failed=args.retry_failed, progress=False if args.no_progress else None)

@@ -105,7 +105,7 @@ class Crawler:
     def __init__(self, start_urls: Iterable[str], out_dir: str | Path, *,
                  max_pages: int = DEFAULT_MAX_PAGES, delay: float = DEFAULT_DELAY,
                  recipe: str | Path | dict | Recipe | None = None,
-                 user_agent: str = DEFAULT_USER_AGENT, store_name: str | None = None,
+                 user_agent: str = DEFAULT_USER_AGENT, shop_name: str | None = None,
                  image_hosts: Iterable[str] = (), timeout: float = DEFAULT_TIMEOUT,
                  retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_BACKOFF,
                  max_redirects: int = DEFAULT_MAX_REDIRECTS,
@@ -134,7 +134,7 @@ class Crawler:
         if not user_agent or not str(user_agent).strip() or "\n" in user_agent or "\r" in user_agent:
             raise ScrapeError("user-agent must be a non-empty single line")
         self.recipe = load_recipe(recipe) if recipe is not None else None
-        self.store_name = store_name.strip() if store_name and store_name.strip() else None
+        self.shop_name = shop_name.strip() if shop_name and shop_name.strip() else None
         self.max_pixels = max_pixels
         self.robots_sitemaps = bool(robots_sitemaps)
         self.retry_failed = bool(retry_failed)
@@ -221,7 +221,7 @@ class Crawler:
 
     def _finish(self, interrupted: bool, elapsed: float) -> ScrapeSummary:
         try:
-            catalog = write_catalog(self.out_dir, self.state.ok_products(), self.store_name)
+            catalog = write_catalog(self.out_dir, self.state.ok_products(), self.shop_name)
             return ScrapeSummary(
                 out_dir=self.out_dir, catalog=catalog, pages=self.state.pages_fetched,
                 pages_this_run=self.pages_this_run, products=self.state.count_products(),
@@ -374,7 +374,7 @@ class Crawler:
             self._skip_product(p, record, "no product image")
             return
         pid = p.id or url_id(p.url)
-        record.update(id=pid, id_from_url=p.id is None, store=host_label(page.url))
+        record.update(id=pid, id_from_url=p.id is None, shop=host_label(page.url))
         if st.id_owner(pid) is not None:
             self._skip_product(p, record, "duplicate id")
             return
@@ -429,7 +429,7 @@ class Crawler:
 def scrape(start_urls: Iterable[str] | str, out_dir: str | Path, *,
            max_pages: int = DEFAULT_MAX_PAGES, delay: float = DEFAULT_DELAY,
            recipe: str | Path | dict | Recipe | None = None, user_agent: str = DEFAULT_USER_AGENT,
-           store_name: str | None = None, image_hosts: Iterable[str] = (),
+           shop_name: str | None = None, image_hosts: Iterable[str] = (),
            timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_BACKOFF,
            max_redirects: int = DEFAULT_MAX_REDIRECTS, max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
            max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -445,7 +445,7 @@ def scrape(start_urls: Iterable[str] | str, out_dir: str | Path, *,
     an earlier run skipped for a passing reason (5xx, 429, timeout, connection error).
     """
     crawler = Crawler(start_urls, out_dir, max_pages=max_pages, delay=delay, recipe=recipe,
-                      user_agent=user_agent, store_name=store_name, image_hosts=image_hosts,
+                      user_agent=user_agent, shop_name=shop_name, image_hosts=image_hosts,
                       timeout=timeout, retries=retries, backoff=backoff, max_redirects=max_redirects,
                       max_page_bytes=max_page_bytes, max_image_bytes=max_image_bytes,
                       max_pixels=max_pixels, robots_sitemaps=robots_sitemaps, retry_failed=retry_failed,

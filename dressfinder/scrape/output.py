@@ -19,7 +19,7 @@ from ..images import EXTENSIONS, load_image, sniff_format
 CATALOG_FILE = "catalog.csv"
 IMAGES_DIR = "images"
 #: The catalogue columns ``read_catalog`` knows, then extras it keeps as-is.
-COLUMNS = ("id", "image", "title", "price", "currency", "url", "store", "category", "scraped_at",
+COLUMNS = ("id", "image", "title", "price", "currency", "url", "shop", "category", "scraped_at",
            "brand", "availability", "image_url", "more_images", "source")
 
 
@@ -72,7 +72,7 @@ def _price(value) -> str:
     return repr(float(value))
 
 
-def write_catalog(out_dir: Path, rows: list[dict], store_name: str | None = None) -> Path:
+def write_catalog(out_dir: Path, rows: list[dict], shop_name: str | None = None) -> Path:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -81,7 +81,7 @@ def write_catalog(out_dir: Path, rows: list[dict], store_name: str | None = None
         w.writerow({
             "id": r["id"], "image": r["image"], "title": r.get("title") or "",
             "price": _price(r.get("price")), "currency": r.get("currency") or "",
-            "url": r.get("url") or "", "store": store_name or r.get("store") or "",
+            "url": r.get("url") or "", "shop": shop_name or r.get("shop") or "",
             "category": r.get("category") or "", "scraped_at": r.get("scraped_at") or "",
             "brand": r.get("brand") or "", "availability": r.get("availability") or "",
             "image_url": r.get("image_url") or "",

@@ -24,25 +24,28 @@ from .. import __version__
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
 
+    from ..search import Searchable
     from ..settings import Settings
-    from ..store import Store
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 
 
-def create_app(store: "Store | str | Path | None" = None, settings: "Settings | None" = None) -> "FastAPI":
-    """A FastAPI app serving ``store`` (a ``Store``, or the folder of one; default: settings.store)."""
+def create_app(store: "Searchable | str | Path | None" = None, settings: "Settings | None" = None) -> "FastAPI":
+    """A FastAPI app serving ``store`` (a ``Store`` or ``MilvusStore``, or the folder of one;
+    default: settings.store)."""
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
     from fastapi.templating import Jinja2Templates
     from starlette.middleware.cors import CORSMiddleware
 
+    from ..backends import open_store
     from ..errors import DressfinderError
+    from ..search import Searchable
     from ..settings import Settings
-    from ..store import Store
     from . import api, pages
-    from .deps import FORM_OVERHEAD, WebContext, WorkerPool, default_workers, human_bytes
+    from ..settings import human_bytes
+    from .deps import FORM_OVERHEAD, WebContext, WorkerPool, default_workers
     from .fetch import ImageFetcher
     from .middleware import BodyLimitMiddleware, CatchAllMiddleware, SecurityHeadersMiddleware, \
         install_error_handlers
@@ -52,8 +55,8 @@ def create_app(store: "Store | str | Path | None" = None, settings: "Settings | 
         if not settings.store:
             raise DressfinderError("no store given: use --store DIR or set DRESSFINDER_STORE")
         store = settings.store
-    if not isinstance(store, Store):
-        store = Store.open(store)
+    if not isinstance(store, Searchable):
+        store = open_store(store, milvus_token=settings.milvus_token)
 
     ctx = WebContext(
         store=store, settings=settings,
@@ -123,7 +126,7 @@ def create_app_from_env() -> "FastAPI":
 
 
 def _template_globals(request: Any) -> dict[str, Any]:
-    from .deps import human_bytes
+    from ..settings import human_bytes
     from .service import Links
 
     ctx = request.app.state.ctx

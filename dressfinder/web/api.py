@@ -12,113 +12,21 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..catalog import MAX_ID_LENGTH, Product, parse_price
 from ..errors import Conflict, DressfinderError, NotAnImage, NotFound
 from ..images import EXTENSIONS, load_image, sniff_format
+from ..schema import FACETS, Product
 from . import service
 from .deps import WebContext, get_ctx, read_upload, require_api_key
-from .service import DEFAULT_K, MAX_K, FilterParams, Links, SearchParams
+from .models import (DEFAULT_K, FACET_MAX, FILTER_NAMES, MAX_K, AddedOut, ErrorOut, FacetsOut, FilterParams,
+                     HealthOut, NewProduct, ProductOut, ReloadOut, RemovedOut, SearchOut, SearchParams, SimilarOut,
+                     plural)
+from .service import Links
 
 router = APIRouter()
-
-
-# --------------------------------------------------------------------------- response models (docs)
-
-class ErrorBody(BaseModel):
-    status: int = Field(examples=[415])
-    message: str = Field(examples=["not an image (or an image format we do not read)"])
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
-
-
-class LinksOut(BaseModel):
-    product: str
-    similar: str
-    page: str
-
-
-class HitOut(BaseModel):
-    rank: int
-    id: str
-    score: float = Field(description="similarity, higher is more alike (cosine for the default encoder)")
-    title: str | None = None
-    price: float | None = None
-    currency: str | None = None
-    url: str | None = Field(None, description="the product's page at its store")
-    store: str | None = None
-    category: str | None = None
-    image: str = Field(description="URL of the product's image on this server")
-    links: LinksOut
-
-
-class SearchOut(BaseModel):
-    query: dict[str, Any]
-    count: int
-    took_ms: float
-    results: list[HitOut]
-
-
-class ProductLinks(BaseModel):
-    self: str
-    similar: str
-    page: str
-
-
-class ProductOut(BaseModel):
-    id: str
-    title: str | None = None
-    price: float | None = None
-    currency: str | None = None
-    url: str | None = None
-    store: str | None = None
-    category: str | None = None
-    image: str
-    extra: dict[str, Any] = {}
-    links: ProductLinks
-
-
-class SimilarOut(BaseModel):
-    product: ProductOut
-    count: int
-    results: list[HitOut]
-
-
-class AddedOut(BaseModel):
-    added: ProductOut
-    products: int
-
-
-class RemovedOut(BaseModel):
-    removed: str
-    products: int
-
-
-class ReloadOut(BaseModel):
-    reloaded: bool
-    generation: int
-    products: int
-
-
-class FacetsOut(BaseModel):
-    stores: list[str]
-    categories: list[str]
-
-
-class HealthOut(BaseModel):
-    status: str
-    version: str
-    products: int
-    generation: int
-    encoder: str
-    index: str
-    busy: int
-    capacity: int
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -127,10 +35,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 # --------------------------------------------------------------------------- request bodies (docs)
 
-_FILTER_PROPS = {
-    "min_price": {"type": "number", "minimum": 0}, "max_price": {"type": "number", "minimum": 0},
-    "store": {"type": "string"}, "category": {"type": "string"},
-}
+_FILTER_PROPS = {"min_price": {"type": "number", "minimum": 0}, "max_price": {"type": "number", "minimum": 0},
+                 **{n: {"type": "string"} for n in FACETS}}
 SEARCH_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary", "description": "the photo"},
@@ -145,49 +51,10 @@ SEARCH_BODY = {"requestBody": {"required": True, "content": {
 }}}
 
 
-class NewProduct(BaseModel):
-    """Form fields of ``POST /api/products`` (the image is the ``file`` field)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")
-    title: str | None = Field(None, max_length=500)
-    price: float | None = Field(None, ge=0, allow_inf_nan=False)
-    currency: str | None = Field(None, max_length=8)
-    url: str | None = Field(None, max_length=2048)
-    store: str | None = Field(None, max_length=200)
-    category: str | None = Field(None, max_length=200)
-
-    @field_validator("price", mode="before")
-    @classmethod
-    def _price(cls, v):
-        if isinstance(v, str):
-            try:
-                return float(v)
-            except ValueError:
-                pass
-            value, _ = parse_price(v)      # "$19.90", "19,90 €"
-            if value is None:
-                raise ValueError("price must be a number, e.g. 19.90")
-            return value
-        return v
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v):
-        if v is not None and service.safe_http_url(v) is None:
-            raise ValueError("url must be an http:// or https:// address")
-        return v
-
-
 ADD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file", "id"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "the product's image"},
-        "id": {"type": "string", "maxLength": MAX_ID_LENGTH, "description": "a new, unique product id"},
-        "title": {"type": "string"}, "price": {"type": "number", "minimum": 0},
-        "currency": {"type": "string", "example": "USD"},
-        "url": {"type": "string", "description": "the product's page (http/https)"},
-        "store": {"type": "string"}, "category": {"type": "string"}}}}}}}
+        **NewProduct.model_json_schema()["properties"]}}}}}}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -312,14 +179,13 @@ async def upload(file: UploadFile = File(..., description="the photo to search w
              openapi_extra=SEARCH_BODY, responses=_errors(400, 404, 413, 415, 422, 503))
 async def api_search(request: Request, ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
     """Multipart with a `file` (or `image_url`, or `like`), or JSON with `image_url` (or `like`).
-    Optional `k`, `crop` and filters `min_price`, `max_price`, `store`, `category`."""
+    Optional `k`, `crop` and filters `min_price`, `max_price`, `shop` (or its old name `store`), `category`."""
     params, data = await read_search_request(request, ctx)
     async with ctx.pool.admit():
         outcome, source = await run_search(ctx, params, data)
     lk = links(request)
     query = {"source": source, "k": params.k, "crop": list(params.crop) if params.crop else None,
-             "filters": params.model_dump(include={"min_price", "max_price", "store", "category"},
-                                          exclude_none=True)}
+             "filters": params.model_dump(include=set(FILTER_NAMES), exclude_none=True)}
     if params.like is not None:
         query["like"] = params.like
     if source == "url":
@@ -329,21 +195,23 @@ async def api_search(request: Request, ctx: WebContext = Depends(get_ctx)) -> di
 
 
 @router.get("/api/facets", response_model=FacetsOut, tags=["catalogue"],
-            summary="Stores and categories in the catalogue (filter choices)")
+            summary="Shops and categories in the catalogue (filter choices)")
 async def api_facets(ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
     f = service.facets(ctx.store)
-    return {"stores": f.get("store", []), "categories": f.get("category", [])}
+    return {plural(n): f.get(n, []) for n in FACETS}
 
 
 @router.get("/api/products/{pid:path}/similar", response_model=SimilarOut, tags=["catalogue"],
             summary="Products similar to a catalogue product", responses=_errors(404, 422, 503))
 async def api_similar(pid: str, request: Request, k: int = Query(DEFAULT_K, ge=1, le=MAX_K),
                       min_price: float | None = Query(None, ge=0), max_price: float | None = Query(None, ge=0),
-                      store: str | None = Query(None, max_length=200),
-                      category: str | None = Query(None, max_length=200),
+                      shop: str | None = Query(None, max_length=FACET_MAX),
+                      store: str | None = Query(None, max_length=FACET_MAX, description="old name of shop"),
+                      category: str | None = Query(None, max_length=FACET_MAX),
                       ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
     try:
-        filters = FilterParams(min_price=min_price, max_price=max_price, store=store, category=category).filters()
+        filters = FilterParams(min_price=min_price, max_price=max_price, shop=shop or store,
+                               category=category).filters()
     except ValidationError as e:
         raise RequestValidationError(service.validation_errors(e)) from None
     product, file = service.product_record(ctx.store, pid)
@@ -364,12 +232,11 @@ async def api_product(pid: str, request: Request, ctx: WebContext = Depends(get_
              summary="Add a product to the live index (API key)", openapi_extra=ADD_BODY,
              dependencies=[Depends(require_api_key)], responses=_errors(401, 403, 409, 413, 415, 422, 503))
 async def api_add(request: Request, ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
-    """Multipart: `file` (the image) and `id`, optional `title`, `price`, `currency`, `url`, `store`,
+    """Multipart: `file` (the image) and `id`, optional `title`, `price`, `currency`, `url`, `shop`,
     `category`. Needs `Authorization: Bearer KEY`."""
     form, meta = await parse_form(request, NewProduct)
     data = await read_upload(form.get("file"), ctx.settings.max_upload_bytes)
-    product = Product(id=meta.id, image="upload", title=meta.title, price=meta.price, currency=meta.currency,
-                      url=meta.url, store=meta.store, category=meta.category)
+    product = Product(**{**meta.model_dump(), "image": "upload"})
     product, file = await ctx.pool.call(_add, ctx, product, data)
     return {"added": service.product_json(product, file, links(request)), "products": len(ctx.store)}
 

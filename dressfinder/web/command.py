@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from ..backends import open_store
     from ..settings import Settings
-    from ..store import Store
     from . import create_app
 
     if not (1 <= args.port <= 65535):
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise DressfinderError("no store given: use --store DIR or set DRESSFINDER_STORE "
                                "(build one with: dressfinder index CATALOG --store DIR)")
     logging.getLogger("dressfinder").setLevel(logging.INFO)
-    store = Store.open(settings.store)
+    store = open_store(settings.store, milvus_token=settings.milvus_token)
     app = create_app(store, settings)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     shown = f"[{shown}]" if ":" in shown else shown

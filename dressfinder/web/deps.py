@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from ..errors import DressfinderError, ImageError, ImageTooLarge, NotAnImage
-from ..settings import Settings
+from ..settings import Settings, human_bytes
 from .fetch import ImageFetcher
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,6 @@ class Overloaded(DressfinderError):
     """More requests are waiting than the queue holds."""
 
     status = 503
-
-
-def human_bytes(n: int) -> str:
-    """10485760 -> '10 MB', 30000 -> '29.3 KB'."""
-    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
-        if n >= size:
-            return f"{n / size:.1f}".removesuffix(".0") + f" {unit}"
-    return f"{n} bytes"
 
 
 class WorkerPool:

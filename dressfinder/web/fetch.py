@@ -30,6 +30,7 @@ from urllib.parse import urljoin
 import httpx
 
 from ..errors import DressfinderError, ImageTooLarge
+from ..settings import human_bytes
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -189,13 +190,13 @@ class ImageFetcher:
                         raise FetchError(f"the image URL answered HTTP {response.status_code}")
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > self.max_bytes:
-                        raise ImageTooLarge(f"the image at that URL is larger than {_mb(self.max_bytes)}")
+                        raise ImageTooLarge(f"the image at that URL is larger than {human_bytes(self.max_bytes)}")
                     buf = bytearray()
                     try:
                         async for chunk in response.aiter_bytes():
                             buf += chunk
                             if len(buf) > self.max_bytes:
-                                raise ImageTooLarge(f"the image at that URL is larger than {_mb(self.max_bytes)}")
+                                raise ImageTooLarge(f"the image at that URL is larger than {human_bytes(self.max_bytes)}")
                     except httpx.TimeoutException:
                         raise FetchError(f"{u.host} stopped sending the image") from None
                     except httpx.HTTPError as e:
@@ -204,9 +205,3 @@ class ImageFetcher:
                 finally:
                     await response.aclose()
         raise AssertionError("unreachable")
-
-
-def _mb(n: int) -> str:
-    from .deps import human_bytes
-
-    return human_bytes(n)

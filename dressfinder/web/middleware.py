@@ -95,7 +95,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int):
-        from .deps import human_bytes
+        from ..settings import human_bytes
 
         # Connection: close, so a client still sending is cut off instead of its body being drained
         super().__init__(413, f"the request is larger than the {human_bytes(limit)} limit",

@@ -19,7 +19,7 @@ from . import service
 from .api import links, run_search
 from .deps import WebContext, get_ctx, read_upload
 from .middleware import validation_message
-from .service import DEFAULT_K, MAX_K, SearchParams
+from .models import DEFAULT_K, MAX_K, SearchParams, safe_http_url
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,17 +40,17 @@ def _money(price: float | None, currency: str | None) -> str | None:
 def _card(rank: int, hit: Any, lk: service.Links, k: int) -> dict[str, Any]:
     p = hit.product
     return {"rank": rank, "id": hit.id, "score": float(hit.score), "title": p.title or hit.id.rsplit("/", 1)[-1],
-            "price": _money(p.price, p.currency), "store": p.store, "category": p.category,
-            "shop_url": service.safe_http_url(p.url), "image": lk.image(hit.id, hit.file),
+            "price": _money(p.price, p.currency), "shop": p.shop, "category": p.category,
+            "shop_url": safe_http_url(p.url), "image": lk.image(hit.id, hit.file),
             "page": lk.page(hit.id), "like": lk.like(hit.id, k)}
 
 
 def _home_context(ctx: WebContext, **extra: Any) -> dict[str, Any]:
     f = service.facets(ctx.store)
-    values = {"k": DEFAULT_K, "image_url": "", "min_price": None, "max_price": None, "store": None,
+    values = {"k": DEFAULT_K, "image_url": "", "min_price": None, "max_price": None, "shop": None,
               "category": None}
     values.update(extra.pop("values", None) or {})
-    return {"stores": f.get("store", []), "categories": f.get("category", []), "k_choices": K_CHOICES,
+    return {"shops": f.get("shop", []), "categories": f.get("category", []), "k_choices": K_CHOICES,
             "values": values, "products": len(ctx.store), **extra}
 
 
@@ -125,6 +125,6 @@ async def product_page(pid: str, request: Request, ctx: WebContext = Depends(get
     lk = links(request)
     return _render(request, "product.html", {
         "product": product, "image": lk.image(pid, file), "price": _money(product.price, product.currency),
-        "shop_url": service.safe_http_url(product.url), "like": lk.like(pid, DEFAULT_K),
+        "shop_url": safe_http_url(product.url), "like": lk.like(pid, DEFAULT_K),
         "cards": [_card(i, h, lk, DEFAULT_K) for i, h in enumerate(outcome.hits, 1)],
         "title": product.title or pid})

@@ -17,79 +17,18 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ValidationError
 
-from ..catalog import MAX_ID_LENGTH, Filters, Product
+from ..catalog import Filters
+from ..schema import Product
 from ..errors import DressfinderError, ImageError, NotFound
 from ..images import CONTENT_TYPES, EXTENSIONS, load_image, sniff_format
 
-MAX_K = 100
-DEFAULT_K = 12
 PREVIEW_SIZE = 480
 _MEDIA_BY_EXT = {ext: CONTENT_TYPES[fmt] for fmt, ext in EXTENSIONS.items()}
 
 
 # --------------------------------------------------------------------------- parameters
-
-def parse_crop(value: Any) -> tuple[float, float, float, float] | None:
-    """``"l,t,r,b"`` or a list of four fractions of width/height -> a checked tuple (or None)."""
-    if value is None or value == "" or value == []:
-        return None
-    if isinstance(value, str):
-        parts = [p for p in re.split(r"[,\s]+", value.strip()) if p]
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        raise ValueError("crop must be four numbers: left,top,right,bottom (fractions 0..1)")
-    if len(parts) != 4:
-        raise ValueError("crop must be four numbers: left,top,right,bottom (fractions 0..1)")
-    try:
-        box = tuple(float(p) for p in parts)
-    except (TypeError, ValueError):
-        raise ValueError("crop must be four numbers: left,top,right,bottom (fractions 0..1)") from None
-    if not all(math.isfinite(v) and -1e-6 <= v <= 1 + 1e-6 for v in box):
-        raise ValueError("crop values are fractions of the width and height, between 0 and 1")
-    left, top, right, bottom = (min(max(v, 0.0), 1.0) for v in box)
-    if right - left < 0.01 or bottom - top < 0.01:
-        raise ValueError("crop box must have left < right and top < bottom")
-    return (left, top, right, bottom)
-
-
-class FilterParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    min_price: float | None = Field(None, ge=0, allow_inf_nan=False, description="lowest price")
-    max_price: float | None = Field(None, ge=0, allow_inf_nan=False, description="highest price")
-    store: str | None = Field(None, max_length=200, description="only products of this store")
-    category: str | None = Field(None, max_length=200, description="only products of this category")
-
-    @model_validator(mode="after")
-    def _order(self):
-        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
-            raise ValueError("min_price is above max_price")
-        return self
-
-    def filters(self) -> Filters | None:
-        f = Filters(self.min_price, self.max_price, self.store or None, self.category or None)
-        return None if f.is_empty() else f
-
-
-class SearchParams(FilterParams):
-    """``POST /api/search`` parameters (JSON body, or the text fields of a multipart form)."""
-
-    image_url: str | None = Field(None, max_length=2048, description="http(s) URL of a photo to search with")
-    like: str | None = Field(None, max_length=MAX_ID_LENGTH,
-                             description="search with this catalogue product's picture instead of a photo")
-    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="number of results")
-    crop: tuple[float, float, float, float] | None = Field(
-        None, description="search only this box of the photo: [left, top, right, bottom] as fractions "
-                          "(a form field takes \"l,t,r,b\")")
-
-    @field_validator("crop", mode="before")
-    @classmethod
-    def _crop(cls, v):
-        return parse_crop(v)
-
 
 def params_from_form(form: Mapping[str, Any], model: type[BaseModel], skip: Sequence[str] = ("file",)) -> Any:
     """Validate a multipart/urlencoded form's text fields with ``model`` (empty fields = not given)."""
@@ -145,26 +84,19 @@ class Links:
         return f"{self.root}/api/products/{_quote_id(pid)}"
 
 
-def safe_http_url(url: str | None) -> str | None:
-    """A catalogue link we may put in an ``href``: http(s) only (no ``javascript:``)."""
-    if not url or not isinstance(url, str):
-        return None
-    return url if re.match(r"^https?://[^\s]+$", url.strip(), re.I) else None
+def _fields(p: Product, file: str | None, links: Links) -> dict[str, Any]:
+    """The product's schema fields, with ``image`` the URL of its stored picture on this server."""
+    return {**p.fields(), "image": links.image(p.id, file)}
 
 
 def product_json(p: Product, file: str | None, links: Links) -> dict[str, Any]:
-    return {"id": p.id, "title": p.title, "price": p.price, "currency": p.currency, "url": p.url,
-            "store": p.store, "category": p.category, "image": links.image(p.id, file),
-            "extra": p.extra or {},
+    return {**_fields(p, file, links), "extra": p.extra or {},
             "links": {"self": links.api_product(p.id), "similar": links.api_product(p.id) + "/similar",
                       "page": links.page(p.id)}}
 
 
 def hit_json(rank: int, hit: Any, links: Links) -> dict[str, Any]:
-    p = hit.product
-    return {"rank": rank, "id": hit.id, "score": round(float(hit.score), 6), "title": p.title,
-            "price": p.price, "currency": p.currency, "url": p.url, "store": p.store, "category": p.category,
-            "image": links.image(hit.id, hit.file),
+    return {"rank": rank, "score": round(float(hit.score), 6), **_fields(hit.product, hit.file, links),
             "links": {"product": links.api_product(hit.id), "similar": links.api_product(hit.id) + "/similar",
                       "page": links.page(hit.id)}}
 
@@ -235,7 +167,7 @@ def product_record(store: Any, pid: str) -> tuple[Product, str | None]:
 def stored_image(store: Any, pid: str) -> tuple[Path, str]:
     """The stored image file of a product, by id only, and its content type."""
     path = store.image_file(pid)
-    images = (Path(store.root) / "images").resolve()
+    images = Path(store.images_dir or "").resolve()
     real = path.resolve()
     if not real.is_relative_to(images) or not real.is_file():
         raise NotFound(f"product {pid!r} has no stored image")
@@ -257,5 +189,5 @@ def stored_image_bytes(store: Any, pid: str) -> tuple[bytes, str]:
 
 
 def facets(store: Any) -> dict[str, list[str]]:
-    """Distinct stores and categories (for the filter choices)."""
+    """Distinct values of each facet (shops, categories) for the filter choices."""
     return store.facets()

@@ -1,0 +1,262 @@
+"""The ranking: the one place that decides which products answer a query, and in what order.
+
+Every face ranks through here: ``Store`` (FAISS) and ``MilvusStore`` share :class:`Searchable`,
+and ``recommend``, the web layer and the CLI call their ``search``/``similar``. A backend only has
+to give a :class:`Snapshot` (candidates from its index, vectors, products and duplicates by row);
+the rules below are then the same for all of them:
+
+* candidates come from the backend's index (``k`` + :data:`MARGIN`, more when rows are left out),
+  are re-scored exactly (float64; cosine for ``ip``, ``1/(1+d)`` for ``l2``) and ordered by
+  (score descending, row ascending), so ties and near-ties rank alike on every backend and in
+  batches of any size;
+* ``similar`` never returns the product itself and, unless ``include_duplicates``, none of its exact
+  duplicates: products whose stored image is the same bytes (same content-addressed file), or whose
+  vector is the same picture's (cosine >= :data:`NEAR_DUPLICATE_COSINE`, e.g. the same photo saved twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from .catalog import Filters
+from .errors import DressfinderError, NotFound
+from .images import ImageSource, crop_relative, load_image
+from .schema import Product
+
+#: Vectors at least this alike (cosine) count as the same picture: left out of ``similar`` unless asked for.
+NEAR_DUPLICATE_COSINE = 0.9999
+#: Candidates fetched beyond ``k`` before the exact re-scoring, so ties at the cut are resolved alike.
+MARGIN = 8
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    product: Product
+    row: int
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "score": round(float(self.score), 6), **self.product.fields()}
+
+
+class Snapshot(Protocol):
+    """One consistent, read-only view of a catalogue and its vectors, keyed by vector row."""
+
+    metric: str          # "ip" or "l2"
+    n_rows: int          # an upper bound on rows: asking for this many candidates gets them all
+
+    def candidates(self, queries: np.ndarray, k: int, filters: Filters | None = None,
+                   nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows), each (len(queries), k), best first by the index; row -1 pads."""
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def rows(self, filters: Filters | None = None) -> np.ndarray: ...
+
+    def records(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]: ...
+
+    def get(self, pid: str) -> tuple[int, Product, str | None] | None: ...
+
+    def duplicates(self, rows: Sequence[int]) -> list[np.ndarray]: ...
+
+    def row_ids(self) -> list[tuple[int, str]]: ...
+
+    def iter_products(self) -> Iterator[tuple[int, Product, str | None]]: ...
+
+    def facets(self) -> dict[str, list[str]]: ...
+
+    def count(self) -> int: ...
+
+
+def check_k(k: int) -> int:
+    k = int(k)
+    if k < 1:
+        raise DressfinderError("k must be at least 1")
+    return k
+
+
+# --------------------------------------------------------------------------- the rules
+
+def rescore(snap: Snapshot, queries: np.ndarray, found: list[list[Hit]]) -> list[np.ndarray]:
+    """Exact float64 scores of each query's candidates (sets ``hit.score``); returns their cosines."""
+    counts = [len(h) for h in found]
+    if not sum(counts):
+        return [np.zeros(0) for _ in found]
+    rows = np.fromiter((h.row for hits in found for h in hits), np.int64, sum(counts))
+    cand = snap.vectors(rows).astype(np.float64)
+    qd = np.asarray(queries, np.float64)
+    dots = np.einsum("ij,ij->i", np.repeat(qd, counts, axis=0), cand)
+    qn2 = np.repeat(np.einsum("ij,ij->i", qd, qd), counts)
+    cn2 = np.einsum("ij,ij->i", cand, cand)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where((qn2 > 0) & (cn2 > 0), dots / np.sqrt(qn2 * cn2), 0.0)
+    if snap.metric == "l2":
+        scores = 1.0 / (1.0 + np.sqrt(np.maximum(qn2 + cn2 - 2.0 * dots, 0.0)))
+    else:
+        scores = dots
+    out, pos = [], 0
+    for hits in found:
+        for j, h in enumerate(hits):
+            h.score = float(scores[pos + j])
+        out.append(cos[pos:pos + len(hits)])
+        pos += len(hits)
+    return out
+
+
+def ranked(snap: Snapshot, queries: np.ndarray, fetch: int, *, filters: Filters | None = None,
+           exclude_rows: Sequence[np.ndarray] | None = None,
+           nprobe: int | None = None) -> tuple[list[list[Hit]], list[np.ndarray]]:
+    """Up to ``fetch`` candidates per query (rows in ``exclude_rows[i]`` left out), re-scored and
+    in the final order; with their cosines to the query."""
+    extra = max((len(e) for e in exclude_rows), default=0) if exclude_rows else 0
+    scores, rows = snap.candidates(queries, fetch + extra, filters, nprobe)
+    records = snap.records(sorted({int(r) for r in rows.ravel() if r >= 0}))
+    found = []
+    for qi in range(len(queries)):
+        skip = set(exclude_rows[qi].tolist()) if exclude_rows else set()
+        hits: list[Hit] = []
+        for r in rows[qi]:
+            r = int(r)
+            if r < 0 or r in skip or r not in records:
+                continue
+            skip.add(r)
+            prod, file = records[r]
+            hits.append(Hit(prod.id, 0.0, prod, r, file))
+            if len(hits) == fetch:
+                break
+        found.append(hits)
+    cosines = rescore(snap, queries, found)
+    for i, (hits, cos) in enumerate(zip(found, cosines)):
+        order = sorted(range(len(hits)), key=lambda j: (-hits[j].score, hits[j].row))
+        found[i], cosines[i] = [hits[j] for j in order], cos[np.array(order, np.int64)]
+    return found, cosines
+
+
+def search_vectors(snap: Snapshot, queries: np.ndarray, k: int, *, filters: Filters | None = None,
+                   exclude_rows: Sequence[np.ndarray] | None = None, nprobe: int | None = None) -> list[list[Hit]]:
+    """The ``k`` products nearest each query vector, best first."""
+    k = check_k(k)
+    found, _ = ranked(snap, queries, k + MARGIN, filters=filters, exclude_rows=exclude_rows, nprobe=nprobe)
+    return [hits[:k] for hits in found]
+
+
+def similar_rows(snap: Snapshot, rows: Sequence[int], k: int, *, filters: Filters | None = None,
+                 include_duplicates: bool = False) -> list[list[Hit]]:
+    """The ``k`` products most like each of the products at ``rows`` (batched): never the product
+    itself, nor (unless ``include_duplicates``) its exact duplicates. Best first."""
+    k = check_k(k)
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return []
+    queries = snap.vectors(rows)
+    exclude = [np.array([r], np.int64) for r in rows] if include_duplicates else snap.duplicates(rows)
+    out: list[list[Hit]] = [[] for _ in rows]
+    pending, fetch = list(range(len(rows))), k + MARGIN
+    while pending:
+        found, cosines = ranked(snap, queries[pending], fetch, filters=filters,
+                                exclude_rows=[exclude[i] for i in pending])
+        again = []
+        for i, hits, cos in zip(pending, found, cosines):
+            keep = [h for h, c in zip(hits, cos) if include_duplicates or c < NEAR_DUPLICATE_COSINE]
+            if len(hits) < fetch or len(keep) >= k + MARGIN or fetch >= snap.n_rows:
+                out[i] = keep[:k]
+            else:  # near-duplicates took candidate places: ask the index for more
+                again.append(i)
+        pending, fetch = again, fetch * 2
+    return out
+
+
+# --------------------------------------------------------------------------- the query side
+
+def embed_query(encoder: Any, image: ImageSource, crop: Sequence[float] | None = None) -> np.ndarray:
+    """A query photo's vector: decoded, cropped to ``crop`` (fractions l, t, r, b) if given, and
+    encoded with the encoder's query side (which may spend more per photo, e.g. flip averaging)."""
+    im = load_image(image) if crop is not None else encoder.load(image)
+    return np.asarray(encoder.encode_query([crop_relative(im, crop)]), np.float32)[0]
+
+
+# --------------------------------------------------------------------------- what every backend offers
+
+class Searchable:
+    """Search, similar and product look-ups over :meth:`snapshot`, the same for every backend.
+    A backend gives ``snapshot()``, ``encoder`` and ``images_dir``."""
+
+    images_dir: Path | None = None
+
+    def snapshot(self) -> Snapshot:
+        raise NotImplementedError
+
+    @property
+    def encoder(self) -> Any:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self.snapshot().count()
+
+    def close(self) -> None:
+        """Let go of what the store holds open (files, connections)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def record(self, pid: str) -> tuple[int, Product, str | None]:
+        rec = self.snapshot().get(pid)
+        if rec is None:
+            raise NotFound(f"no product with id {pid!r}")
+        return rec
+
+    def product(self, pid: str) -> Product:
+        return self.record(pid)[1]
+
+    def vector(self, pid: str) -> np.ndarray:
+        snap = self.snapshot()
+        rec = snap.get(pid)
+        if rec is None:
+            raise NotFound(f"no product with id {pid!r}")
+        return snap.vectors(np.array([rec[0]]))[0]
+
+    def image_file(self, pid: str) -> Path:
+        """The stored image of a product (by id only; never a path from outside)."""
+        file = self.record(pid)[2]
+        if not file or self.images_dir is None:
+            raise NotFound(f"product {pid!r} has no stored image")
+        return Path(self.images_dir) / file
+
+    def products(self) -> Iterable[Product]:
+        for _, product, _ in self.snapshot().iter_products():
+            yield product
+
+    def facets(self) -> dict[str, list[str]]:
+        """The distinct values of each facet (``shop``, ``category``), for filter menus."""
+        return self.snapshot().facets()
+
+    def embed_query(self, image: ImageSource, crop: Sequence[float] | None = None) -> np.ndarray:
+        return embed_query(self.encoder, image, crop)
+
+    def search(self, image: ImageSource, k: int = 10, *, filters: Filters | None = None,
+               crop: Sequence[float] | None = None) -> list[Hit]:
+        """The ``k`` catalogue products most like ``image`` (a path, bytes or PIL image)."""
+        return self.search_vectors(self.embed_query(image, crop)[None, :], k, filters=filters)[0]
+
+    def search_vectors(self, queries: np.ndarray, k: int, *, filters: Filters | None = None,
+                       nprobe: int | None = None) -> list[list[Hit]]:
+        return search_vectors(self.snapshot(), queries, k, filters=filters, nprobe=nprobe)
+
+    def similar(self, pid: str, k: int = 10, *, filters: Filters | None = None,
+                include_duplicates: bool = False) -> list[Hit]:
+        """Products most like catalogue product ``pid``: never ``pid`` itself and, unless
+        ``include_duplicates``, none of its exact duplicates."""
+        snap = self.snapshot()
+        rec = snap.get(pid)
+        if rec is None:
+            raise NotFound(f"no product with id {pid!r}")
+        return similar_rows(snap, [rec[0]], k, filters=filters, include_duplicates=include_duplicates)[0]
