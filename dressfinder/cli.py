@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # a part not installed in this build
             add, run = mod.add_arguments, mod.run
         add(p)
-        p.set_defaults(_run=run)
+        p.set_defaults(handler=run)
     return parser
 
 
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args._run(args) or 0)
+        return int(args.handler(args) or 0)
     except DressfinderError as e:
         if args.debug:
             raise

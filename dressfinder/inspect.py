@@ -36,6 +36,7 @@ from typing import Any, Sequence
 
 from .errors import DressfinderError
 from .schema import NAMES
+from .settings import default_threads
 
 NEIGHBOURS = 8              # neighbours looked at per image when looking for near duplicates
 SHEET_NEAREST = 12          # contact sheet: images nearest the cluster's centre ...
@@ -159,7 +160,7 @@ def analyse(source: str | Path, *, clusters: int = 10, near: float | None = None
     if not items:
         raise DressfinderError(f"{source} has no products")
 
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or default_threads()
     bar = _bar(len(items), "reading images", progress)
     with ThreadPoolExecutor(workers) as pool:
         for _ in pool.map(probe, items):

@@ -30,6 +30,19 @@ def cache_dir() -> Path:
     return Path(xdg) / "dressfinder" if xdg else Path.home() / ".cache" / "dressfinder"
 
 
+#: Threads (or worker processes) a CPU-bound pool uses by default: at most this many, at most one a CPU.
+MAX_DEFAULT_THREADS = 4
+
+
+def default_threads() -> int:
+    """``min(MAX_DEFAULT_THREADS, CPUs this process may use)``: the default size of every pool."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_THREADS, cpus))
+
+
 def human_bytes(n: int) -> str:
     """A size limit in words: 10485760 -> '10 MB', 30000 -> '29.3 KB'."""
     for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):

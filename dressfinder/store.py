@@ -49,11 +49,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 MANIFEST = "store.json"
-# index="auto" (rule in index.auto_kind; numbers in docs/scaling.md): exact search up to this many
-# products at dim 1280 (scaled by 1280/dim), HNSW over float16 vectors up to AUTO_IVFPQ_THRESHOLD,
-# IVF-PQ with re-ranking beyond
-AUTO_HNSW_THRESHOLD = 5_000
-AUTO_IVFPQ_THRESHOLD = 5_000_000
 EXACT_SUBSET = 4096             # filtered searches over at most this many rows are done exactly
 
 
@@ -314,8 +309,7 @@ class Store(Searchable):
             kept = [products[i] for i in result.ok]
             kind = index
             if kind == "auto":
-                kind = auto_kind(len(kept), vectors.shape[1], flat_max=AUTO_HNSW_THRESHOLD,
-                                 hnsw_max=AUTO_IVFPQ_THRESHOLD)
+                kind = auto_kind(len(kept), vectors.shape[1])   # the rule and its numbers: index.auto_kind
             vindex = VectorIndex.build(kind, vectors, metric=enc.metric, **(index_params or {}))
             manifest = cls._commit_new(root, enc, vindex, vectors, kept, result.files, {
                 "source": source, "products": len(kept), "skipped": len(result.skipped) + len(pre_skipped),

@@ -79,6 +79,22 @@ def write_catalog(folder: Path, n: int = 24, *, broken: int = 0, fmt: str = "JPE
     return folder / "catalog.csv"
 
 
+def write_catalog_with_duplicates(folder: Path, n: int = 20) -> Path:
+    """``n`` dresses, two byte-for-byte copies of dress 3, and dress 7's pixels saved as a PNG."""
+    csv_path = write_catalog(folder, n=n)
+    img = folder / "images"
+    shutil.copyfile(img / "dress-003.jpg", img / "copy-a.jpg")
+    shutil.copyfile(img / "dress-003.jpg", img / "copy-b.jpg")
+    with Image.open(img / "dress-007.jpg") as im:
+        im.convert("RGB").save(img / "same-pixels.png", "PNG")
+    with open(csv_path, "a", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sku-dup-a", "images/copy-a.jpg", "Copy A", "1", "EUR", "", "shop-a", "mini"])
+        w.writerow(["sku-dup-b", "images/copy-b.jpg", "Copy B", "2", "EUR", "", "shop-b", "mini"])
+        w.writerow(["sku-same-pixels", "images/same-pixels.png", "Same", "3", "EUR", "", "shop-a", "maxi"])
+    return csv_path
+
+
 @pytest.fixture(scope="session")
 def catalog_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("catalog")

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from conftest import write_catalog
+from conftest import write_catalog_with_duplicates
 from dressfinder.cli import main
 
 N = 20
@@ -28,18 +26,7 @@ def dup_store(tmp_path_factory) -> Path:
     """20 dresses, two byte-for-byte copies of dress 3, and dress 7's pixels saved as a PNG."""
     from dressfinder.store import Store
 
-    folder = tmp_path_factory.mktemp("rec-catalog")
-    csv_path = write_catalog(folder, n=N)
-    img = folder / "images"
-    shutil.copyfile(img / "dress-003.jpg", img / "copy-a.jpg")
-    shutil.copyfile(img / "dress-003.jpg", img / "copy-b.jpg")
-    with Image.open(img / "dress-007.jpg") as im:
-        im.convert("RGB").save(img / "same-pixels.png", "PNG")
-    with open(csv_path, "a", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["sku-dup-a", "images/copy-a.jpg", "Copy A", "1", "EUR", "", "shop-a", "mini"])
-        w.writerow(["sku-dup-b", "images/copy-b.jpg", "Copy B", "2", "EUR", "", "shop-b", "mini"])
-        w.writerow(["sku-same-pixels", "images/same-pixels.png", "Same", "3", "EUR", "", "shop-a", "maxi"])
+    csv_path = write_catalog_with_duplicates(tmp_path_factory.mktemp("rec-catalog"), n=N)
     root = tmp_path_factory.mktemp("rec-stores") / "flat"
     Store.build(csv_path, root, encoder="effnet-lite0", index="flat", progress=False)
     return root

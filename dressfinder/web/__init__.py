@@ -43,8 +43,8 @@ def create_app(store: "Searchable | str | Path | None" = None, settings: "Settin
     from ..errors import DressfinderError
     from ..search import Searchable
     from ..settings import Settings
-    from . import api, pages
     from ..settings import human_bytes
+    from . import api, pages
     from .deps import FORM_OVERHEAD, WebContext, WorkerPool, default_workers
     from .fetch import ImageFetcher
     from .middleware import BodyLimitMiddleware, CatchAllMiddleware, SecurityHeadersMiddleware, \
@@ -64,33 +64,8 @@ def create_app(store: "Searchable | str | Path | None" = None, settings: "Settin
         fetcher=ImageFetcher(max_bytes=settings.max_upload_bytes, timeout=settings.url_timeout,
                              max_redirects=settings.url_max_redirects, allow_private=settings.allow_private_urls))
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        try:
-            await ctx.pool.run(lambda: ctx.store.encoder)   # load the model now, not on the first search
-        except DressfinderError as e:
-            log.error("cannot load the store's encoder: %s", e)
-        tasks = []
-        if settings.reload_interval and settings.reload_interval > 0:
-            tasks.append(asyncio.create_task(_reload_loop(ctx, settings.reload_interval)))
-        sighup = _install_sighup(loop, ctx)
-        try:
-            yield
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                try:
-                    await t
-                except (asyncio.CancelledError, Exception):
-                    pass
-            if sighup:
-                loop.remove_signal_handler(signal.SIGHUP)
-            ctx.pool.shutdown()
-
     app = FastAPI(
-        title="dressfinder", version=__version__, lifespan=lifespan,
+        title="dressfinder", version=__version__, lifespan=_lifespan(ctx),
         summary="Visual search for dresses: send a photo, get the most similar dresses stores sell.",
         description=(f"Serving a store of {len(store)} products. Errors are JSON "
                      "`{\"error\": {\"status\": 4xx, \"message\": \"...\"}}`. Uploads up to "
@@ -118,6 +93,38 @@ def create_app(store: "Searchable | str | Path | None" = None, settings: "Settin
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD)
     app.add_middleware(CatchAllMiddleware)
     return app
+
+
+def _lifespan(ctx: Any):
+    """Load the model at start-up; check for a changed store every ``reload_interval`` seconds and on
+    SIGHUP; stop the worker pool at shutdown."""
+    from ..errors import DressfinderError
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        try:
+            await ctx.pool.run(lambda: ctx.store.encoder)   # load the model now, not on the first search
+        except DressfinderError as e:
+            log.error("cannot load the store's encoder: %s", e)
+        interval = ctx.settings.reload_interval
+        tasks = [asyncio.create_task(_reload_loop(ctx, interval))] if interval and interval > 0 else []
+        sighup = _install_sighup(loop, ctx)
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                try:
+                    await t
+                except (asyncio.CancelledError, Exception):
+                    pass
+            if sighup:
+                loop.remove_signal_handler(signal.SIGHUP)
+            ctx.pool.shutdown()
+
+    return lifespan
 
 
 def create_app_from_env() -> "FastAPI":

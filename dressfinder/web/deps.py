@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from ..errors import DressfinderError, ImageError, ImageTooLarge, NotAnImage
-from ..settings import Settings, human_bytes
+from ..settings import Settings, default_threads, human_bytes
 from .fetch import ImageFetcher
 
 log = logging.getLogger(__name__)
@@ -100,7 +99,7 @@ class WebContext:
 def default_workers(settings: Settings) -> int:
     if settings.workers and settings.workers > 0:
         return settings.workers
-    return max(1, min(4, os.cpu_count() or 1))
+    return default_threads()
 
 
 def get_ctx(request: Request) -> WebContext:
