@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import os
 import re
 import sqlite3
@@ -26,6 +25,7 @@ import numpy as np
 
 from .errors import CatalogError
 from .images import IMAGE_EXTENSIONS
+from .prices import parse_price
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ ALIASES = {
     "product_url": "url", "link": "url", "href": "url",
     "brand_store": "store", "shop": "store", "retailer": "store",
 }
-CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
 MAX_ID_LENGTH = 512
 
 
@@ -58,38 +57,6 @@ class Product:
         if not d["extra"]:
             d.pop("extra")
         return d
-
-
-def parse_price(raw: Any) -> tuple[float | None, str | None]:
-    """'$19.90' -> (19.9, 'USD'); '1.299,00 €' -> (1299.0, 'EUR'); '' -> (None, None)."""
-    if raw is None:
-        return None, None
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        return (float(raw), None) if math.isfinite(raw) and raw >= 0 else (None, None)
-    text = str(raw).strip()
-    if not text:
-        return None, None
-    currency = next((code for sym, code in CURRENCY_SYMBOLS.items() if sym in text), None)
-    m = re.search(r"\b([A-Z]{3})\b", text)
-    if currency is None and m:
-        currency = m.group(1)
-    num = re.search(r"\d[\d.,\s]*", text)
-    if not num:
-        return None, currency
-    digits = re.sub(r"\s", "", num.group(0)).rstrip(".,")
-    if "," in digits and "." in digits:  # the last separator is the decimal one
-        if digits.rfind(",") > digits.rfind("."):
-            digits = digits.replace(".", "").replace(",", ".")
-        else:
-            digits = digits.replace(",", "")
-    elif "," in digits:
-        head, _, tail = digits.rpartition(",")
-        digits = head.replace(",", "") + ("." + tail if len(tail) != 3 else tail)
-    try:
-        value = float(digits)
-    except ValueError:
-        return None, currency
-    return (value if math.isfinite(value) else None), currency
 
 
 def _clean(value: Any) -> str | None:
@@ -170,11 +137,11 @@ def read_csv(path: Path) -> CatalogReadReport:
                 img_path = Path(image)
                 if not img_path.is_absolute():
                     img_path = base / img_path
-                price, cur = parse_price(rec.get("price"))
+                price, cur = parse_price(rec.get("price"), currency=_clean(rec.get("currency")), plain_numbers=True)
                 seen.add(pid)
                 products.append(Product(
                     id=pid, image=str(img_path), title=_clean(rec.get("title")), price=price,
-                    currency=_clean(rec.get("currency")) or cur, url=_clean(rec.get("url")),
+                    currency=cur or _clean(rec.get("currency")), url=_clean(rec.get("url")),
                     store=_clean(rec.get("store")), category=_clean(rec.get("category")), extra=extra))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise CatalogError(f"cannot read catalogue CSV {path}: {e}") from None

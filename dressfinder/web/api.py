@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..catalog import MAX_ID_LENGTH, Product, parse_price
+from ..catalog import MAX_ID_LENGTH, Product
 from ..errors import Conflict, DressfinderError, NotAnImage, NotFound
 from ..images import EXTENSIONS, load_image, sniff_format
+from ..prices import parse_price
 from . import service
 from .deps import WebContext, get_ctx, read_upload, require_api_key
 from .service import DEFAULT_K, MAX_K, FilterParams, Links, SearchParams
