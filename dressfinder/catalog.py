@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import os
 import re
 import sqlite3
@@ -28,45 +27,13 @@ import numpy as np
 
 from .errors import CatalogError
 from .images import IMAGE_EXTENSIONS
+from .prices import parse_price
 from .schema import ALIASES, FACETS, FIELDS, MAX_ID_LENGTH, NAMES, Product, product_from
 
 log = logging.getLogger(__name__)
 
-CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
 #: Rows per ``IN (...)`` query: well under SQLite's limit on bound parameters.
 SQL_CHUNK = 500
-
-
-def parse_price(raw: Any) -> tuple[float | None, str | None]:
-    """'$19.90' -> (19.9, 'USD'); '1.299,00 €' -> (1299.0, 'EUR'); '' -> (None, None)."""
-    if raw is None:
-        return None, None
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        return (float(raw), None) if math.isfinite(raw) and raw >= 0 else (None, None)
-    text = str(raw).strip()
-    if not text:
-        return None, None
-    currency = next((code for sym, code in CURRENCY_SYMBOLS.items() if sym in text), None)
-    m = re.search(r"\b([A-Z]{3})\b", text)
-    if currency is None and m:
-        currency = m.group(1)
-    num = re.search(r"\d[\d.,\s]*", text)
-    if not num:
-        return None, currency
-    digits = re.sub(r"\s", "", num.group(0)).rstrip(".,")
-    if "," in digits and "." in digits:  # the last separator is the decimal one
-        if digits.rfind(",") > digits.rfind("."):
-            digits = digits.replace(".", "").replace(",", ".")
-        else:
-            digits = digits.replace(",", "")
-    elif "," in digits:
-        head, _, tail = digits.rpartition(",")
-        digits = head.replace(",", "") + ("." + tail if len(tail) != 3 else tail)
-    try:
-        value = float(digits)
-    except ValueError:
-        return None, currency
-    return (value if math.isfinite(value) else None), currency
 
 
 def _clean(value: Any) -> str | None:
@@ -147,11 +114,11 @@ def read_csv(path: Path) -> CatalogReadReport:
                 img_path = Path(image)
                 if not img_path.is_absolute():
                     img_path = base / img_path
-                price, cur = parse_price(rec.get("price"))
+                price, cur = parse_price(rec.get("price"), currency=_clean(rec.get("currency")), plain_numbers=True)
                 seen.add(pid)
                 text = {name: _clean(rec.get(name)) for name in NAMES}
                 products.append(product_from({**text, "id": pid, "image": str(img_path), "price": price,
-                                              "currency": text["currency"] or cur}, extra))
+                                              "currency": cur or text["currency"]}, extra))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise CatalogError(f"cannot read catalogue CSV {path}: {e}") from None
     return CatalogReadReport(products, skipped)

@@ -406,3 +406,106 @@ def build_recipe_shop(site: Site) -> dict[str, dict]:
                     category="Summer dresses", brand="", availability="", image_path="/pics/3.png",
                     source="recipe", ext=".png"),
     }
+
+
+# ----------------------------------------------------------------------------- prices and structured data
+
+PRICE_RECIPE = {"tile": "li.tile", "link": "a", "image": "img", "title": ".name", "price": ".price",
+                "id": "@data-sku", "next": "a.next"}
+
+
+def _tile(site: Site, sku: str, n: int, price: str) -> str:
+    path = f"/pics/{sku}.png"
+    site.routes[path] = (200, {"Content-Type": "image/png"}, image_bytes((n * 37 % 256, n * 11 % 256, 200 - n)))
+    return (f'<li class="tile" data-sku="{sku}"><a href="/item/{sku}"><img src="{path}"></a>'
+            f'<span class="name">Dress {sku}</span> <span class="price">{price}</span></li>')
+
+
+def build_price_shop(site: Site, cases: list[tuple]) -> dict[str, tuple]:
+    """Listing pages read with ``PRICE_RECIPE``: a page per locale (``<html lang>``, none on the
+    first), a tile per price case. Returns sku -> (price text, amount, currency)."""
+    locales = list(dict.fromkeys(c[1] for c in cases))
+    expected = {}
+    for page_no, locale in enumerate(locales):
+        tiles = []
+        for n, (text, loc, amount, currency) in enumerate(cases):
+            if loc == locale:
+                sku = f"C{n}"
+                tiles.append(_tile(site, sku, n, html_escape(text)))
+                expected[sku] = (text, amount, currency)
+        nxt = f'<a class="next" href="/prices/{page_no + 1}">next</a>' if page_no + 1 < len(locales) else ""
+        lang = f' lang="{locale}"' if locale else ""
+        site.routes[f"/prices/{page_no}"] = html(f"<!DOCTYPE html><html{lang}><head><meta charset='utf-8'>"
+                                                 f"<title>Prices</title></head><body><ul>{''.join(tiles)}</ul>"
+                                                 f"{nxt}</body></html>")
+    return expected
+
+
+def html_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def build_structured_shop(site: Site) -> dict[str, dict]:
+    """Product pages whose structured data real shops get slightly wrong (issue 15): JSON-LD
+    with a comment line or trailing commas, a microdata itemref target that is an item of its
+    own, a Product inside an Order, an id only in OpenGraph. Returns path -> expected row."""
+    for n, name in enumerate(("comment", "comma", "itemref", "itemref-part", "order", "in-order", "og")):
+        site.routes[f"/img/{name}.png"] = (200, {"Content-Type": "image/png"}, image_bytes((30 * n, 90, 140)))
+    site.routes["/p/comment"] = html(_page("Comment", """<script type="application/ld+json">
+        // product data, written by the shop's template
+        {"@context": "https://schema.org", "@type": "Product", "name": "Comment Dress", "sku": "LD-1",
+         "image": "/img/comment.png",
+         "offers": {"@type": "Offer", "price": "1.299,00", "priceCurrency": "EUR"}}
+        </script>"""))
+    site.routes["/p/comma"] = html(_page("Comma", """<script type="application/ld+json">
+        {"@context": "https://schema.org", "@type": "Product", "name": "Comma Dress", "sku": "LD-2",
+         "image": ["/img/comma.png",],
+         "offers": {"@type": "Offer", "price": 59, "priceCurrency": "usd",},}
+        </script>"""))
+    site.routes["/p/itemref"] = html(_page("Itemref", "", """
+        <div itemscope itemtype="https://schema.org/Product" itemref="itemref-more itemref-offer">
+          <h1 itemprop="name">Itemref Dress</h1><meta itemprop="sku" content="MD-3">
+          <img itemprop="image" src="/img/itemref.png" alt="">
+        </div>
+        <div id="itemref-more" itemscope itemtype="https://schema.org/Product">
+          <img itemprop="image" src="/img/itemref-part.png" alt=""><span itemprop="color">red</span>
+        </div>
+        <div id="itemref-offer" itemprop="offers" itemscope itemtype="https://schema.org/Offer">
+          <span itemprop="price">$89.00</span><meta itemprop="priceCurrency" content="NZD">
+        </div>"""))
+    order = {"@context": "https://schema.org", "@type": "Order", "orderNumber": "A-1",
+             "orderedItem": {"@type": "Product", "name": "Dress in an old order", "sku": "OLD-9",
+                             "image": "/img/in-order.png",
+                             "offers": {"@type": "Offer", "price": 10, "priceCurrency": "GBP"}}}
+    site.routes["/p/order"] = html(_page("Order", jsonld(order), """
+        <div itemscope itemtype="https://schema.org/Product">
+          <h1 itemprop="name">Order Page Dress</h1><meta itemprop="sku" content="MD-4">
+          <img itemprop="image" src="/img/order.png" alt="">
+          <div itemprop="offers" itemscope itemtype="https://schema.org/Offer">
+            <meta itemprop="price" content="45.5"><meta itemprop="priceCurrency" content="GBP"></div>
+        </div>"""))
+    # No id in the microdata, no priceCurrency: OpenGraph gives both (its currency beats the
+    # "$" of the text and the en-AU of the page).
+    site.routes["/p/og"] = html(f"""<!DOCTYPE html><html lang="en-AU"><head><meta charset="utf-8">
+        <title>OG</title><meta property="og:type" content="product">
+        <meta property="product:retailer_item_id" content="OG-77">
+        <meta property="product:price:amount" content="45.00">
+        <meta property="product:price:currency" content="CAD"></head><body>
+        <div itemscope itemtype="https://schema.org/Product"><h1 itemprop="name">OG Id Dress</h1>
+          <img itemprop="image" src="/img/og.png" alt="">
+          <div itemprop="offers" itemscope itemtype="https://schema.org/Offer">
+            <span itemprop="price">$45.00</span></div></div></body></html>""")
+    b = site.base
+    return {
+        "/p/comment": dict(id="LD-1", title="Comment Dress", price=1299.0, currency="EUR",
+                           image=b + "/img/comment.png", source="json-ld"),
+        "/p/comma": dict(id="LD-2", title="Comma Dress", price=59.0, currency="USD",
+                         image=b + "/img/comma.png", source="json-ld"),
+        "/p/itemref": dict(id="MD-3", title="Itemref Dress", price=89.0, currency="NZD",
+                           image=b + "/img/itemref.png", more_images=b + "/img/itemref-part.png",
+                           source="microdata"),
+        "/p/order": dict(id="MD-4", title="Order Page Dress", price=45.5, currency="GBP",
+                         image=b + "/img/order.png", source="microdata"),
+        "/p/og": dict(id="OG-77", title="OG Id Dress", price=45.0, currency="CAD",
+                      image=b + "/img/og.png", source="microdata"),
+    }

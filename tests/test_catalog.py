@@ -5,10 +5,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dressfinder.catalog import CatalogDB, Filters, Product, parse_price, read_catalog
+from dressfinder.catalog import CatalogDB, Filters, Product, read_catalog
 from dressfinder.errors import CatalogError
+from dressfinder.prices import currency_code, locale_hints, parse_price
 
 from conftest import dress_image
+from price_cases import PRICE_CASES
 
 
 def test_folder_ids_are_posix_relative_paths(tmp_path):
@@ -32,7 +34,8 @@ def test_csv_with_synonyms_relative_and_absolute_paths(tmp_path):
         f"p2,{other / 'two.jpg'},Blue dress,\"1.299,00 €\",https://x/2,Shop,blue\n")
     rep = read_catalog(tmp_path / "c.csv")
     p1, p2 = rep.products
-    assert (p1.id, p1.title, p1.price, p1.currency, p1.url, p1.shop) == ("p1", "Red dress", 19.9, "USD", "https://x/1", "Shop")
+    # "$" alone is no currency (issue 15: it was taken for USD; a CSV says which with a currency column)
+    assert (p1.id, p1.title, p1.price, p1.currency, p1.url, p1.shop) == ("p1", "Red dress", 19.9, None, "https://x/1", "Shop")
     assert p1.image == str(tmp_path.resolve() / "one.jpg")
     assert p1.extra == {"colour": "red"}
     assert (p2.price, p2.currency, p2.image) == (1299.0, "EUR", str(other / "two.jpg"))
@@ -59,12 +62,58 @@ def test_csv_missing_columns_and_missing_file(tmp_path):
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("$19.90", (19.9, "USD")), ("19,90 €", (19.9, "EUR")), ("£1,299.50", (1299.5, "GBP")),
+    ("$19.90", (19.9, None)), ("19,90 €", (19.9, "EUR")), ("£1,299.50", (1299.5, "GBP")),
     ("EUR 10", (10.0, "EUR")), ("12", (12.0, None)), ("", (None, None)), ("free", (None, None)),
     (float("nan"), (None, None)), (-3, (None, None)),
 ])
 def test_parse_price(text, expected):
     assert parse_price(text) == expected
+
+
+@pytest.mark.parametrize("text,locale,amount,currency", PRICE_CASES)
+def test_parse_price_real_world_strings(text, locale, amount, currency):
+    assert parse_price(text, locale=locale) == (amount, currency)
+
+
+def test_a_known_currency_wins_over_the_text():
+    assert parse_price("$19.90", "AUD") == (19.9, "AUD")
+    assert parse_price("€ 10", "gbp") == (10.0, "GBP")          # the more specific source wins
+    assert parse_price("$19.90", "$", country="CA") == (19.9, "CAD")
+    assert parse_price("$19.90", "dollars") == (19.9, None)     # a hint naming nothing is ignored
+    assert parse_price("£5", "XYZ") == (5.0, "GBP")
+    assert parse_price("", "EUR") == (None, "EUR") and parse_price(None, "usd") == (None, "USD")
+    assert parse_price("free") == (None, None)                   # not a price of 0
+    assert parse_price("1,299", decimal=".") == (1299.0, None)
+    assert parse_price("1,299", decimal=",") == (1.299, None)
+    assert parse_price("19.90", decimal=",") == (19.9, None)     # a hint that does not fit is not used
+
+
+def test_currency_codes_and_locales():
+    assert [currency_code(s) for s in ("eur", "OFF", "GST", "Kč", "kr", "kr.", "¥", "Fr.", "US$")] == [
+        "EUR", None, None, "CZK", None, None, "JPY", "CHF", "USD"]
+    assert [currency_code(s, "NO") for s in ("kr", "$")] == ["NOK", None]
+    assert currency_code("¥", "CN") == "CNY" and currency_code("Rs", "PK") == "PKR"
+    assert locale_hints("de-DE") == (",", "DE") and locale_hints("de_CH") == (".", "CH")
+    assert locale_hints("en") == (".", None) and locale_hints("zh-Hant-TW") == (".", "TW")
+    assert locale_hints("") == (None, None) and locale_hints("!!") == (None, None)
+
+
+def test_csv_import_reads_real_world_prices(tmp_path):
+    cases = [c for c in PRICE_CASES if c[1] is None]
+    dress_image(1).save(tmp_path / "d.jpg")
+    with open(tmp_path / "c.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "image", "price", "currency"])
+        w.writerows([f"p{i}", "d.jpg", text, ""] for i, (text, _, _, _) in enumerate(cases))
+        w.writerow(["aud", "d.jpg", "$19.90", "AUD"])     # the CSV's currency column wins
+        w.writerow(["usd", "d.jpg", "$59 30% off", "usd"])
+        w.writerow(["none", "d.jpg", "", "EUR"])
+        w.writerow(["plain", "d.jpg", "1.299", ""])       # a number as programs write it
+    products = {p.id: p for p in read_catalog(tmp_path / "c.csv").products}
+    for i, (text, _, amount, currency) in enumerate(cases):
+        assert (products[f"p{i}"].price, products[f"p{i}"].currency) == (amount, currency), text
+    assert [(products[k].price, products[k].currency) for k in ("aud", "usd", "none", "plain")] == [
+        (19.9, "AUD"), (59.0, "USD"), (None, "EUR"), (1.299, None)]
 
 
 def test_db_insert_filters_delete(tmp_path):

@@ -19,7 +19,9 @@ from dressfinder.scrape.extract import extract_page
 from dressfinder.scrape.sitemap import SitemapError, parse_sitemap
 from dressfinder.scrape.urls import Scope, normalize
 
-from scrape_fixtures import RECIPE, Flaky, Site, build_recipe_shop, build_shop, html, image_bytes, redirect
+from price_cases import PRICE_CASES
+from scrape_fixtures import (PRICE_RECIPE, RECIPE, Flaky, Site, build_price_shop, build_recipe_shop, build_shop,
+                             build_structured_shop, html, image_bytes, jsonld, redirect)
 
 FAST = dict(delay=0, backoff=0, progress=False)
 SHOP = dict(FAST, max_page_bytes=50_000, max_image_bytes=50_000, timeout=1.0)
@@ -416,6 +418,84 @@ def test_recipe_errors(tmp_path, content, message):
     with pytest.raises(ScrapeError, match=None) as info:
         load_recipe(path)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- prices, structured data
+
+def test_real_world_price_strings_through_a_recipe_scrape(sites, tmp_path):
+    site = sites()
+    expected = build_price_shop(site, PRICE_CASES)
+    summary = scrape(site.url("/prices/0"), tmp_path, recipe=PRICE_RECIPE, **FAST)
+    assert summary.skipped == {} and summary.images == len(PRICE_CASES)
+    rows = {r["id"]: r for r in rows_by_url(tmp_path).values()}
+    assert set(rows) == set(expected)
+    for sku, (text, amount, currency) in expected.items():
+        got = (float(rows[sku]["price"]) if rows[sku]["price"] else None, rows[sku]["currency"] or None)
+        assert got == (amount, currency), (text, rows[sku])
+    # and the catalogue reads them back unchanged
+    products = {p.id: p for p in read_catalog(tmp_path / "catalog.csv").products}
+    assert {k: (p.price, p.currency) for k, p in products.items()} == {k: v[1:] for k, v in expected.items()}
+
+
+def test_recipe_currency_and_locale_win_over_the_text(sites, tmp_path):
+    site = sites()
+    cases = [("$19.90", None, 19.9, "AUD"), ("€ 10", None, 10.0, "AUD"), ("12.500", None, 12.5, "AUD")]
+    expected = build_price_shop(site, cases)
+    scrape(site.url("/prices/0"), tmp_path / "a", recipe=dict(PRICE_RECIPE, currency="aud", locale="en-AU"), **FAST)
+    rows = {r["id"]: (float(r["price"]), r["currency"]) for r in rows_by_url(tmp_path / "a").values()}
+    assert rows == {sku: (amount, cur) for sku, (_, amount, cur) in expected.items()}
+    # the recipe's locale alone: "$" is the country's dollar, "12.500" a decimal price
+    scrape(site.url("/prices/0"), tmp_path / "b", recipe=dict(PRICE_RECIPE, locale="es-MX"), **FAST)
+    rows = {r["id"]: (float(r["price"]), r["currency"]) for r in rows_by_url(tmp_path / "b").values()}
+    assert rows == {"C0": (19.9, "MXN"), "C1": (10.0, "EUR"), "C2": (12.5, "")}
+    with pytest.raises(ScrapeError, match="'locale' must be a language tag"):
+        load_recipe(dict(PRICE_RECIPE, locale="German!"))
+    with pytest.raises(ScrapeError, match="'currency' must be a 3-letter code"):
+        load_recipe(dict(PRICE_RECIPE, currency="OFF"))
+
+
+def test_structured_data_that_shops_get_slightly_wrong(sites, tmp_path):
+    site = sites()
+    expected = build_structured_shop(site)
+    summary = scrape([site.url(p) for p in expected], tmp_path, **FAST)
+    assert summary.skipped == {} and summary.images == len(expected)
+    rows = rows_by_url(tmp_path)
+    assert set(rows) == {site.url(p) for p in expected}      # one product a page, none from the Order
+    for path, exp in expected.items():
+        row = rows[site.url(path)]
+        assert (row["id"], row["title"], float(row["price"]), row["currency"], row["source"]) == (
+            exp["id"], exp["title"], exp["price"], exp["currency"], exp["source"]), path
+        assert row["image_url"] == exp["image"] and row.get("more_images", "") == exp.get("more_images", "")
+    assert "/img/in-order.png" not in site.paths()
+
+
+def test_products_of_a_flat_graph_that_an_order_or_invoice_refers_to_are_not_the_pages():
+    graph = jsonld({"@context": "https://schema.org", "@graph": [
+        {"@type": "Invoice", "referencesOrder": {"@id": "#order"}},
+        {"@type": "Order", "@id": "#order", "orderedItem": {"@id": "#bought"}},
+        {"@type": "Product", "@id": "#bought", "name": "Bought before", "image": "/b.png"},
+        {"@type": "WebPage", "mainEntity": {"@id": "#main"}},
+        {"@type": "Product", "@id": "#main", "name": "This page's dress", "image": "/m.png",
+         "offers": {"@type": "Offer", "price": "39.90", "priceCurrency": "EUR", "itemOffered": {"@id": "#main"}}},
+        {"@type": "Review", "itemReviewed": {"@id": "#main"}, "reviewBody": "nice"},
+    ]})
+    rdfa = """<div vocab="https://schema.org/" typeof="Order" resource="#o2">
+        <div property="orderedItem" typeof="Product" resource="#p2"><span property="name">RDFa bought</span></div>
+        </div>"""
+    page = extract_page(f"<html><head>{graph}</head><body>{rdfa}</body></html>", "http://s.test/p/main")
+    assert [(p.title, p.price, p.currency) for p in page.products] == [("This page's dress", 39.9, "EUR")]
+    assert page.is_product_page()
+
+
+def test_page_locale_and_opengraph_currency_hints():
+    head = '<meta property="og:locale" content="es_CL"><meta name="x" content="y">'
+    body = """<div itemscope itemtype="https://schema.org/Product"><span itemprop="name">Vestido</span>
+        <div itemprop="offers" itemscope itemtype="https://schema.org/Offer">
+        <span itemprop="price">$ 1.144.000</span></div></div>"""
+    page = extract_page(f'<html lang="es"><head>{head}</head><body>{body}</body></html>', "http://s.test/p/1")
+    assert [(p.price, p.currency) for p in page.products] == [(1144000.0, "CLP")]
+    page = extract_page(f"<html><body>{body}</body></html>", "http://s.test/p/1")
+    assert [(p.price, p.currency) for p in page.products] == [(1144000.0, None)]   # "$" alone: unknown
 
 
 # ----------------------------------------------------------------------------- extraction details

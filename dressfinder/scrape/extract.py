@@ -9,22 +9,30 @@ page has no schema.org product. A block that does not parse (broken JSON-LD) is 
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import extruct
+from extruct.jsonld import JsonLdExtractor
 from extruct.utils import parse_xmldom_html
+from lxml import etree
 
-from ..catalog import parse_price
+from ..prices import currency_code, locale_hints, parse_price
 from .model import ScrapedProduct
 from .urls import normalize
 
 log = logging.getLogger(__name__)
 
 PRODUCT_TYPES = frozenset({"Product", "IndividualProduct", "ProductModel", "SomeProducts", "ProductGroup"})
+#: Keys through which the page's own products are reached: a @graph, a page's main entity,
+#: list entries. A Product under any other key (an Order's orderedItem...) is not the page's.
+CONTAINER_KEYS = ("@graph", "mainEntity", "itemListElement", "item")
+#: Types whose products (referenced by @id in a flat graph: RDFa, JSON-LD @graph) are theirs.
+OWNER_TYPES = frozenset({"Order", "OrderItem", "Invoice", "ParcelDelivery", "OrderAction", "BuyAction",
+                         "SellAction", "TradeAction", "RentAction", "ReturnAction"})
+OG_CURRENCY = ("product:price:currency", "og:price:currency", "product:sale_price:currency")
 ID_KEYS = ("sku", "productID", "gtin", "gtin13", "gtin14", "gtin12", "gtin8", "mpn")
 SCHEMA_PREFIX = re.compile(r"^(?:https?://schema\.org/|schema:)")
 AVAILABILITY = {
@@ -83,6 +91,14 @@ def _rel(el) -> set[str]:
     return {t.lower() for t in (el.get("rel") or "").split()}
 
 
+@dataclass(frozen=True)
+class PriceHints:
+    """What a page says about its prices besides the offers: OpenGraph's currency and the locale."""
+
+    currency: str | None = None    # ISO code from product:price:currency
+    locale: str | None = None      # og:locale or <html lang>: decimal separator, country for "$"
+
+
 def extract_page(text: str, page_url: str) -> PageData:
     """Everything the crawler needs from one HTML page. Raises ``PageParseError``."""
     tree = parse_document(text)
@@ -95,37 +111,13 @@ def extract_page(text: str, page_url: str) -> PageData:
         if el.get("name", "").strip().lower() == "robots" and "nofollow" in el.get("content", "").lower():
             page.nofollow = True
 
-    nodes_by_syntax: list[tuple[str, list[dict]]] = []
-    for syntax, getter in (("json-ld", _jsonld_nodes), ("microdata", _microdata_nodes), ("rdfa", _rdfa_nodes)):
-        try:
-            nodes, errors = getter(tree, base)
-        except Exception as e:  # extruct raises arbitrary errors on odd markup
-            nodes, errors = [], [str(e) or type(e).__name__]
-        for err in errors:
-            page.errors.append(f"{syntax}: {err}")
-            log.warning("%s: cannot parse %s: %s", page_url, syntax, err)
-        nodes_by_syntax.append((syntax, nodes))
-
-    found: list[ScrapedProduct] = []
-    crumbs: list[str | None] = []
-    for syntax, nodes in nodes_by_syntax:
-        products = [n for n in _walk_products(nodes)]
-        for i, node in enumerate(products):
-            p = product_from_schema(node, base, syntax, page, index=i, count=len(products))
-            if p is not None:
-                found.append(p)
-        crumbs.append(_breadcrumb_category(nodes, page))
-        page.product_links.extend(_itemlist_urls(nodes, base))
-    if not found:
-        try:
-            og = extruct.extract(tree, base_url=base, syntaxes=["opengraph"], errors="strict")["opengraph"]
-        except Exception as e:
-            og = []
-            page.errors.append(f"opengraph: {e}")
-            log.warning("%s: cannot parse opengraph: %s", page_url, e)
-        p = product_from_opengraph(og, base, page)
-        if p is not None:
-            found.append(p)
+    og_props = _opengraph_props(tree, base, page)
+    og_product = product_from_opengraph(og_props, base, page, PriceHints(locale=page_locale(tree, og_props)))
+    hints = PriceHints(currency_code(_first(og_props, *OG_CURRENCY)) if og_product else None,
+                       page_locale(tree, og_props))
+    found, category = _schema_products(tree, base, page, hints)
+    if not found and og_product is not None:
+        found.append(og_product)
 
     # One record per product: JSON-LD, then microdata, RDFa, OpenGraph fill the gaps.
     merged: dict[str, ScrapedProduct] = {}
@@ -135,15 +127,75 @@ def extract_page(text: str, page_url: str) -> PageData:
         else:
             merged[p.key] = p
     page.products = list(merged.values())
-    category = next((c for c in crumbs if c), None)
-    if category and len(page.products) == 1 and page.products[0].category is None:
-        page.products[0].category = category
-
+    if len(page.products) == 1:
+        only = page.products[0]
+        only.category = only.category or category
+        if only.id is None and og_product is not None:   # OpenGraph's retailer_item_id
+            only.id = og_product.id
     for p in page.products:
         if p.url not in (page.url, page.canonical):
             page.product_links.append(p.url)
     page.product_links = _unique(page.product_links)
+    _read_links(tree, base, page)
+    return page
 
+
+def _schema_products(tree, base: str, page: PageData,
+                     hints: PriceHints) -> tuple[list[ScrapedProduct], str | None]:
+    """schema.org products of JSON-LD, microdata and RDFa (in that order), and the
+    breadcrumb category; ItemList entries go to ``page.product_links``."""
+    found: list[ScrapedProduct] = []
+    crumbs: list[str | None] = []
+    for syntax, getter in (("json-ld", _jsonld_nodes), ("microdata", _microdata_nodes), ("rdfa", _rdfa_nodes)):
+        try:
+            nodes, errors = getter(tree, base)
+        except Exception as e:  # extruct raises arbitrary errors on odd markup
+            nodes, errors = [], [str(e) or type(e).__name__]
+        for err in errors:
+            page.errors.append(f"{syntax}: {err}")
+            log.warning("%s: cannot parse %s: %s", page.url, syntax, err)
+        products = _page_products(nodes)
+        for i, node in enumerate(products):
+            p = product_from_schema(node, base, syntax, page, index=i, count=len(products), hints=hints)
+            if p is not None:
+                found.append(p)
+        crumbs.append(_breadcrumb_category(nodes, page))
+        page.product_links.extend(_itemlist_urls(nodes, base))
+    return found, next((c for c in crumbs if c), None)
+
+
+def _opengraph_props(tree, base: str, page: PageData) -> list[tuple[str, str]]:
+    try:
+        items = extruct.extract(tree, base_url=base, syntaxes=["opengraph"], errors="strict")["opengraph"]
+    except Exception as e:
+        items = []
+        page.errors.append(f"opengraph: {e}")
+        log.warning("%s: cannot parse opengraph: %s", page.url, e)
+    props: list[tuple[str, str]] = []
+    for item in items:
+        props.extend((str(k).lower(), str(v)) for k, v in item.get("properties", []))
+    return props
+
+
+def _first(props: list[tuple[str, str]], *keys: str) -> str | None:
+    for key in keys:
+        for k, v in props:
+            if k == key and v.strip():
+                return re.sub(r"\s+", " ", v).strip()
+    return None
+
+
+def page_locale(tree, og_props: list[tuple[str, str]]) -> str | None:
+    """The page's locale (``og:locale``, ``<html lang>``, Content-Language), one with a
+    country first: it gives prices their decimal separator and ``$`` its currency."""
+    found = [_first(og_props, "og:locale")] + [str(v) for v in tree.xpath("//html/@lang | //html/@xml:lang")]
+    found += [str(el.get("content")) for el in tree.xpath("//meta[@http-equiv][@content]")
+              if el.get("http-equiv", "").lower() == "content-language"]
+    found = [f.strip() for f in found if f and locale_hints(f)[0]]
+    return next((f for f in found if locale_hints(f)[1]), found[0] if found else None)
+
+
+def _read_links(tree, base: str, page: PageData) -> None:
     for el in tree.xpath("//a[@href] | //link[@href]"):
         rel = _rel(el)
         href = normalize(el.get("href"), base)
@@ -159,7 +211,6 @@ def extract_page(text: str, page_url: str) -> PageData:
             page.links.append(href)
     page.next_links = _unique(page.next_links)
     page.links = _unique(page.links)
-    return page
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -176,7 +227,8 @@ def _strip_script(text: str) -> str:
 
 
 def _jsonld_nodes(tree, base: str) -> tuple[list[dict], list[str]]:
-    """JSON-LD blocks, each parsed on its own so that one broken block spoils nothing else."""
+    """JSON-LD blocks, each read by extruct's own parser (which tolerates a leading comment
+    line and trailing commas), each on its own so that one broken block spoils nothing else."""
     nodes: list[dict] = []
     errors: list[str] = []
     for script in tree.xpath("//script[@type]"):
@@ -185,21 +237,32 @@ def _jsonld_nodes(tree, base: str) -> tuple[list[dict], list[str]]:
         raw = _strip_script(script.xpath("string()"))
         if not raw:
             continue
+        block = etree.Element("script", type="application/ld+json")
         try:
-            data = json.loads(raw, strict=False)
-        except ValueError as e:
+            block.text = raw
+            items = JsonLdExtractor().extract_items(block)
+        except (ValueError, TypeError, RecursionError) as e:
             errors.append(f"invalid JSON-LD ({e})")
             continue
-        for item in data if isinstance(data, list) else [data]:
-            if isinstance(item, dict):
-                nodes.append(_compact(item))
+        nodes.extend(_compact(item) for item in items if isinstance(item, dict))
     return _resolve_all(nodes), errors
 
 
 def _microdata_nodes(tree, base: str) -> tuple[list[dict], list[str]]:
+    """Top-level microdata items: not an item that is some item's property (``itemprop``),
+    nor an ``itemref`` target (its properties belong to the item that refers to it)."""
     items = extruct.extract(tree, base_url=base, syntaxes=["microdata"], uniform=True,
-                            errors="strict")["microdata"]
-    return _resolve_all([_compact(i) for i in items if isinstance(i, dict)]), []
+                            return_html_node=True, errors="strict")["microdata"]
+    referenced = {ref for refs in tree.xpath("//*[@itemscope]/@itemref") for ref in str(refs).split()}
+    nodes = []
+    for item in items:
+        el = item.get("htmlNode") if isinstance(item, dict) else None
+        if el is None or el.get("itemprop") is not None:
+            continue
+        if referenced.intersection(str(i) for i in el.xpath("ancestor-or-self::*/@id")):
+            continue
+        nodes.append(_compact(item))
+    return _resolve_all(nodes), []
 
 
 def _rdfa_nodes(tree, base: str) -> tuple[list[dict], list[str]]:
@@ -235,7 +298,7 @@ def _compact(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, dict):
         return {SCHEMA_PREFIX.sub("", k) if isinstance(k, str) else k: _compact(v, depth + 1)
-                for k, v in value.items()}
+                for k, v in value.items() if k != "htmlNode"}
     if isinstance(value, list):
         return [_compact(v, depth + 1) for v in value]
     return value
@@ -287,19 +350,41 @@ def _types(node: dict) -> set[str]:
     return out
 
 
+def _page_products(nodes: list[dict]) -> list[dict]:
+    """The page's products: top-level nodes, or reached through ``CONTAINER_KEYS`` only, and
+    not one that an Order, Invoice... of the same graph refers to; each @id once."""
+    owned = {ref for node in _iter_dicts(nodes) if _types(node) & OWNER_TYPES
+             for key, value in node.items() if key not in CONTAINER_KEYS and not str(key).startswith("@")
+             for ref in _ids_of(value)}
+    out, seen = [], set()
+    for node in _walk_products(nodes):
+        nid = node.get("@id")
+        if isinstance(nid, str) and (nid in owned or nid in seen):
+            continue
+        seen.add(nid)
+        out.append(node)
+    return out
+
+
+def _ids_of(value: Any) -> Iterator[str]:
+    for v in _listify(value):
+        if isinstance(v, dict) and isinstance(v.get("@id"), str):
+            yield v["@id"]
+
+
 def _walk_products(value: Any, depth: int = 0) -> Iterator[dict]:
-    """Product nodes anywhere in the data (inside @graph, ItemList...), not inside another."""
     if depth > MAX_DEPTH:
         return
-    if isinstance(value, dict):
+    if isinstance(value, list):
+        for v in value:
+            yield from _walk_products(v, depth + 1)
+    elif isinstance(value, dict):
         if _types(value) & PRODUCT_TYPES:
             yield value
             return
-        for v in value.values():
-            yield from _walk_products(v, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _walk_products(v, depth + 1)
+        for key in CONTAINER_KEYS:
+            if key in value:
+                yield from _walk_products(value[key], depth + 1)
 
 
 # ---------------------------------------------------------------------------- values
@@ -349,25 +434,28 @@ def availability(value: Any) -> str | None:
     return AVAILABILITY.get(re.sub(r"[^a-z0-9]", "", last.lower()), last)
 
 
-def _price(value: Any) -> tuple[float | None, str | None]:
+def _price(value: Any, currency: str | None, hints: PriceHints) -> tuple[float | None, str | None]:
+    """A schema.org or OpenGraph price: '.' is its decimal separator (as both specs say) where
+    the text fits that; ``currency`` (the data's own) wins over the text's sign."""
     if isinstance(value, list):
         value = value[0] if value else None
     if isinstance(value, dict):
         value = value.get("@value")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return parse_price(value)
-    return parse_price(text(value))
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        value = text(value)
+    return parse_price(value, currency, locale=hints.locale, decimal=".")
 
 
-def offer_fields(offers: Any) -> tuple[float | None, str | None, str | None]:
-    """(price, currency, availability) of the first offer that has a price."""
+def offer_fields(offers: Any, hints: PriceHints = PriceHints()) -> tuple[float | None, str | None, str | None]:
+    """(price, currency, availability) of the first offer that has a price. Currency: the
+    offer's ``priceCurrency``, else OpenGraph's (``hints``), else the price text's sign."""
     price = currency = avail = None
+    country = locale_hints(hints.locale)[1]
     for offer in _listify(offers):
         if not isinstance(offer, dict):
             continue
-        types = _types(offer)
         candidates = [offer.get("price")]
-        if "AggregateOffer" in types:
+        if "AggregateOffer" in _types(offer):
             candidates.insert(0, offer.get("lowPrice"))
         cur = text(offer.get("priceCurrency"))
         for spec in _listify(offer.get("priceSpecification")):
@@ -375,20 +463,21 @@ def offer_fields(offers: Any) -> tuple[float | None, str | None, str | None]:
                 candidates.append(spec.get("price"))
                 cur = cur or text(spec.get("priceCurrency"))
         avail = avail or availability(offer.get("availability"))
+        hint = currency_code(cur, country) or hints.currency
         for cand in candidates:
-            value, sym = _price(cand)
+            value, code = _price(cand, hint, hints)
             if value is not None:
                 if price is None:
-                    price, currency = value, cur or sym
+                    price, currency = value, code
                 break
         if price is None and isinstance(offer.get("offers"), (dict, list)):  # AggregateOffer.offers
-            p, c, a = offer_fields(offer.get("offers"))
+            p, c, a = offer_fields(offer.get("offers"), PriceHints(hint, hints.locale))
             if p is not None:
                 price, currency = p, c
             avail = avail or a
         if price is not None and avail is not None:
             break
-    return price, (currency.upper() if currency else None), avail
+    return price, currency, avail
 
 
 def _category(value: Any) -> str | None:
@@ -406,7 +495,7 @@ def _product_id(node: dict) -> str | None:
 
 
 def product_from_schema(node: dict, base: str, source: str, page: PageData, *,
-                        index: int = 0, count: int = 1) -> ScrapedProduct | None:
+                        index: int = 0, count: int = 1, hints: PriceHints = PriceHints()) -> ScrapedProduct | None:
     own = urls(node.get("url"), base)
     if own:
         url = own[0]
@@ -418,7 +507,7 @@ def product_from_schema(node: dict, base: str, source: str, page: PageData, *,
     key = url
     if not own and count > 1:  # several URL-less products on one page: keep them apart
         key = f"{page.url}#{pid or index}"
-    price, currency, avail = offer_fields(node.get("offers"))
+    price, currency, avail = offer_fields(node.get("offers"), hints)
     brand = node.get("brand")
     return ScrapedProduct(
         key=key, url=url, page_url=page.url, source=source, id=pid,
@@ -427,17 +516,11 @@ def product_from_schema(node: dict, base: str, source: str, page: PageData, *,
         images=urls(node.get("image"), base))
 
 
-def product_from_opengraph(items: list[dict], base: str, page: PageData) -> ScrapedProduct | None:
-    props: list[tuple[str, str]] = []
-    for item in items:
-        props.extend((str(k).lower(), str(v)) for k, v in item.get("properties", []))
-
+def product_from_opengraph(props: list[tuple[str, str]], base: str, page: PageData,
+                           hints: PriceHints = PriceHints()) -> ScrapedProduct | None:
+    """The product of OpenGraph (lower-case property, value) pairs, if they describe one."""
     def first(*keys: str) -> str | None:
-        for key in keys:
-            for k, v in props:
-                if k == key and v.strip():
-                    return re.sub(r"\s+", " ", v).strip()
-        return None
+        return _first(props, *keys)
 
     og_type = (first("og:type") or "").lower()
     amount = first("product:price:amount", "og:price:amount", "product:sale_price:amount")
@@ -449,13 +532,12 @@ def product_from_opengraph(items: list[dict], base: str, page: PageData) -> Scra
             u = normalize(v, base)
             if u and u not in images:
                 images.append(u)
-    price, sym = parse_price(amount)
-    currency = first("product:price:currency", "og:price:currency", "product:sale_price:currency") or sym
+    price, currency = _price(amount, first(*OG_CURRENCY), hints)
     url = normalize(first("og:url") or "", base) or page.canonical or page.url
     return ScrapedProduct(
         key=url, url=url, page_url=page.url, source="opengraph",
         id=first("product:retailer_item_id", "product:sku", "product:upc", "product:ean"),
-        title=first("og:title"), price=price, currency=currency.upper() if currency else None,
+        title=first("og:title"), price=price, currency=currency,
         availability=availability(first("product:availability", "og:availability")),
         brand=first("product:brand", "og:brand"), category=first("product:category"),
         images=images)

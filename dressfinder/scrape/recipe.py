@@ -14,8 +14,9 @@ A recipe is a JSON object::
       "next":  "a.next-page",            # optional, on the page: pagination link
       "follow": "nav.categories a",      # optional, on the page: more listing pages to crawl
       "category": "h1",                  # optional, on the page: category of its products
-      "currency": "EUR"                  # optional: currency when the price text has none
-    }
+      "currency": "EUR",                 # optional: the shop's currency (wins over the text's sign)
+      "locale": "de-DE"                  # optional: the shop's locale (decimal separator, country
+    }                                    # for "$" / "kr"); default: the page's <html lang>
 
 A selector takes the element's text, except ``link``/``next``/``follow`` (``href``) and
 ``image`` (``data-src``, ``data-original``, ``data-lazy-src``, ``src``, then the widest
@@ -36,7 +37,7 @@ from typing import Any
 import soupsieve
 from bs4 import BeautifulSoup
 
-from ..catalog import parse_price
+from ..prices import ISO_4217, locale_hints, parse_price
 from .errors import ScrapeError
 from .extract import availability as norm_availability
 from .model import ScrapedProduct
@@ -45,7 +46,7 @@ from .urls import normalize
 TILE_FIELDS = ("link", "image", "title", "price", "id", "brand", "availability")
 PAGE_FIELDS = ("next", "follow", "category")
 REQUIRED = ("tile", "link", "image")
-KNOWN = frozenset(("tile", "currency") + TILE_FIELDS + PAGE_FIELDS)
+KNOWN = frozenset(("tile", "currency", "locale") + TILE_FIELDS + PAGE_FIELDS)
 _ATTR = re.compile(r"^(.*?)@([A-Za-z_:][-\w:.]*)$", re.S)
 IMAGE_ATTRS = ("data-src", "data-original", "data-lazy-src", "src")
 
@@ -86,6 +87,7 @@ class Recipe:
     tile: Selector
     selectors: dict[str, Selector]
     currency: str | None = None
+    locale: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> "Recipe":
@@ -98,13 +100,16 @@ class Recipe:
         if missing:
             raise ScrapeError(f"recipe: missing required key(s) {', '.join(missing)}")
         currency = data.get("currency")
-        if currency is not None and not (isinstance(currency, str) and re.fullmatch(r"[A-Za-z]{3}", currency)):
+        if currency is not None and not (isinstance(currency, str) and currency.upper() in ISO_4217):
             raise ScrapeError(f"recipe: 'currency' must be a 3-letter code like EUR, got {currency!r}")
+        locale = data.get("locale")
+        if locale is not None and not (isinstance(locale, str) and locale_hints(locale)[0]):
+            raise ScrapeError(f"recipe: 'locale' must be a language tag like de-DE, got {locale!r}")
         tile = Selector.parse("tile", data["tile"])
         if tile.attr or not tile.css:
             raise ScrapeError("recipe: 'tile' must be a plain CSS selector")
         sels = {k: Selector.parse(k, data[k]) for k in TILE_FIELDS + PAGE_FIELDS if data.get(k) is not None}
-        return cls(tile, sels, currency.upper() if currency else None)
+        return cls(tile, sels, currency.upper() if currency else None, locale)
 
     def apply(self, html_text: str, page_url: str, base: str | None = None) -> RecipeResult:
         base = base or page_url
@@ -118,6 +123,7 @@ class Recipe:
                     if u and u not in target:
                         target.append(u)
         category = self._value(soup, self.selectors.get("category"), "category") if "category" in self.selectors else None
+        locale = self.locale or (soup.html.get("lang") if soup.html else None)
         seen: set[str] = set()
         for i, tile in enumerate(soup.select(self.tile.css)):
             where = f"{page_url}#tile{i + 1}"
@@ -131,12 +137,12 @@ class Recipe:
             image = self._value(tile, self.selectors["image"], "image")
             image_url = normalize(image, base) if image else None
             price_text = self._value(tile, self.selectors.get("price"), "price")
-            price, cur = parse_price(price_text)
+            price, cur = parse_price(price_text, currency=self.currency, locale=locale)
             result.products.append(ScrapedProduct(
                 key=link, url=link, page_url=page_url, source="recipe",
                 id=self._value(tile, self.selectors.get("id"), "id"),
                 title=self._value(tile, self.selectors.get("title"), "title"),
-                price=price, currency=(cur or self.currency) if price is not None else None,
+                price=price, currency=cur if price is not None else None,
                 availability=norm_availability(self._value(tile, self.selectors.get("availability"), "availability")),
                 brand=self._value(tile, self.selectors.get("brand"), "brand"),
                 category=category, images=[image_url] if image_url else []))

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from ..catalog import Filters
-from ..catalog import parse_price
+from ..prices import parse_price
 from ..schema import FACETS, FIELDS, MAX_ID_LENGTH, RENAMED
 
 MAX_K = 100
