@@ -110,6 +110,16 @@ def _new_product_fields() -> dict[str, Any]:
 class _NewProduct(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _currency_from_price(cls, values):
+        """"19,90 €" with no currency field: the currency is the price text's."""
+        if isinstance(values, dict) and isinstance(values.get("price"), str) and not values.get("currency"):
+            amount, currency = parse_price(values["price"])
+            if amount is not None and currency:
+                values = {**values, "currency": currency}
+        return values
+
     @field_validator("price", mode="before", check_fields=False)
     @classmethod
     def _price(cls, v):
