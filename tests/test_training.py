@@ -124,3 +124,23 @@ def test_fit_resume_export_and_encoder(tmp_path):
     out.rename(tmp_path / "moved.onnx")
     again = Store.open(tmp_path / "store")
     assert again.search(paths[5], k=1)[0].id == store.search(paths[5], k=1)[0].id
+
+
+def test_serving_never_imports_training_and_training_imports_torch_late():
+    """index/search/serve with the default encoder do not load the training package; the training
+    modules load torch and Keras only when a model is made."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import dressfinder.store, dressfinder.web, dressfinder.cli\n"
+        "from dressfinder.encoders import get_encoder\n"
+        "get_encoder('effnet-tuned')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('dressfinder.training')))\n"
+        "import dressfinder.training.command, dressfinder.training.fit, dressfinder.training.autoencoder\n"
+        "print(sorted(m for m in ('torch', 'keras') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["[]", "[]"]
