@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "add": (None, "add products (folder or CSV) to a store without a rebuild"),
     "remove": (None, "remove products from a store by id"),
     "info": (None, "describe a store"),
-    "train": ("dressfinder.training", "train an encoder (the seed autoencoder, or contrastive fine-tuning)"),
+    "train": ("dressfinder.training.command", "train an encoder (the seed autoencoder, or contrastive fine-tuning)"),
     "evaluate": ("dressfinder.evaluate", "measure Recall@K on photo-like variants, encoders side by side"),
     "serve": ("dressfinder.web.command", "serve the web app and JSON API for a store"),
     "scrape": ("dressfinder.scrape.command", "collect store products (image, title, price, link) into a catalogue"),

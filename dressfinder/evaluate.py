@@ -589,7 +589,7 @@ def _catalog_key(ids: Sequence[str], images: Sequence[str]) -> str:
 
 def seed_autoencoder(images: Sequence[str], cat_key: str, cache: Path, epochs: int, progress: bool) -> Path:
     """The seed's autoencoder, trained on this catalogue the seed's way (cached per catalogue)."""
-    from .encoders.autoencoder import train_from_sources
+    from .training.autoencoder import train_from_sources
 
     path = cache / f"seed-autoencoder-{cat_key}-e{epochs}.keras"
     if not path.exists():

@@ -348,7 +348,7 @@ class Store(Searchable):
             return encoder
         name = encoder or None
         if name == "autoencoder" and model is None:
-            from .encoders.autoencoder import train_from_sources
+            from .training.autoencoder import train_from_sources
 
             model = root / ".work" / "autoencoder-trained.keras"
             if not model.exists():

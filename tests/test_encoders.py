@@ -91,7 +91,7 @@ def test_autoencoder_architecture_is_the_seed():
 
 
 def test_autoencoder_trains_saves_and_embeds_the_bottleneck(tmp_path):
-    from dressfinder.encoders.autoencoder import train_from_sources
+    from dressfinder.training.autoencoder import train_from_sources
 
     images = [dress_image(i) for i in range(40)]
     hist = train_from_sources(images, tmp_path / "ae.keras", epochs=3, batch_size=16, progress=False)

@@ -3,7 +3,8 @@
 Input 32x32x3. Encoder: Conv 64 -> 32 -> 16 filters (3x3, relu, same padding), each followed by
 2x2 max-pooling; bottleneck 4x4x16 = 256 values. Decoder mirrors it with upsampling. Adam.
 The embedding is the **bottleneck** (the original code used the reconstruction by mistake),
-compared by Euclidean distance as the seed did (``metric = "l2"``).
+compared by Euclidean distance as the seed did (``metric = "l2"``). Training it is
+``dressfinder/training/autoencoder.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -23,7 +24,8 @@ INPUT_SIZE = 32
 BOTTLENECK = 4 * 4 * 16
 
 
-def _keras():
+def load_keras():
+    """Keras 3, on the torch backend (imported on first use)."""
     if "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
@@ -35,7 +37,7 @@ def _keras():
 
 def build_autoencoder():
     """(autoencoder, encoder) Keras models sharing layers; the encoder outputs the 4x4x16 bottleneck."""
-    keras = _keras()
+    keras = load_keras()
     L = keras.layers
     inp = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image")
     x = inp
@@ -58,28 +60,6 @@ def to_input(im: Image.Image) -> np.ndarray:
     return np.asarray(im.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
 
 
-def train_autoencoder(arrays: np.ndarray, out: str | Path, *, epochs: int = 20, batch_size: int = 128,
-                      validation_split: float = 0.1, seed: int = 0, verbose: int | str = "auto") -> dict[str, Any]:
-    """Train on (n, 32, 32, 3) arrays in [0, 1], save a ``.keras`` file, return the loss history."""
-    keras = _keras()
-    if len(arrays) < 2:
-        raise EncoderError("need at least 2 images to train the autoencoder")
-    keras.utils.set_random_seed(seed)
-    autoencoder, _ = build_autoencoder()
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(arrays))
-    n_val = max(1, int(round(len(arrays) * validation_split))) if validation_split > 0 else 0
-    val, train = arrays[order[:n_val]], arrays[order[n_val:]]
-    history = autoencoder.fit(train, train, epochs=epochs, batch_size=batch_size, shuffle=True,
-                              validation_data=(val, val) if n_val else None, verbose=verbose)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.keras")
-    autoencoder.save(tmp)
-    os.replace(tmp, out)
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
-
-
 class Autoencoder(Encoder):
     name = "autoencoder"
     metric = "l2"
@@ -100,7 +80,7 @@ class Autoencoder(Encoder):
     @property
     def encoder(self):
         if self._encoder is None:
-            keras = _keras()
+            keras = load_keras()
             try:
                 auto = keras.models.load_model(self.model_path, compile=False)
             except Exception as e:  # keras raises many kinds for a bad file
@@ -130,32 +110,3 @@ class Autoencoder(Encoder):
 @register("autoencoder")
 def _make(model: str | None = None, **_: Any) -> Encoder:
     return Autoencoder(model=model)
-
-
-def load_training_arrays(sources: Sequence, *, progress: bool = True) -> np.ndarray:
-    """Decode and squash images (paths/bytes/PIL) to (n, 32, 32, 3); unreadable ones are skipped."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
-
-    from ..errors import DressfinderError
-    from ..images import load_image
-
-    def one(src):
-        try:
-            return to_input(load_image(src, draft=INPUT_SIZE))
-        except DressfinderError:
-            return None
-
-    with ThreadPoolExecutor(4) as pool:
-        arrays = [a for a in tqdm(pool.map(one, sources), total=len(sources), desc="loading", unit="img",
-                                  disable=not progress) if a is not None]
-    if not arrays:
-        raise EncoderError("no readable images to train the autoencoder on")
-    return np.stack(arrays)
-
-
-def train_from_sources(sources: Sequence, out: str | Path, *, progress: bool = True, **kw) -> dict[str, Any]:
-    """Train the seed autoencoder on a catalogue's images and save it to ``out``."""
-    arrays = load_training_arrays(sources, progress=progress)
-    return train_autoencoder(arrays, out, verbose="auto" if progress else 0, **kw)

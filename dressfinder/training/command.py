@@ -2,7 +2,7 @@
 
 * ``--method autoencoder`` (the seed's model): the 32x32 convolutional autoencoder, saved as
   ``.keras``; Keras prints the training and validation loss of every epoch.
-* ``--method contrastive``: adapts EfficientNet-Lite0 to the catalogue (``encoders/adapt.py``):
+* ``--method contrastive``: adapts EfficientNet-Lite0 to the catalogue (``dressfinder/training/``):
   learned whitening from photo-like augmented views, then contrastive fine-tuning of the upper
   blocks against a memory bank of every catalogue image, then the whitening again. Writes
   ``OUT.onnx`` (use it with ``--encoder effnet-tuned --model OUT.onnx``), ``OUT.json`` (settings,
@@ -51,15 +51,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .catalog import read_catalog
-    from .errors import DressfinderError
+    from ..catalog import read_catalog
+    from ..errors import DressfinderError
 
     products = read_catalog(args.catalog).products
     if not products:
         raise DressfinderError(f"catalogue {args.catalog} has no images")
     out = Path(args.out)
     if args.method == "autoencoder":
-        from .encoders.autoencoder import train_from_sources
+        from .autoencoder import train_from_sources
 
         if out.suffix != ".keras":
             raise DressfinderError("--out for the autoencoder must end in .keras")
@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 0
 
-    from .encoders.adapt import FitConfig, fit_model
+    from .config import FitConfig
+    from .fit import fit_model
 
     if out.suffix != ".onnx":
         raise DressfinderError("--out for the contrastive method must end in .onnx")

@@ -1,4 +1,4 @@
-"""Contrastive adaptation of EfficientNet-Lite0 (encoders/adapt.py) and the effnet-tuned encoder."""
+"""Contrastive adaptation of EfficientNet-Lite0 (dressfinder/training/) and the effnet-tuned encoder."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import dress_image
-from dressfinder.encoders import adapt
+from dressfinder.training import augment, network
+from dressfinder.training.config import FitConfig, holdout_ids
+from dressfinder.training.fit import fit_model
+from dressfinder.training.whitening import learned_whitening
 
 
 def test_learned_whitening_removes_what_augmentation_changes():
@@ -19,7 +22,7 @@ def test_learned_whitening_removes_what_augmentation_changes():
     noise = np.zeros((n, d))
     noise[:, :3] = rng.normal(scale=3.0, size=(n, 3))      # augmentation moves dims 0-2 a lot
     views = clean + noise + rng.normal(scale=0.05, size=(n, d))
-    mean, proj = adapt.learned_whitening(clean, views, np.arange(n), dim=6)
+    mean, proj = learned_whitening(clean, views, np.arange(n), dim=6)
     assert mean.shape == (d,) and proj.shape == (6, d)
 
     def emb(x):
@@ -34,37 +37,37 @@ def test_learned_whitening_removes_what_augmentation_changes():
 
 def test_photo_augment_is_deterministic_and_varied():
     im = dress_image(4, (160, 240))
-    aug = adapt.PhotoAugment([dress_image(40), dress_image(41)])
+    aug = augment.PhotoAugment([dress_image(40), dress_image(41)])
     a = aug(im, random.Random("s:1"))
     b = aug(im, random.Random("s:1"))
     assert a.mode == "RGB" and np.array_equal(np.asarray(a), np.asarray(b))
-    outs = {np.asarray(adapt.to_array(aug(im, random.Random(f"s:{i}")))).tobytes() for i in range(6)}
+    outs = {np.asarray(network.to_array(aug(im, random.Random(f"s:{i}")))).tobytes() for i in range(6)}
     assert len(outs) == 6
-    x = adapt.to_array(a)
+    x = network.to_array(a)
     assert x.shape == (3, 224, 224) and x.dtype == np.float32 and -1.0 <= x.min() and x.max() <= 1.0
-    mask = adapt._corner_mask(im)
+    mask = augment.corner_mask(im)
     assert mask is not None and 0.05 < mask.mean() < 0.8
 
 
 def test_holdout_is_deterministic_and_only_dresses():
     ids = [f"dresses/{i}.jpg" for i in range(200)] + [f"shoes/{i}.jpg" for i in range(200)]
-    h = adapt.holdout_ids(ids, 0.1)
-    assert h == adapt.holdout_ids(list(reversed(ids)), 0.1)
+    h = holdout_ids(ids, 0.1)
+    assert h == holdout_ids(list(reversed(ids)), 0.1)
     assert all("dress" in i for i in h) and 8 <= len(h) <= 35
-    assert adapt.holdout_ids(ids, 0) == set()
+    assert holdout_ids(ids, 0) == set()
 
 
 def test_network_shapes_split_and_normalisation():
     import torch
 
-    net = adapt.make_net(dim=32)
-    x = torch.from_numpy(np.stack([adapt.to_array(dress_image(i)) for i in range(2)]))
+    net = network.make_net(dim=32)
+    x = torch.from_numpy(np.stack([network.to_array(dress_image(i)) for i in range(2)]))
     with torch.no_grad():
         z = net(x)
         raw = net.raw_from(net.trunk(x, 0), 0)
         for split in (5, 8, 11):       # running the trunk and the rest apart gives the same vectors
             assert torch.allclose(net.embed_raw(net.raw_from(net.trunk(x, split), split)), z, atol=1e-5)
-    assert z.shape == (2, 32) and raw.shape == (2, adapt.RAW_DIM)
+    assert z.shape == (2, 32) and raw.shape == (2, network.RAW_DIM)
     assert torch.allclose(z.norm(dim=1), torch.ones(2), atol=1e-5)
     # Lite0 uses ReLU6 (a Swish swap would break the ImageNet weights)
     assert isinstance(net.net._blocks[3]._swish, torch.nn.ReLU6)
@@ -83,20 +86,20 @@ def test_fit_resume_export_and_encoder(tmp_path):
         paths.append(str(p))
         ids.append(p.name)
     out = tmp_path / "m.onnx"
-    steps = (14 - len(adapt.holdout_ids(ids, 0.2))) // 4
+    steps = (14 - len(holdout_ids(ids, 0.2))) // 4
     assert steps >= 2
-    cfg = adapt.FitConfig(dim=16, epochs=1, batch=4, views=1, holdout=0.2, val_every=1, ckpt_every=1,
-                          backdrops=4, time_budget=1e-9, refit_whitening=False)
+    cfg = FitConfig(dim=16, epochs=1, batch=4, views=1, holdout=0.2, val_every=1, ckpt_every=1,
+                    backdrops=4, time_budget=1e-9, refit_whitening=False)
     with pytest.raises(DressfinderError, match="resume"):
-        adapt.fit_model(paths, ids, out, config=cfg, progress=False)     # stops after one step
+        fit_model(paths, ids, out, config=cfg, progress=False)     # stops after one step
     ck = tmp_path / "m.onnx.work" / "checkpoint.pt"
     assert ck.exists()
     cfg.time_budget = None
-    meta = adapt.fit_model(paths, ids, out, config=cfg, progress=False)   # resumes: one step left
+    meta = fit_model(paths, ids, out, config=cfg, progress=False)   # resumes: one step left
     assert meta["steps"] == steps and meta["held_out"] >= 1
     hist = json.loads((tmp_path / "m.onnx.work" / "history.json").read_text())
     assert [v["step"] for v in hist["val"]] == list(range(steps + 1)) and len(hist["loss"]) == steps
-    assert (tmp_path / "m.heldout.txt").read_text().split() == sorted(adapt.holdout_ids(ids, 0.2))
+    assert (tmp_path / "m.heldout.txt").read_text().split() == sorted(holdout_ids(ids, 0.2))
     enc = get_encoder("effnet-tuned", model=str(out))
     assert enc.dim == 16
     v = enc.encode(paths[:3])
@@ -121,3 +124,23 @@ def test_fit_resume_export_and_encoder(tmp_path):
     out.rename(tmp_path / "moved.onnx")
     again = Store.open(tmp_path / "store")
     assert again.search(paths[5], k=1)[0].id == store.search(paths[5], k=1)[0].id
+
+
+def test_serving_never_imports_training_and_training_imports_torch_late():
+    """index/search/serve with the default encoder do not load the training package; the training
+    modules load torch and Keras only when a model is made."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import dressfinder.store, dressfinder.web, dressfinder.cli\n"
+        "from dressfinder.encoders import get_encoder\n"
+        "get_encoder('effnet-tuned')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('dressfinder.training')))\n"
+        "import dressfinder.training.command, dressfinder.training.fit, dressfinder.training.autoencoder\n"
+        "print(sorted(m for m in ('torch', 'keras') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["[]", "[]"]
