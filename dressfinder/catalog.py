@@ -58,9 +58,56 @@ def read_folder(folder: Path) -> CatalogReadReport:
     return CatalogReadReport(products, [])
 
 
+def _column_names(path: Path, raw_columns: Sequence[str]) -> dict[str, str]:
+    """CSV column -> field name (synonyms understood, other columns kept by their own name)."""
+    columns = {}
+    for col in raw_columns:
+        key = (col or "").strip().lower()
+        columns[col] = key if key in NAMES else ALIASES.get(key, key)
+    missing = [c for c in ("id", "image") if c not in set(columns.values())]
+    if missing:
+        raise CatalogError(f"{path}: CSV needs columns id,image; missing {','.join(missing)}"
+                           f" (found: {','.join(raw_columns) or 'none'})")
+    return columns
+
+
+def _row_product(row: dict[str, Any], columns: dict[str, str], base: Path, seen: set[str]) -> Product | str:
+    """One CSV row -> a product, or the reason it is skipped."""
+    rec: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for col, value in row.items():
+        if col is None:
+            continue
+        key = columns.get(col, col)
+        if key in NAMES and key not in rec:
+            rec[key] = value
+        elif value not in (None, ""):
+            extra[col] = value
+    pid, image = _clean(rec.get("id")), _clean(rec.get("image"))
+    if not pid:
+        return "no id"
+    if len(pid) > MAX_ID_LENGTH:
+        return f"id longer than {MAX_ID_LENGTH} characters"
+    if pid in seen:
+        return f"duplicate id {pid!r}"
+    if not image:
+        return "no image"
+    if re.match(r"^[a-z][a-z0-9+.-]*://", image, re.I):
+        return "image is a URL; download it first (dressfinder scrape does)"
+    img_path = Path(image)
+    if not img_path.is_absolute():
+        img_path = base / img_path
+    text = {name: _clean(rec.get(name)) for name in NAMES}
+    price, cur = parse_price(rec.get("price"), currency=text["currency"], plain_numbers=True)
+    return product_from({**text, "id": pid, "image": str(img_path), "price": price,
+                         "currency": cur or text["currency"]}, extra)
+
+
 def read_csv(path: Path) -> CatalogReadReport:
     path = Path(path)
-    base = path.resolve().parent
+    products: list[Product] = []
+    skipped: list[tuple[str, str]] = []
+    seen: set[str] = set()
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             sample = f.read(65536)
@@ -70,55 +117,14 @@ def read_csv(path: Path) -> CatalogReadReport:
             except csv.Error:
                 dialect = csv.excel
             reader = csv.DictReader(f, dialect=dialect)
-            raw_columns = reader.fieldnames or []
-            columns = {}
-            for col in raw_columns:
-                key = (col or "").strip().lower()
-                columns[col] = key if key in NAMES else ALIASES.get(key, key)
-            mapped = set(columns.values())
-            missing = [c for c in ("id", "image") if c not in mapped]
-            if missing:
-                raise CatalogError(f"{path}: CSV needs columns id,image; missing {','.join(missing)}"
-                                   f" (found: {','.join(raw_columns) or 'none'})")
-            products: list[Product] = []
-            skipped: list[tuple[str, str]] = []
-            seen: set[str] = set()
+            columns = _column_names(path, reader.fieldnames or [])
             for lineno, row in enumerate(reader, start=2):
-                rec: dict[str, Any] = {}
-                extra: dict[str, Any] = {}
-                for col, value in row.items():
-                    if col is None:
-                        continue
-                    key = columns.get(col, col)
-                    if key in NAMES and key not in rec:
-                        rec[key] = value
-                    elif value not in (None, ""):
-                        extra[col] = value
-                pid, image = _clean(rec.get("id")), _clean(rec.get("image"))
-                where = f"{path.name}:{lineno}"
-                if not pid:
-                    skipped.append((where, "no id"))
-                    continue
-                if len(pid) > MAX_ID_LENGTH:
-                    skipped.append((where, "id longer than 512 characters"))
-                    continue
-                if pid in seen:
-                    skipped.append((where, f"duplicate id {pid!r}"))
-                    continue
-                if not image:
-                    skipped.append((where, "no image"))
-                    continue
-                if re.match(r"^[a-z][a-z0-9+.-]*://", image, re.I):
-                    skipped.append((where, "image is a URL; download it first (dressfinder scrape does)"))
-                    continue
-                img_path = Path(image)
-                if not img_path.is_absolute():
-                    img_path = base / img_path
-                price, cur = parse_price(rec.get("price"), currency=_clean(rec.get("currency")), plain_numbers=True)
-                seen.add(pid)
-                text = {name: _clean(rec.get(name)) for name in NAMES}
-                products.append(product_from({**text, "id": pid, "image": str(img_path), "price": price,
-                                              "currency": cur or text["currency"]}, extra))
+                got = _row_product(row, columns, path.resolve().parent, seen)
+                if isinstance(got, str):
+                    skipped.append((f"{path.name}:{lineno}", got))
+                else:
+                    seen.add(got.id)
+                    products.append(got)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise CatalogError(f"cannot read catalogue CSV {path}: {e}") from None
     return CatalogReadReport(products, skipped)
