@@ -28,8 +28,8 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "evaluate": ("dressfinder.evaluate", "measure Recall@K on photo-like variants, encoders side by side"),
     "serve": ("dressfinder.web.command", "serve the web app and JSON API for a store"),
     "scrape": ("dressfinder.scrape.command", "collect store products (image, title, price, link) into a catalogue"),
-    "inspect": ("dressfinder.inspect", "HTML report of a catalogue or store"),
-    "recommend": ("dressfinder.recommend", "export the k most similar products of every product"),
+    "inspect": ("dressfinder.tools.inspect.command", "HTML report of a catalogue or store"),
+    "recommend": ("dressfinder.tools.recommend", "export the k most similar products of every product"),
     "bench": ("dressfinder.bench", "benchmarks: indexing speed, query latency, recall at scale"),
 }
 

@@ -35,7 +35,7 @@ def main() -> int:
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    from dressfinder.inspect import make_report
+    from dressfinder.tools.inspect import make_report
 
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report"

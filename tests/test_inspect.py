@@ -49,7 +49,7 @@ def test_catalog(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def catalog_report(test_catalog, tmp_path_factory):
-    from dressfinder.inspect import make_report
+    from dressfinder.tools.inspect import make_report
 
     out = tmp_path_factory.mktemp("inspect-out") / "report"
     # generated dresses are flat colours, more alike than photos: a stricter threshold than the
@@ -135,7 +135,7 @@ def test_html_is_self_contained(catalog_report):
 
 
 def test_store_report(built_store, tmp_path):
-    from dressfinder.inspect import make_report
+    from dressfinder.tools.inspect import make_report
 
     r = make_report(built_store, tmp_path / "rep", progress=False)
     assert r["kind"] == "store" and r["products"] == 24 and r["readable"] == 24
@@ -147,7 +147,7 @@ def test_store_report(built_store, tmp_path):
 
 
 def test_store_with_ivf_index_shows_its_own_clusters(catalog_dir, tmp_path):
-    from dressfinder.inspect import make_report
+    from dressfinder.tools.inspect import make_report
     from dressfinder.store import Store
 
     Store.build(catalog_dir / "catalog.csv", tmp_path / "ivf", encoder="effnet-lite0", index="ivf",
@@ -171,7 +171,7 @@ def test_cli_no_embed_and_errors(test_catalog, tmp_path, capsys):
 
 
 def test_folder_catalogue(tmp_path):
-    from dressfinder.inspect import make_report
+    from dressfinder.tools.inspect import make_report
 
     write_catalog(tmp_path / "cat", n=5, with_csv=False)
     r = make_report(tmp_path / "cat", tmp_path / "rep", encode=False, progress=False)

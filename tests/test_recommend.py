@@ -149,7 +149,7 @@ def test_filters_restrict_the_recommendations(dup_store, tmp_path):
 
 def test_ivf_store_export_and_similar_agree(catalog_dir, tmp_path):
     """The seed's clusters: a product sees only its own cluster (nprobe 1), so some get fewer than k."""
-    from dressfinder.recommend import export
+    from dressfinder.tools.recommend import export
     from dressfinder.store import Store
 
     store = Store.build(catalog_dir / "catalog.csv", tmp_path / "ivf", encoder="effnet-lite0", index="ivf",

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .catalog import Filters, chunks
-from .errors import DressfinderError
-from .search import Searchable, similar_rows
+from ..catalog import Filters, chunks
+from ..errors import DressfinderError
+from ..search import Searchable, similar_rows
 
 #: Products per batched index search.
 BATCH = 256
@@ -121,8 +121,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .backends import open_store
-    from .settings import Settings
+    from ..backends import open_store
+    from ..settings import Settings
 
     settings = Settings.from_env(store=args.store)
     if not settings.store:
