@@ -43,6 +43,7 @@ from ..catalog import Filters, Product, products_from
 from ..embed import EmbedResult, embed
 from ..encoders import Encoder, get_encoder, load_encoder
 from ..errors import DressfinderError, NotFound, StoreError
+from ..extras import require
 from ..images import ImageSource, crop_relative, load_image
 from ..store import ChangeReport, Hit
 
@@ -149,10 +150,7 @@ class MilvusStore:
     # ------------------------------------------------------------------ connecting
     @staticmethod
     def connect(uri: str):
-        try:
-            from pymilvus import MilvusClient
-        except ImportError as e:  # pragma: no cover
-            raise DressfinderError("the milvus backend needs pymilvus (and milvus-lite for a local file)") from e
+        MilvusClient = require("pymilvus", "milvus", "the milvus backend").MilvusClient
         if is_lite(uri):
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             uri = str(Path(uri).expanduser().resolve())
@@ -201,7 +199,8 @@ class MilvusStore:
     @classmethod
     def _create(cls, client, name: str, dim: int, metric: str, meta: dict[str, Any], index_type: str,
                 consistency: str) -> None:
-        from pymilvus import DataType, MilvusClient
+        pymilvus = require("pymilvus", "milvus", "the milvus backend")
+        DataType, MilvusClient = pymilvus.DataType, pymilvus.MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=LIMITS["id"])

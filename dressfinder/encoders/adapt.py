@@ -48,6 +48,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from ..extras import require
+
 log = logging.getLogger(__name__)
 
 INPUT_SIZE = 224
@@ -65,9 +67,9 @@ def build_backbone():
     (``set_swish`` must not be called on a Lite model: it replaces the ReLU6 the weights were
     trained with by Swish, and the features stop making sense.)
     """
-    from efficientnet_lite_pytorch import EfficientNet
-
     from .effnet import weights_path
+
+    EfficientNet = require("efficientnet_lite_pytorch", "train", "training").EfficientNet
 
     with contextlib.redirect_stdout(io.StringIO()):
         model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights_path())
@@ -92,9 +94,7 @@ def _block(block, x):
 
 
 def _torch():
-    import torch
-
-    return torch
+    return require("torch", "train", "training")
 
 
 def make_net(dim: int = 512):
@@ -199,8 +199,7 @@ def _corner_mask(im: Image.Image, thresh: int = 45) -> np.ndarray | None:
     """Background = what a flood fill from the four corners reaches through pixels within
     ``thresh`` (summed over R, G, B) of the corners' colour. None when the corners do not look like
     one plain backdrop."""
-    from scipy import ndimage
-
+    ndimage = require("scipy.ndimage", "train", "training")
     small = im.copy()
     small.thumbnail((160, 160))
     arr = np.asarray(small, np.int16)
