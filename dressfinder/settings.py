@@ -41,6 +41,9 @@ class Settings:
     store: str | None = None
     api_key: str | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
+    # web: an oversized body up to this size is read and dropped before the 413 goes out, so a
+    # client that sends it all before reading gets the 413 instead of a connection reset
+    drain_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_queue: int = 32
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -57,6 +60,7 @@ class Settings:
             store=os.environ.get("DRESSFINDER_STORE") or None,
             api_key=os.environ.get("DRESSFINDER_API_KEY") or None,
             max_upload_bytes=_int_env("DRESSFINDER_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            drain_bytes=_int_env("DRESSFINDER_DRAIN_BYTES", cls.drain_bytes),
             max_pixels=_int_env("DRESSFINDER_MAX_PIXELS", cls.max_pixels),
             max_queue=_int_env("DRESSFINDER_MAX_QUEUE", cls.max_queue),
             cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),

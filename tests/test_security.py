@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import os
 import json
 import socket
 import threading
@@ -185,7 +186,8 @@ def _raw_request(port: int, head: bytes, body_chunks=(), pause: float = 0.0, tim
 
 
 def test_oversized_upload_is_refused_from_content_length_without_reading_it(web_store):
-    app = make_app(web_store, max_upload_bytes=100_000)
+    """Declared larger than the drain bound: answered at once, nothing read."""
+    app = make_app(web_store, max_upload_bytes=100_000, drain_bytes=1_000_000)
     with serve(app) as base:
         port = int(base.rsplit(":", 1)[1])
         head = (b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -197,7 +199,7 @@ def test_oversized_upload_is_refused_from_content_length_without_reading_it(web_
 
 
 def test_oversized_chunked_upload_is_cut_off_while_streaming(web_store):
-    app = make_app(web_store, max_upload_bytes=100_000)
+    app = make_app(web_store, max_upload_bytes=100_000, drain_bytes=200_000)
     with serve(app) as base:
         port = int(base.rsplit(":", 1)[1])
         head = (b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -210,6 +212,44 @@ def test_oversized_chunked_upload_is_cut_off_while_streaming(web_store):
         answer = _raw_request(port, head, chunks, pause=0.01)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
         assert b"limit" in answer and b"connection: close" in answer.lower()
+
+
+def _multipart(data: bytes, name: str = "big.jpg") -> tuple[bytes, str]:
+    boundary = "dressfinder-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("path", ["/api/search", "/upload"])
+def test_plain_client_sending_a_too_large_body_reads_the_413(web_store, path):
+    """urllib sends the whole body before it reads anything (as `curl -H 'Expect:'` does): it must
+    read the 413 JSON, not 'Connection reset by peer'."""
+    import urllib.error
+    import urllib.request
+
+    app = make_app(web_store, max_upload_bytes=100_000)
+    body, ctype = _multipart(os.urandom(30 * 1024 * 1024))     # 30 MB, as in issue 14
+    with serve(app) as base:
+        req = urllib.request.Request(base + path, data=body, method="POST", headers={"Content-Type": ctype})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=20)
+        assert err.value.code == 413
+        payload = json.loads(err.value.read())
+    assert payload["error"]["status"] == 413
+    assert payload["error"]["message"].startswith("the request is larger than the ")
+
+
+def test_expect_100_continue_gets_the_413_before_sending(web_store):
+    app = make_app(web_store, max_upload_bytes=100_000)
+    with serve(app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        head = (b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+                b"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 3000000\r\n\r\n")
+        t0 = time.perf_counter()
+        answer = _raw_request(port, head)           # waits for 100 Continue: never sends the body
+    assert answer.startswith(b"HTTP/1.1 413") and b"100 Continue" not in answer, answer[:200]
+    assert b'"status":413' in answer and time.perf_counter() - t0 < 3
 
 
 # =========================================================================== image URLs (SSRF)
