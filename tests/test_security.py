@@ -86,6 +86,18 @@ def test_decompression_bomb_is_refused_before_decoding(client):
     assert time.perf_counter() - t0 < 2
 
 
+def test_upload_memory_budget_is_a_setting(web_store):
+    """Uploads are refused by what their pixels cost in memory once decoded (gray + alpha: 4
+    bytes a pixel), from the header alone; the /upload route and the admin add route alike."""
+    la = encode(Image.new("LA", (1000, 1000), (90, 255)), "PNG")      # a few KB, 3.8 MB decoded
+    with TestClient(make_app(web_store, max_decode_bytes=2 * 2**20)) as c:
+        msg = error_of(search(c, la, "la.png", "image/png"), 413)
+        assert "1000x1000 gray + alpha PNG needs 4 MB" in msg and "limit for uploads is 2 MB" in msg
+        r = c.post("/upload", files={"file": ("la.png", la, "image/png")})
+        assert r.status_code == 413 and "gray + alpha" in r.json()["error"]["message"]
+        assert search(c, jpeg(2)).status_code == 200
+
+
 def test_pixel_limit_is_a_setting(web_store):
     with TestClient(make_app(web_store, max_pixels=500_000)) as c:
         big = encode(dress_image(2, (1000, 1000)), "JPEG")
