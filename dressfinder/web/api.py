@@ -48,6 +48,7 @@ class HitOut(BaseModel):
     id: str
     score: float = Field(description="similarity, higher is more alike (cosine for the default encoder)")
     title: str | None = None
+    display_title: str | None = Field(None, description="the title to show: the product's own, else one read from its file or folder name")
     price: float | None = None
     currency: str | None = None
     url: str | None = Field(None, description="the product's page at its store")
@@ -73,6 +74,7 @@ class ProductLinks(BaseModel):
 class ProductOut(BaseModel):
     id: str
     title: str | None = None
+    display_title: str | None = Field(None, description="the title to show: the product's own, else one read from its file or folder name")
     price: float | None = None
     currency: str | None = None
     url: str | None = None

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..catalog import MAX_ID_LENGTH, Filters, Product
+from ..catalog import MAX_ID_LENGTH, Filters, Product, display_title
 from ..errors import DressfinderError, ImageError, NotFound
 from ..images import CONTENT_TYPES, EXTENSIONS, load_image, sniff_format
 
@@ -153,7 +153,8 @@ def safe_http_url(url: str | None) -> str | None:
 
 
 def product_json(p: Product, file: str | None, links: Links) -> dict[str, Any]:
-    return {"id": p.id, "title": p.title, "price": p.price, "currency": p.currency, "url": p.url,
+    return {"id": p.id, "title": p.title, "display_title": display_title(p), "price": p.price,
+            "currency": p.currency, "url": p.url,
             "store": p.store, "category": p.category, "image": links.image(p.id, file),
             "extra": p.extra or {},
             "links": {"self": links.api_product(p.id), "similar": links.api_product(p.id) + "/similar",
@@ -163,6 +164,7 @@ def product_json(p: Product, file: str | None, links: Links) -> dict[str, Any]:
 def hit_json(rank: int, hit: Any, links: Links) -> dict[str, Any]:
     p = hit.product
     return {"rank": rank, "id": hit.id, "score": round(float(hit.score), 6), "title": p.title,
+            "display_title": display_title(p),
             "price": p.price, "currency": p.currency, "url": p.url, "store": p.store, "category": p.category,
             "image": links.image(hit.id, hit.file),
             "links": {"product": links.api_product(hit.id), "similar": links.api_product(hit.id) + "/similar",
