@@ -22,11 +22,10 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app \
 
 WORKDIR /app
 
-# The same steps as `make install`: a venv, torch==2.13.0 first (the CPU wheel here), then the package
-# (without the [dev] extras, which are test tools).
+# Only what serving needs: the core package (no extras: no torch, keras, dask or milvus), which
+# searches with the shipped default encoder through ONNX Runtime.
 RUN python -m venv /opt/venv \
-    && pip install -q --upgrade pip \
-    && pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    && pip install -q --upgrade pip
 COPY pyproject.toml README.md ./
 COPY dressfinder ./dressfinder
 COPY app.py api.py ./
@@ -34,9 +33,8 @@ RUN pip install -q . \
     && rm -rf /root/.cache
 
 USER app
-# Check the shipped default encoder loads, and export effnet-lite0 to ONNX now (cached), so no first
-# search waits for it.
-RUN python -c "from PIL import Image; from dressfinder import get_encoder; im = [Image.new('RGB', (64, 64))]; get_encoder().encode(im); get_encoder('effnet-lite0').encode(im)"
+# Check the shipped default encoder loads and runs.
+RUN python -c "from PIL import Image; from dressfinder import get_encoder; get_encoder().encode([Image.new('RGB', (64, 64))])"
 
 VOLUME ["/store"]
 EXPOSE 2000

@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STORE  ?= demo-store
 DATA   ?= ../shared/data
 
-.PHONY: install demo test test-all bench eval loadtest serve clean
+.PHONY: install dataset demo test test-all bench eval loadtest serve clean
 
 install: $(VENV)/.installed
 
@@ -13,12 +13,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]'    # dev = the test tools + every extra (train, milvus, dask)
 	touch $@
 
-## demo: build a store of Fashion-MNIST dresses, search it, then serve it on http://127.0.0.1:2000/
+## dataset: Fashion-MNIST for the demo (Debian's dataset-fashion-mnist; apt-get installs it, with sudo when not root)
+dataset: install
+	$(BIN)/python -m dressfinder.demo --get-dataset --dataset-only
+
+## demo: build a store of Fashion-MNIST dresses (installing them first if needed), search it, then serve it on http://127.0.0.1:2000/
 demo: install
-	$(BIN)/python -m dressfinder.demo --store $(STORE) --serve
+	$(BIN)/python -m dressfinder.demo --get-dataset --store $(STORE) --serve
 
 ## test: the default suite (tests needing ../shared/data skip when it is absent)
 test: install

@@ -686,8 +686,10 @@ def bench_seed(base_root: Path, *, n_queries: int, quick: bool, ours: dict, entr
     The autoencoder's weights are untrained (``build_autoencoder``): its speed does not depend on
     them; retrieval quality is compared in docs/eval.md."""
     import numpy as np
-    from sklearn.cluster import KMeans
-    from sklearn.neighbors import NearestNeighbors
+    from .extras import require
+
+    KMeans = require("sklearn.cluster", "train", "the seed benchmark").KMeans
+    NearestNeighbors = require("sklearn.neighbors", "train", "the seed benchmark").NearestNeighbors
 
     from .encoders.autoencoder import INPUT_SIZE, Autoencoder, build_autoencoder, to_input
     from .images import load_image

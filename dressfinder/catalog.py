@@ -36,6 +36,42 @@ log = logging.getLogger(__name__)
 SQL_CHUNK = 500
 
 
+# File and folder names that say nothing about the product ("img_00051.jpg", "images/").
+_GENERIC_NAMES = frozenset({"img", "image", "images", "imgs", "photo", "photos", "pic", "pics", "picture",
+                            "pictures", "dsc", "dscn", "dscf", "scan", "file", "files", "copy", "data",
+                            "catalog", "catalogue", "products", "product", "dress", "dresses", "item", "items"})
+
+
+def _name_words(name: str) -> str | None:
+    """'Watercolor_Ikat_High-Low_Dress' -> 'Watercolor Ikat High-Low Dress'; 'blue_summer-dress_01'
+    -> 'Blue Summer Dress'; None for a name that says nothing ('img_00000051', 'images')."""
+    lowered = name == name.lower()
+    seps = r"[_\s.+]+" if not lowered else r"[_\s.+\-]+"   # a cased name keeps its hyphens (High-Low)
+    words = [w for w in re.split(seps, name) if w and not re.fullmatch(r"[\d\-]+", w)]
+    if not words or all(w.lower() in _GENERIC_NAMES for w in words):
+        return None
+    return " ".join(w[:1].upper() + w[1:] if lowered else w for w in words)
+
+
+def display_title(p: "Product") -> str:
+    """The title to show: the product's own, else one read from its file or folder name
+    (``deepfashion-dresses/Watercolor_Ikat_High-Low_Dress/img_00000051.jpg`` -> "Watercolor Ikat
+    High-Low Dress") when the id is a file path (a catalogue folder's), else its id."""
+    if p.title:
+        return p.title
+    path = p.id or ""
+    if "/" not in path and not path.lower().endswith(IMAGE_EXTENSIONS):
+        return path  # an id of the shop's own (a SKU): shown as it is
+    parts = [x for x in path.split("/") if x]
+    if parts:
+        parts[-1] = re.sub(r"\.[A-Za-z0-9]{2,5}$", "", parts[-1])   # the file's extension
+    for part in reversed(parts):
+        words = _name_words(part)
+        if words:
+            return words
+    return p.id
+
+
 def _clean(value: Any) -> str | None:
     if value is None:
         return None

@@ -185,6 +185,8 @@ def _open_store(a: argparse.Namespace):
 
 
 def _search_run(a: argparse.Namespace) -> int:
+    from .catalog import display_title
+
     if a.k < 1:
         raise DressfinderError("--k must be at least 1")
     crop = None
@@ -213,7 +215,7 @@ def _search_run(a: argparse.Namespace) -> int:
             for rank, h in enumerate(hits, 1):
                 p = h.product
                 price = f"  {p.price:.2f} {p.currency or ''}".rstrip() if p.price is not None else ""
-                title = f"  {p.title}" if p.title else ""
+                title = f"  {display_title(p)}" if display_title(p) != h.id else ""
                 print(f"  {rank:2d}. {h.score:.3f}  {h.id}{title}{price}" + (f"  {p.url}" if p.url else ""))
     return 1 if failures else 0
 

@@ -1,7 +1,9 @@
 """The demo: a store of Fashion-MNIST's 'Dress' class, searched and (optionally) served.
 
-Fashion-MNIST comes from Debian's ``dataset-fashion-mnist`` package
-(/usr/share/datasets/fashion-mnist) or, when online, is downloaded once into the cache.
+Fashion-MNIST comes from Debian's ``dataset-fashion-mnist`` package (/usr/share/datasets/fashion-mnist).
+With ``--get-dataset`` (what ``make demo`` passes) a missing package is installed with apt-get (as
+root, or through sudo); where that cannot be done the demo stops with one line saying what to run.
+``$DRESSFINDER_FASHION_MNIST`` names another folder holding the four ``*-idx?-ubyte.gz`` files.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,29 +23,88 @@ from .errors import DressfinderError
 from .settings import cache_dir
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+APT_PACKAGE = "dataset-fashion-mnist"
+DATASET_ENV = "DRESSFINDER_FASHION_MNIST"
 DRESS = 3
 FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
          "t10k": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 
 
-def _find(name: str) -> Path:
-    for folder in (DEBIAN_DIR, cache_dir() / "fashion-mnist"):
-        if (folder / name).is_file():
-            return folder / name
-    target = cache_dir() / "fashion-mnist" / name
-    try:
-        import httpx
+def dataset_dirs() -> list[Path]:
+    """Where the four files are looked for: ``$DRESSFINDER_FASHION_MNIST`` alone when set, else
+    Debian's folder, then ``<cache>/fashion-mnist``."""
+    override = os.environ.get(DATASET_ENV)
+    if override:
+        return [Path(override)]
+    return [DEBIAN_DIR, cache_dir() / "fashion-mnist"]
 
-        print(f"downloading {name} ...", file=sys.stderr)
-        r = httpx.get(MIRROR + name, timeout=60, follow_redirects=True)
-        r.raise_for_status()
-    except Exception as e:
-        raise DressfinderError(f"Fashion-MNIST not found in {DEBIAN_DIR} and could not be downloaded ({e}); "
-                               "install it with: apt-get install dataset-fashion-mnist") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(r.content)
-    return target
+
+def dataset_dir() -> Path | None:
+    """The first folder of ``dataset_dirs()`` with all four files, or None."""
+    for folder in dataset_dirs():
+        if all((folder / n).is_file() for pair in FILES.values() for n in pair):
+            return folder
+    return None
+
+
+def apt_command() -> list[str] | None:
+    """``apt-get`` as root, ``sudo apt-get`` otherwise (``sudo -n`` when nobody can type a
+    password); None without apt-get, or without root and sudo."""
+    apt = shutil.which("apt-get")
+    if apt is None:
+        return None
+    if os.geteuid() == 0:
+        return [apt]
+    sudo = shutil.which("sudo")
+    if sudo is None:
+        return None
+    return [sudo] + ([] if sys.stdin.isatty() else ["-n"]) + [apt]
+
+
+def install_dataset() -> bool:
+    """apt-get install the dataset package (after an apt-get update when the first try fails: a
+    fresh machine has no package lists). True when apt-get says it worked."""
+    cmd = apt_command()
+    if cmd is None:
+        return False
+    print(f"demo: installing Fashion-MNIST: {' '.join(cmd)} install {APT_PACKAGE}", file=sys.stderr, flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = cmd + ["install", "-y", "-q", "--no-install-recommends", APT_PACKAGE]
+
+    def ok(args: list[str]) -> bool:
+        try:
+            return subprocess.run(args, env=env, stdin=subprocess.DEVNULL if "-n" in cmd else None,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        except OSError:
+            return False
+
+    return ok(install) or (ok(cmd + ["update", "-q"]) and ok(install))
+
+
+def missing_dataset_message() -> str:
+    """One line: where we looked, and exactly what to run."""
+    where = ", ".join(str(d) for d in dataset_dirs())
+    if os.environ.get(DATASET_ENV) or shutil.which("apt-get") is None:
+        todo = (f"put the four Fashion-MNIST files ({', '.join(n for p in FILES.values() for n in p)}) "
+                f"in {dataset_dirs()[0]}, or set {DATASET_ENV} to their folder")
+    else:
+        sudo = "" if os.geteuid() == 0 else "sudo "
+        todo = f"run: {sudo}apt-get update && {sudo}apt-get install -y {APT_PACKAGE}"
+    return f"Fashion-MNIST not found in {where}; {todo}, then run the demo again"
+
+
+def ensure_dataset(install: bool = False) -> Path:
+    """The folder with Fashion-MNIST, installing Debian's package first when ``install`` allows it."""
+    folder = dataset_dir()
+    if folder is None and install and install_dataset():
+        folder = dataset_dir()
+    if folder is None:
+        raise DressfinderError(missing_dataset_message())
+    return folder
+
+
+def _find(name: str) -> Path:
+    return ensure_dataset() / name
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -94,10 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve", action="store_true", help="then serve the web app")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=2000)
+    ap.add_argument("--get-dataset", action="store_true",
+                    help=f"apt-get install {APT_PACKAGE} when Fashion-MNIST is missing (as root or with sudo)")
+    ap.add_argument("--dataset-only", action="store_true", help="only make sure Fashion-MNIST is there")
     a = ap.parse_args(argv)
     from .store import Store
 
     try:
+        folder = ensure_dataset(install=a.get_dataset)
+        if a.dataset_only:
+            print(f"Fashion-MNIST is in {folder}")
+            return 0
         csv_path, queries = write_demo_catalog(Path(a.data), a.limit)
         if a.rebuild or not (Path(a.store) / "store.json").exists():
             store = Store.build(csv_path, a.store)

@@ -38,6 +38,7 @@ from .embed import BatchResult, EmbedResult, _progress, cpu_count, encode_batch,
     worker_spec
 from .encoders import Encoder
 from .errors import DressfinderError
+from .extras import require
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def _read(source) -> bytes | str:
 
 def connect(address: str, workers: int | None = None):
     """(client, cluster or None) for ``"local"`` or a scheduler address."""
-    from dask.distributed import Client, LocalCluster
+    dd = require("dask.distributed", "dask", "indexing with Dask")
+    Client, LocalCluster = dd.Client, dd.LocalCluster
 
     if address == "local":
         scratch = tempfile.mkdtemp(prefix="dressfinder-dask-")  # workers' spill space, removed on close

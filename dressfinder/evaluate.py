@@ -88,8 +88,9 @@ def foreground_mask(im: Image.Image, tol: int = 28) -> np.ndarray | None:
 
     ``None`` when the border is not a plain backdrop (a scene photo), or the mask looks wrong.
     """
-    from scipy import ndimage
+    from .extras import require
 
+    ndimage = require("scipy.ndimage", "train", "evaluate")
     arr = np.asarray(im.convert("RGB"), dtype=np.int16)
     h, w, _ = arr.shape
     b = max(1, min(h, w) // 100)

@@ -3,8 +3,10 @@
 ``load_image`` takes a path, bytes or a binary file object and returns an RGB ``PIL.Image``:
 EXIF orientation applied, first frame of animations, any mode (grayscale, 16-bit, RGBA,
 palette, CMYK) turned into 8-bit RGB (transparency composited on white, the usual
-product-photo background). It refuses what is not a raster image we support and anything
-over a pixel budget (decompression bombs) *before* decoding the pixels.
+product-photo background). It refuses what is not a raster image we support, anything over a
+pixel budget (decompression bombs) and, when asked (web uploads), anything whose decoded pixels
+would need more than a memory budget, *before* decoding the pixels. Large images are reduced
+before they are converted, so the conversion costs little beyond the decode itself.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GI
               "BMP": ".bmp", "TIFF": ".tif"}
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 MP: a 7000x5700 photo; far above any phone camera's default
 BACKGROUND = (255, 255, 255)
+#: Bytes per pixel of Pillow's decoded image, by mode (multi-band and 32-bit modes use 4).
+_ONE_BYTE_MODES = frozenset({"1", "L", "P"})
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_MODE_NAMES = {"LA": "gray + alpha", "La": "gray + alpha", "PA": "palette + alpha", "RGBA": "RGB + alpha",
+               "P": "palette", "L": "gray", "1": "black and white", "CMYK": "CMYK"}
 
 # We enforce our own (lower) limit before decoding; keep Pillow's own bomb check as a second net.
 Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, DEFAULT_MAX_PIXELS)
@@ -70,9 +77,51 @@ def _open(src: ImageSource) -> Image.Image:
         raise NotAnImage(f"cannot read image: {e}") from None
 
 
+def decoded_bytes(im: Image.Image) -> int:
+    """Memory the pixels of ``im`` (at its current, possibly drafted, size) take once decoded."""
+    w, h = im.size
+    if im.mode in _ONE_BYTE_MODES:
+        per = 1
+    elif im.mode.startswith("I;16"):
+        per = 2
+    else:
+        per = 4
+    return w * h * per
+
+
+def _check_memory(im: Image.Image, fmt: str, max_decode_bytes: int | None) -> None:
+    need = decoded_bytes(im)
+    if max_decode_bytes is not None and need > max_decode_bytes:
+        w, h = im.size
+        kind = f"{_MODE_NAMES.get(im.mode, im.mode)} {fmt}".strip()
+        raise ImageTooLarge(f"a {w}x{h} {kind} needs {need / 2**20:.0f} MB of memory to decode; the limit for "
+                            f"uploads is {max_decode_bytes / 2**20:.0f} MB: send a smaller image (or a JPEG)")
+
+
+def _reduce(im: Image.Image, short_side: int | None) -> Image.Image:
+    """Shrink by a whole factor, before converting, when the caller needs only ``short_side``
+    pixels on the short side (keeping at least twice that for the resize after)."""
+    if not short_side:
+        return im
+    factor = min(im.size) // (2 * short_side)
+    if factor < 2 or im.mode in ("1", "P") or im.mode.startswith("I;16") or "transparency" in im.info:
+        return im  # (a tRNS colour key must be matched on the original pixels)
+    if im.mode not in _ALPHA_MODES:
+        return im.reduce(factor)
+    # Pillow reduces RGBA/LA through a full-size premultiplied copy: composite on white and
+    # reduce band by band instead (the average of what is shown, and no second full copy)
+    w, h = im.size
+    out = Image.new("RGB", (-(-w // factor), -(-h // factor)), BACKGROUND)
+    rows = factor * max(1, 128 // factor)  # about 128 rows a band
+    for top in range(0, h, rows):
+        band = _to_rgb(im.crop((0, top, w, min(top + rows, h))))
+        out.paste(band.reduce(factor), (0, top // factor))
+    return out
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
     mode = im.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in im.info:
         return im
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
@@ -83,10 +132,10 @@ def _to_rgb(im: Image.Image) -> Image.Image:
             arr = arr / 257.0  # 16-bit range to 8-bit
         gray = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
         return Image.fromarray(gray, "L").convert("RGB")
-    if mode == "P" and "transparency" in im.info:
+    if mode in ("P", "L", "RGB") and "transparency" in im.info:  # palette alpha, or a tRNS colour key
         im = im.convert("RGBA")
         mode = "RGBA"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if mode in _ALPHA_MODES:
         rgba = im.convert("RGBA")
         canvas = Image.new("RGB", rgba.size, BACKGROUND)
         canvas.paste(rgba, mask=rgba.getchannel("A"))
@@ -95,14 +144,16 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 
 def load_image(src: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-               draft: int | None = None) -> Image.Image:
+               draft: int | None = None, max_decode_bytes: int | None = None) -> Image.Image:
     """Decode ``src`` into an RGB image, oriented as its EXIF says.
 
     ``draft``: when the caller only needs about ``draft`` pixels on the short side, JPEGs are
-    decoded at a reduced scale (1/2, 1/4, 1/8), which is several times faster.
+    decoded at a reduced scale (1/2, 1/4, 1/8), which is several times faster, and other images
+    are reduced (by a whole factor, to at least twice ``draft``) before they are converted.
 
     Raises ``NotAnImage`` (not a supported raster image, empty, corrupt or truncated) and
-    ``ImageTooLarge`` (more than ``max_pixels`` pixels).
+    ``ImageTooLarge`` (more than ``max_pixels`` pixels, or more than ``max_decode_bytes`` of
+    decoded pixels: a 6300x6300 gray + alpha PNG needs 151 MB, however small its file).
     """
     if isinstance(src, Image.Image):
         im = src
@@ -122,17 +173,20 @@ def load_image(src: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
             im.seek(0)
         if draft and fmt in ("JPEG", "MPO") and im.mode in ("RGB", "L", "CMYK", "YCbCr"):
             im.draft("RGB" if im.mode != "L" else "L", (draft, draft))
+        _check_memory(im, fmt, max_decode_bytes)
         im.load()
     except Image.DecompressionBombError:
         raise ImageTooLarge("image has too many pixels") from None
+    except ImageError:
+        raise
     except Exception as e:  # truncated or corrupt data; Pillow raises many kinds
         raise NotAnImage(f"corrupt or truncated image: {e}") from None
     try:
-        im = ImageOps.exif_transpose(im)
+        ImageOps.exif_transpose(im, in_place=True)  # (not in place, it copies even an upright image)
     except Exception:  # a broken EXIF block must not lose the picture
         pass
     try:
-        return _to_rgb(im)
+        return _to_rgb(_reduce(im, draft))
     except Exception as e:
         raise NotAnImage(f"cannot convert image: {e}") from None
 

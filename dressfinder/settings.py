@@ -76,7 +76,13 @@ class Settings:
     store: str | None = None
     api_key: str | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
+    # web: an oversized body up to this size is read and dropped before the 413 goes out, so a
+    # client that sends it all before reading gets the 413 instead of a connection reset
+    drain_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 40_000_000
+    # web uploads: memory their decoded pixels may take (a 24 MP RGB(A) PNG, or 96 MP gray); JPEGs
+    # count at the reduced scale they are decoded at. Catalogue builds have only max_pixels.
+    max_decode_bytes: int = 96 * 1024 * 1024
     max_queue: int = 32
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     url_timeout: float = 10.0
@@ -95,7 +101,9 @@ class Settings:
             store=os.environ.get("DRESSFINDER_STORE") or None,
             api_key=os.environ.get("DRESSFINDER_API_KEY") or None,
             max_upload_bytes=_int_env("DRESSFINDER_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            drain_bytes=_int_env("DRESSFINDER_DRAIN_BYTES", cls.drain_bytes),
             max_pixels=_int_env("DRESSFINDER_MAX_PIXELS", cls.max_pixels),
+            max_decode_bytes=_int_env("DRESSFINDER_MAX_DECODE_BYTES", cls.max_decode_bytes),
             max_queue=_int_env("DRESSFINDER_MAX_QUEUE", cls.max_queue),
             cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),
             allow_private_urls=os.environ.get("DRESSFINDER_ALLOW_PRIVATE_URLS", "") == "1",

@@ -190,6 +190,25 @@ def test_messages_for_bad_input(page, site, tmp_path):
     assert "private" in page.inner_text("#error")
 
 
+def test_too_large_photo_is_refused_before_sending(page, web_store, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    noise = np.random.default_rng(3).integers(0, 256, size=(400, 300, 3), dtype=np.uint8)
+    big = write(tmp_path / "big.png", encode(Image.fromarray(noise), "PNG"))   # ~360 KB
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    with serve(make_app(web_store, max_upload_bytes=100 * 1024)) as base:
+        page.goto(base + "/")
+        assert "up to 100 KB" in page.inner_text("form")                # the limit, in words
+        page.set_input_files("#file", big)
+        message = page.inner_text("#client-error")
+        assert "too large (35" in message and "KB); the limit is 100 KB" in message, message
+        page.click("#search-button")
+        page.wait_for_timeout(300)
+        assert posts == [] and page.url == base + "/"
+
+
 def test_keyboard_reaches_the_upload(page, site):
     page.goto(site + "/")
     for _ in range(6):

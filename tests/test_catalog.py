@@ -159,3 +159,17 @@ def test_fuzz_csv_reader(tmp_path, header, rows, raw):
         assert len(ids) == len(set(ids))
         assert all(p.id and p.image for p in rep.products)
         assert all(p.price is None or (np.isfinite(p.price) and p.price >= 0) for p in rep.products)
+
+
+@pytest.mark.parametrize("pid,title", [
+    ("deepfashion-dresses/Watercolor_Ikat_High-Low_Dress/img_00000051.jpg", "Watercolor Ikat High-Low Dress"),
+    ("images/blue_summer-dress_01.jpg", "Blue Summer Dress"),        # a generic folder: the file name
+    ("Red Maxi Dress.png", "Red Maxi Dress"),
+    ("images/img_0001.jpg", "images/img_0001.jpg"),                   # nothing to read: the id
+    ("SKU-12345", "SKU-12345"),                                       # a shop's own id, not a file
+])
+def test_display_title_from_file_or_folder_name(pid, title):
+    from dressfinder.catalog import Product, display_title
+
+    assert display_title(Product(id=pid)) == title
+    assert display_title(Product(id=pid, title="Given")) == "Given"

@@ -45,6 +45,47 @@ def test_palette_with_transparency():
     assert out.getpixel((2, 5)) == (0, 255, 0)
 
 
+@pytest.mark.parametrize("mode,key,other", [("RGB", (10, 200, 30), (1, 2, 3)), ("L", 77, 5)])
+def test_png_colour_key_transparency_is_white(mode, key, other):
+    """A tRNS chunk on an RGB or grayscale PNG: pixels of the key colour are transparent."""
+    im = Image.new(mode, (12, 12), key)
+    im.paste(other, (0, 0, 6, 12))
+    data = encode(im, "PNG", transparency=key)
+    assert Image.open(io.BytesIO(data)).info["transparency"] == key   # the file carries a tRNS key
+    out = load_image(data)
+    assert out.getpixel((9, 5)) == (255, 255, 255)                      # key colour -> white
+    grey = other if mode == "RGB" else (other,) * 3
+    assert out.getpixel((2, 5)) == grey                                 # everything else kept
+    # reduced for a small target, the key is still honoured
+    big = Image.new(mode, (1200, 900), key)
+    big.paste(other, (0, 0, 600, 900))
+    small = load_image(encode(big, "PNG", transparency=key), draft=100)
+    assert small.getpixel((small.width - 5, 5)) == (255, 255, 255) and small.getpixel((5, 5)) == grey
+
+
+def test_memory_budget_refuses_before_decoding():
+    """The issue's case: a tiny PNG, 6300x6300 gray + alpha, within the pixel budget, needs 151 MB
+    once decoded; under an upload budget it is refused from its header, with the sizes."""
+    im = Image.new("LA", (6300, 6300), (128, 255))
+    data = encode(im, "PNG")
+    del im
+    assert len(data) < 200_000
+    with pytest.raises(ImageTooLarge, match=r"6300x6300 gray \+ alpha PNG needs 151 MB .* limit for uploads is 96 MB"):
+        load_image(data, max_decode_bytes=96 * 2**20)
+    # a JPEG counts at the scale it is decoded at: a 40 MP photo decoded for 224 px fits 8 MB
+    jpeg = encode(gradient(7000, 5700), "JPEG", quality=60)
+    assert min(load_image(jpeg, draft=224, max_decode_bytes=8 * 2**20).size) >= 224
+
+
+def test_large_alpha_image_reduced_before_converting():
+    im = Image.new("RGBA", (2400, 1600), (255, 0, 0, 0))      # transparent red
+    im.paste((0, 0, 255, 255), (0, 0, 1200, 1600))             # opaque blue left half
+    out = load_image(encode(im, "PNG"), draft=200)
+    assert out.mode == "RGB" and out.size == (600, 400)        # reduced by 4, short side >= 2 x 200
+    assert out.getpixel((500, 200)) == (255, 255, 255) and out.getpixel((100, 200)) == (0, 0, 255)
+    assert out.getpixel((300, 399)) == (255, 255, 255)         # the last band too
+
+
 def test_grayscale_and_cmyk():
     gray = load_image(encode(gradient().convert("L"), "PNG"))
     assert gray.mode == "RGB"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import os
 import json
 import socket
 import threading
@@ -83,6 +84,18 @@ def test_decompression_bomb_is_refused_before_decoding(client):
     t0 = time.perf_counter()
     assert "pixels" in error_of(search(client, bomb, "bomb.png", "image/png"), 413)
     assert time.perf_counter() - t0 < 2
+
+
+def test_upload_memory_budget_is_a_setting(web_store):
+    """Uploads are refused by what their pixels cost in memory once decoded (gray + alpha: 4
+    bytes a pixel), from the header alone; the /upload route and the admin add route alike."""
+    la = encode(Image.new("LA", (1000, 1000), (90, 255)), "PNG")      # a few KB, 3.8 MB decoded
+    with TestClient(make_app(web_store, max_decode_bytes=2 * 2**20)) as c:
+        msg = error_of(search(c, la, "la.png", "image/png"), 413)
+        assert "1000x1000 gray + alpha PNG needs 4 MB" in msg and "limit for uploads is 2 MB" in msg
+        r = c.post("/upload", files={"file": ("la.png", la, "image/png")})
+        assert r.status_code == 413 and "gray + alpha" in r.json()["error"]["message"]
+        assert search(c, jpeg(2)).status_code == 200
 
 
 def test_pixel_limit_is_a_setting(web_store):
@@ -185,7 +198,8 @@ def _raw_request(port: int, head: bytes, body_chunks=(), pause: float = 0.0, tim
 
 
 def test_oversized_upload_is_refused_from_content_length_without_reading_it(web_store):
-    app = make_app(web_store, max_upload_bytes=100_000)
+    """Declared larger than the drain bound: answered at once, nothing read."""
+    app = make_app(web_store, max_upload_bytes=100_000, drain_bytes=1_000_000)
     with serve(app) as base:
         port = int(base.rsplit(":", 1)[1])
         head = (b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -197,7 +211,7 @@ def test_oversized_upload_is_refused_from_content_length_without_reading_it(web_
 
 
 def test_oversized_chunked_upload_is_cut_off_while_streaming(web_store):
-    app = make_app(web_store, max_upload_bytes=100_000)
+    app = make_app(web_store, max_upload_bytes=100_000, drain_bytes=200_000)
     with serve(app) as base:
         port = int(base.rsplit(":", 1)[1])
         head = (b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -210,6 +224,44 @@ def test_oversized_chunked_upload_is_cut_off_while_streaming(web_store):
         answer = _raw_request(port, head, chunks, pause=0.01)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
         assert b"limit" in answer and b"connection: close" in answer.lower()
+
+
+def _multipart(data: bytes, name: str = "big.jpg") -> tuple[bytes, str]:
+    boundary = "dressfinder-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("path", ["/api/search", "/upload"])
+def test_plain_client_sending_a_too_large_body_reads_the_413(web_store, path):
+    """urllib sends the whole body before it reads anything (as `curl -H 'Expect:'` does): it must
+    read the 413 JSON, not 'Connection reset by peer'."""
+    import urllib.error
+    import urllib.request
+
+    app = make_app(web_store, max_upload_bytes=100_000)
+    body, ctype = _multipart(os.urandom(30 * 1024 * 1024))     # 30 MB, as in issue 14
+    with serve(app) as base:
+        req = urllib.request.Request(base + path, data=body, method="POST", headers={"Content-Type": ctype})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=20)
+        assert err.value.code == 413
+        payload = json.loads(err.value.read())
+    assert payload["error"]["status"] == 413
+    assert payload["error"]["message"].startswith("the request is larger than the ")
+
+
+def test_expect_100_continue_gets_the_413_before_sending(web_store):
+    app = make_app(web_store, max_upload_bytes=100_000)
+    with serve(app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        head = (b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+                b"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 3000000\r\n\r\n")
+        t0 = time.perf_counter()
+        answer = _raw_request(port, head)           # waits for 100 Continue: never sends the body
+    assert answer.startswith(b"HTTP/1.1 413") and b"100 Continue" not in answer, answer[:200]
+    assert b'"status":413' in answer and time.perf_counter() - t0 < 3
 
 
 # =========================================================================== image URLs (SSRF)

@@ -159,6 +159,25 @@ def test_product_page_not_found_and_unknown_pages(client):
     assert r.status_code == 404 and is_html(r)
 
 
+def test_untitled_products_show_a_title_from_their_file_or_folder(web_store_copy):
+    from dressfinder.catalog import Product
+    from dressfinder.store import Store
+
+    pid = "deepfashion-dresses/Watercolor_Ikat_High-Low_Dress/img_00000051.jpg"
+    Store.open(web_store_copy).add_image(Product(id=pid), jpeg(60))
+    with TestClient(make_app(web_store_copy)) as c:
+        page = c.get("/products/" + pid).text
+        assert "<h1>Watercolor Ikat High-Low Dress</h1>" in page
+        assert "<title>Watercolor Ikat High-Low Dress · dressfinder</title>" in page
+        api = c.get("/api/products/" + pid).json()
+        assert api["title"] is None and api["display_title"] == "Watercolor Ikat High-Low Dress"
+        r = c.post("/search", files={"file": ("d.jpg", jpeg(60), "image/jpeg")})
+        # in the grid, the title may wrap after the hyphen, not inside a word
+        assert ">Watercolor Ikat High-<wbr>Low Dress</a>" in r.text
+        hits = c.post("/api/search", files={"file": ("d.jpg", jpeg(60), "image/jpeg")}).json()["results"]
+        assert hits[0]["id"] == pid and hits[0]["display_title"] == "Watercolor Ikat High-Low Dress"
+
+
 def test_titles_are_escaped(web_store_copy):
     from dressfinder.catalog import Product
     from dressfinder.store import Store

@@ -45,6 +45,7 @@ from ..catalog import Filters, chunks, products_from
 from ..embed import EmbedResult, embed
 from ..encoders import Encoder, get_encoder, load_encoder
 from ..errors import Conflict, DressfinderError, StoreError
+from ..extras import require
 from ..index import DEFAULTS
 from ..schema import FACETS, FIELDS, NAMES, Product, product_from
 from ..search import Searchable
@@ -247,11 +248,7 @@ class MilvusStore(Searchable):
     # ------------------------------------------------------------------ connecting
     @staticmethod
     def connect(uri: str, token: str = ""):
-        try:
-            from pymilvus import MilvusClient
-        except ImportError:
-            raise DressfinderError("the milvus backend needs pymilvus and milvus-lite: "
-                                   "pip install 'dressfinder[milvus]'") from None
+        MilvusClient = require("pymilvus", "milvus", "the milvus backend").MilvusClient
         if is_lite(uri):
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             uri = str(Path(uri).expanduser().resolve())
@@ -316,7 +313,8 @@ class MilvusStore(Searchable):
     # ------------------------------------------------------------------ building
     @classmethod
     def _create(cls, client, name: str, dim: int, meta: dict[str, Any], consistency: str) -> None:
-        from pymilvus import DataType, MilvusClient
+        pymilvus = require("pymilvus", "milvus", "the milvus backend")
+        DataType, MilvusClient = pymilvus.DataType, pymilvus.MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=LIMITS["id"])

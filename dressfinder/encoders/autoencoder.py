@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import EncoderError
+from ..extras import require
 from . import Encoder, file_digest, keep_model_file, register
 
 INPUT_SIZE = 32
@@ -28,8 +29,7 @@ def load_keras():
     """Keras 3, on the torch backend (imported on first use)."""
     if "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", "torch")
-    import keras
-
+    keras = require("keras", "train", "the seed autoencoder")
     if keras.backend.backend() != "torch":
         raise EncoderError(f"Keras runs on the {keras.backend.backend()!r} backend; set KERAS_BACKEND=torch")
     return keras

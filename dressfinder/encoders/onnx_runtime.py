@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..extras import require
 from ..settings import cache_dir
 
 
@@ -39,7 +40,7 @@ def cached_onnx(key: str, build: Callable[[], "object"], input_size: int,
     with _file_lock(directory / f".{key}.lock"):
         if target.exists():
             return target
-        import torch
+        torch = require("torch", "train", f"exporting {key} to ONNX")
 
         import contextlib
         import io

@@ -18,6 +18,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from ..extras import require
 from ..images import fit_square
 
 INPUT_SIZE = 224
@@ -27,10 +28,8 @@ RAW_DIM = HEAD_DIM + MID_DIM
 
 
 def torch_module():
-    """torch, imported on first use."""
-    import torch
-
-    return torch
+    """torch, imported on first use (the [train] extra)."""
+    return require("torch", "train", "training")
 
 
 def to_array(im: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
@@ -45,9 +44,9 @@ def build_backbone():
     (``set_swish`` must not be called on a Lite model: it replaces the ReLU6 the weights were
     trained with by Swish, and the features stop making sense.)
     """
-    from efficientnet_lite_pytorch import EfficientNet
-
     from ..encoders.effnet import weights_path
+
+    EfficientNet = require("efficientnet_lite_pytorch", "train", "training").EfficientNet
 
     with contextlib.redirect_stdout(io.StringIO()):
         model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights_path())

@@ -90,7 +90,7 @@ def create_app(store: "Searchable | str | Path | None" = None, settings: "Settin
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
                            expose_headers=["X-Dressfinder-Id", "X-Dressfinder-Score"])
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD, drain_bytes=settings.drain_bytes)
     app.add_middleware(CatchAllMiddleware)
     return app
 

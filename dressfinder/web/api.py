@@ -126,12 +126,14 @@ async def run_search(ctx: WebContext, params: SearchParams, data: bytes | None,
         data = await fetch_image(ctx, params.image_url or "")
         source = "url"
     outcome = await ctx.pool.run(service.search_bytes, store, data, k=params.k, filters=params.filters(),
-                                 crop=params.crop, max_pixels=settings.max_pixels, preview=preview)
+                                 crop=params.crop, max_pixels=settings.max_pixels, preview=preview,
+                                 max_decode_bytes=settings.max_decode_bytes)
     return outcome, source
 
 
 def _add(ctx: WebContext, product: Product, data: bytes) -> tuple[Product, str | None]:
-    load_image(data, max_pixels=ctx.settings.max_pixels)   # 413/415 with the right message first
+    load_image(data, max_pixels=ctx.settings.max_pixels, draft=64,   # 413/415 with the right message first
+               max_decode_bytes=ctx.settings.max_decode_bytes)
     with ctx.write_lock:
         try:
             ctx.store.add_image(product, data)
@@ -165,7 +167,8 @@ async def upload(file: UploadFile = File(..., description="the photo to search w
                  ctx: WebContext = Depends(get_ctx)) -> Response:
     data = await read_upload(file, ctx.settings.max_upload_bytes)
     async with ctx.pool.admit():   # one trip through the worker queue, not two
-        found = await ctx.pool.run(service.best_match_image, ctx.store, data, max_pixels=ctx.settings.max_pixels)
+        found = await ctx.pool.run(service.best_match_image, ctx.store, data, max_pixels=ctx.settings.max_pixels,
+                                   max_decode_bytes=ctx.settings.max_decode_bytes)
     if found is None:
         raise NotFound("no match: the store has no products")
     hit, image, media = found

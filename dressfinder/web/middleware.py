@@ -97,33 +97,43 @@ class BodyTooLarge(HTTPException):
     def __init__(self, limit: int):
         from ..settings import human_bytes
 
-        # Connection: close, so a client still sending is cut off instead of its body being drained
+        # Connection: close: the rest of an oversized body is never read on this connection
         super().__init__(413, f"the request is larger than the {human_bytes(limit)} limit",
                          headers={"Connection": "close"})
 
 
-class BodyLimitMiddleware:
-    """Caps every request body at ``max_bytes``: refused from ``Content-Length`` before reading
-    anything, and counted while it streams in (chunked uploads), so an oversized upload is cut
-    off at the limit, not read to the end first."""
+def _declared_length(scope: Scope) -> int | None:
+    raw = dict(scope.get("headers") or []).get(b"content-length")
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+
+class BodyLimitMiddleware:
+    """Caps every request body at ``max_bytes``: refused from ``Content-Length`` before the app
+    reads anything, and counted while it streams in (chunked uploads).
+
+    A client that sends its whole body before reading the answer (Python's urllib, ``curl -H
+    'Expect:'``, a browser's form post) would get a connection reset if we answered and closed
+    while its body is still arriving; so the rest of the body, up to ``drain_bytes``, is read and
+    thrown away first, then the 413 is sent. A client that asked ``Expect: 100-continue`` is
+    answered at once (it has not sent the body), and so is one that declares more than
+    ``drain_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, drain_bytes: int = 0):
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.drain_bytes = max(int(drain_bytes), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None:
-            try:
-                too_big = int(declared) > self.max_bytes
-            except ValueError:
-                too_big = False
-            if too_big:
-                await self._refuse(scope, receive, send)
-                return
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send, 0)
+            return
         seen = 0
         started = False
 
@@ -147,9 +157,24 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, seen)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _drain(self, receive: Receive, seen: int) -> None:
+        """Read and drop the rest of the body, up to ``drain_bytes`` in all."""
+        while seen <= self.drain_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, seen: int) -> None:
+        headers = dict(scope.get("headers") or [])
+        declared = _declared_length(scope)
+        waits = headers.get(b"expect", b"").lower() == b"100-continue" and seen == 0
+        if not waits and (declared is None or declared <= self.drain_bytes):
+            await self._drain(receive, seen)
         exc = BodyTooLarge(self.max_bytes)
         response = error_response(Request(scope, receive), 413, exc.detail, exc.headers)
         await response(scope, receive, send)

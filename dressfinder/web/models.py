@@ -177,9 +177,13 @@ class ProductLinks(BaseModel):
 
 
 def _described_fields() -> dict[str, Any]:
-    """The schema's fields but ``id`` and ``image`` (which responses give as a URL of ours)."""
-    return {f.name: ((float if f.kind is float else str) | None, Field(None, description=f.doc))
-            for f in FIELDS if f.name not in ("id", "image")}
+    """The schema's fields but ``id`` and ``image`` (which responses give as a URL of ours), and
+    ``display_title``."""
+    fields = {f.name: ((float if f.kind is float else str) | None, Field(None, description=f.doc))
+              for f in FIELDS if f.name not in ("id", "image")}
+    fields["display_title"] = (str | None, Field(None, description="the title to show: the product's own, "
+                                                                   "else one read from its file or folder name"))
+    return fields
 
 
 HitOut = create_model(

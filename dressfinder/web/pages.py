@@ -6,6 +6,7 @@ paste, a preview and drawing the crop box.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,6 +15,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from markupsafe import Markup, escape
+
+from ..catalog import display_title
 from ..errors import DressfinderError
 from . import service
 from .api import links, run_search
@@ -37,9 +41,16 @@ def _money(price: float | None, currency: str | None) -> str | None:
     return f"{amount} {currency}" if currency else amount
 
 
+def breakable(text: str) -> Markup:
+    """``text`` escaped, with a line-break opportunity (<wbr>) after each _ - / and . inside it, so
+    a long file-like name wraps there rather than in the middle of a word."""
+    return Markup("<wbr>").join(escape(piece) for piece in re.split(r"(?<=[_\-/.])(?=.)", text))
+
+
 def _card(rank: int, hit: Any, lk: service.Links, k: int) -> dict[str, Any]:
     p = hit.product
-    return {"rank": rank, "id": hit.id, "score": float(hit.score), "title": p.title or hit.id.rsplit("/", 1)[-1],
+    title = display_title(p)
+    return {"rank": rank, "id": hit.id, "score": float(hit.score), "title": title, "title_html": breakable(title),
             "price": _money(p.price, p.currency), "shop": p.shop, "category": p.category,
             "shop_url": safe_http_url(p.url), "image": lk.image(hit.id, hit.file),
             "page": lk.page(hit.id), "like": lk.like(hit.id, k)}
@@ -111,10 +122,10 @@ async def like_page(request: Request, like: str | None = Query(None, max_length=
     outcome = await ctx.pool.call(service.similar_to, ctx.store, like, k=k)
     lk = links(request)
     query = {"source": "product", "preview": lk.image(like, file), "crop": None, "product": product,
-             "page": lk.page(like), "title": product.title or like}
+             "page": lk.page(like), "title": display_title(product)}
     return _render(request, "results.html", {
         "query": query, "cards": [_card(i, h, lk, k) for i, h in enumerate(outcome.hits, 1)], "k": k,
-        "took_ms": outcome.seconds * 1000, "filters": None, "title": f"More like {product.title or like}"})
+        "took_ms": outcome.seconds * 1000, "filters": None, "title": f"More like {display_title(product)}"})
 
 
 @router.get("/products/{pid:path}", response_class=HTMLResponse)
@@ -127,4 +138,4 @@ async def product_page(pid: str, request: Request, ctx: WebContext = Depends(get
         "product": product, "image": lk.image(pid, file), "price": _money(product.price, product.currency),
         "shop_url": safe_http_url(product.url), "like": lk.like(pid, DEFAULT_K),
         "cards": [_card(i, h, lk, DEFAULT_K) for i, h in enumerate(outcome.hits, 1)],
-        "title": product.title or pid})
+        "title": display_title(product)})

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from ..catalog import Filters
+from ..catalog import Filters, display_title
 from ..schema import Product
 from ..errors import DressfinderError, ImageError, NotFound
 from ..images import CONTENT_TYPES, EXTENSIONS, load_image, sniff_format
@@ -86,7 +86,7 @@ class Links:
 
 def _fields(p: Product, file: str | None, links: Links) -> dict[str, Any]:
     """The product's schema fields, with ``image`` the URL of its stored picture on this server."""
-    return {**p.fields(), "image": links.image(p.id, file)}
+    return {**p.fields(), "display_title": display_title(p), "image": links.image(p.id, file)}
 
 
 def product_json(p: Product, file: str | None, links: Links) -> dict[str, Any]:
@@ -111,11 +111,13 @@ class SearchOutcome:
     size: tuple[int, int] | None = None  # the query photo's width, height
 
 
-def decode_query(data: bytes, *, max_pixels: int, crop: Sequence[float] | None, input_size: int) -> Image.Image:
-    """Decode an uploaded photo under the pixel budget; JPEGs at reduced scale when that still
-    leaves the encoder (and the crop box) enough pixels."""
+def decode_query(data: bytes, *, max_pixels: int, crop: Sequence[float] | None, input_size: int,
+                 max_decode_bytes: int | None = None) -> Image.Image:
+    """Decode an uploaded photo under the pixel and memory budgets; at reduced scale when that
+    still leaves the encoder (and the crop box) enough pixels."""
     short = max(min(crop[2] - crop[0], crop[3] - crop[1]), 0.05) if crop else 1.0
-    return load_image(data, max_pixels=max_pixels, draft=int(math.ceil(input_size / short)))
+    return load_image(data, max_pixels=max_pixels, draft=int(math.ceil(input_size / short)),
+                      max_decode_bytes=max_decode_bytes)
 
 
 def preview_data_url(im: Image.Image, size: int = PREVIEW_SIZE) -> str:
@@ -127,20 +129,23 @@ def preview_data_url(im: Image.Image, size: int = PREVIEW_SIZE) -> str:
 
 
 def search_bytes(store: Any, data: bytes, *, k: int, filters: Filters | None, crop: Sequence[float] | None,
-                 max_pixels: int, preview: bool = False) -> SearchOutcome:
+                 max_pixels: int, preview: bool = False, max_decode_bytes: int | None = None) -> SearchOutcome:
     t0 = time.perf_counter()
     enc = store.encoder
-    im = decode_query(data, max_pixels=max_pixels, crop=crop, input_size=getattr(enc, "input_size", 224))
+    im = decode_query(data, max_pixels=max_pixels, crop=crop, input_size=getattr(enc, "input_size", 224),
+                      max_decode_bytes=max_decode_bytes)
     vector = store.embed_query(im, crop)
     hits = store.search_vectors(vector[None, :], k, filters=filters)[0]
     seconds = time.perf_counter() - t0
     return SearchOutcome(hits, seconds, preview_data_url(im) if preview else None, im.size)
 
 
-def best_match_image(store: Any, data: bytes, *, max_pixels: int) -> tuple[Any, bytes, str] | None:
+def best_match_image(store: Any, data: bytes, *, max_pixels: int,
+                     max_decode_bytes: int | None = None) -> tuple[Any, bytes, str] | None:
     """The seed's call in one piece of worker time: the best match, its stored image's bytes and
     content type (``None`` when the store is empty)."""
-    outcome = search_bytes(store, data, k=1, filters=None, crop=None, max_pixels=max_pixels)
+    outcome = search_bytes(store, data, k=1, filters=None, crop=None, max_pixels=max_pixels,
+                           max_decode_bytes=max_decode_bytes)
     if not outcome.hits:
         return None
     hit = outcome.hits[0]

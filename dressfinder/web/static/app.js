@@ -61,6 +61,14 @@
     status.textContent = "Searching with the whole photo.";
   }
 
+  function humanSize(n) {   // as the server says it: "10 MB", "29.3 KB"
+    var units = [["MB", 1048576], ["KB", 1024]];
+    for (var i = 0; i < units.length; i++) {
+      if (n >= units[i][1]) { return (n / units[i][1]).toFixed(1).replace(/\.0$/, "") + " " + units[i][0]; }
+    }
+    return n + " bytes";
+  }
+
   function show(file) {
     say("");
     if (!file) { preview.hidden = true; return; }
@@ -70,8 +78,8 @@
       return;
     }
     if (maxBytes && file.size > maxBytes) {
-      say("That photo is too large (" + (file.size / 1048576).toFixed(1) + " MB); the limit is " +
-          form.getAttribute("data-max-text") + ".");
+      say("That photo is too large (" + humanSize(file.size) + "); the limit is " +
+          form.getAttribute("data-max-text") + ". Choose a smaller photo, or save it at a lower quality.");
       preview.hidden = true;
       return;
     }
