@@ -36,6 +36,15 @@ def _float_env(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from e
 
 
+def _choice_env(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     store: str | None = None
@@ -49,6 +58,7 @@ class Settings:
     allow_private_urls: bool = False
     workers: int = 0                 # web: threads for decoding/encoding/searching (0: min(4, CPUs))
     reload_interval: float = 5.0     # web: seconds between checks for a rebuilt store (0: never)
+    precision: str = "auto"          # default encoder's variant for new stores: auto, int8 or fp32
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -65,6 +75,7 @@ class Settings:
             url_max_redirects=_int_env("DRESSFINDER_URL_MAX_REDIRECTS", cls.url_max_redirects),
             workers=_int_env("DRESSFINDER_WORKERS", cls.workers),
             reload_interval=_float_env("DRESSFINDER_RELOAD_INTERVAL", cls.reload_interval),
+            precision=_choice_env("DRESSFINDER_PRECISION", cls.precision, ("auto", "int8", "fp32")),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
