@@ -794,6 +794,25 @@ def bench_seed(base_root: Path, *, n_queries: int, quick: bool, ours: dict, entr
 
 # --------------------------------------------------------------------------- the report
 
+def precision_lines(ix: dict[str, Any], lat: dict[str, Any]) -> list[str]:
+    """Markdown for float32 vs int8: indexing speed (``ix``), one-photo latency (``lat``)."""
+    lines = ["## float32 and int8 variants of the encoder, same run", ""]
+    bp = ix.get("by_precision") or {}
+    if bp:
+        lines += ["| same catalogue | indexing images/s end to end | build s |", "|---|---:|---:|"]
+        lines += [f"| {k}{' (default here)' if v.get('default') else ''} | {v.get('images_per_second', '-')} | "
+                  f"{v.get('build_seconds', v.get('error', '-'))} |" for k, v in bp.items()]
+        lines += [""]
+    for name, e in lat.items():
+        bp = e.get("by_precision") or {}
+        if bp:
+            lines += [f"{name}, one photo in-process (decode, encode with the flip, search) by encoder variant: "
+                      + "; ".join(f"{k} p50 {v['p50']} ms, p99 {v['p99']} ms" if "p50" in v else f"{k}: {v.get('error')}"
+                                  for k, v in bp.items())
+                      + f" (the store's: {e.get('precision')}).", ""]
+    return lines if len(lines) > 2 else []
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = ["# dressfinder benchmarks", ""]
     m = report["machine"]
@@ -808,12 +827,6 @@ def markdown(report: dict[str, Any]) -> str:
                   f"{ix['mode']}, index `{ix['index_kind']}`: **{ix['images_per_second']} images/s** end to end "
                   f"({ix['build_seconds']} s: encoding {ix['encode_seconds']} s = {ix['encode_images_per_second']} images/s, "
                   f"index + commit {ix['index_and_commit_seconds']} s). Load {ix['load_before']} -> {ix['load_after']}.", ""]
-        bp = ix.get("by_precision") or {}
-        if bp:
-            lines += ["| same catalogue, same run | images/s end to end | build s |", "|---|---:|---:|"]
-            lines += [f"| {k}{' (default here)' if v.get('default') else ''} | {v.get('images_per_second', '-')} | "
-                      f"{v.get('build_seconds', v.get('error', '-'))} |" for k, v in bp.items()]
-            lines += [""]
         pr = ix.get("profile") or {}
         if pr:
             lines += ["Where the time goes (one thread, ms per image, "
@@ -847,14 +860,7 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {e.get('products')} | {e.get('index')} | {pp(ip.get('search'))} | "
                          f"{ip.get('decode', {}).get('p50', '-')} | {ip.get('preprocess+encode', {}).get('p50', '-')} | "
                          f"{ip.get('index+metadata', {}).get('p50', '-')} | {cli_cold} | {cli_warm} | {http_s} |")
-        lines += [""]
-        for name, e in lat.items():
-            bp = e.get("by_precision") or {}
-            if bp:
-                lines += [f"{name}, one photo in-process (decode, encode with the flip, search) by encoder variant: "
-                          + "; ".join(f"{k} p50 {v['p50']} ms, p99 {v['p99']} ms" if "p50" in v else f"{k}: {v.get('error')}"
-                                      for k, v in bp.items())
-                          + f" (the store's: {e.get('precision')}).", ""]
+        lines += [""] + precision_lines(ix or {}, lat)
         for name, e in lat.items():
             for part in ("cli", "http"):
                 if (e.get(part) or {}).get("error"):
