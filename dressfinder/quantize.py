@@ -5,8 +5,8 @@
     python -m dressfinder.quantize ../shared/data            # or scripts/quantize_default_model.sh
 
 Static quantization with onnxruntime's own tools: QDQ format, int8 weights per output channel,
-uint8 activations whose ranges are calibrated (percentile of the histogram) on ``--images`` (default 200) catalogue
-pictures, spread evenly over the catalogue (sorted paths, every n-th; the default model's held-out
+uint8 activations whose ranges are calibrated (percentile of the histogram) on ``--images``
+(default 200) catalogue pictures, spread evenly over the catalogue (sorted paths, every n-th; the default model's held-out
 dresses are left out), preprocessed exactly as the encoder does. The convolutions are quantized;
 the small head after them (GeM pooling, whitening, normalisation) stays float32. Writes
 ``dressfinder/models/effnet-tuned.int8.onnx`` and ``effnet-tuned.int8.json`` (what it was made from).
@@ -27,10 +27,10 @@ import numpy as np
 
 CALIBRATION_IMAGES = 200
 CALIBRATION_BATCH = 8
-#: the head after the convolutions (GeM pooling's powers and means, the whitening MatMul, the
-#: L2 normalisations) stays float32: rounding the inputs of x**p and of the projection costs recall,
-#: and these nodes are a negligible share of the time
 METHODS = {"minmax": lambda c: c.MinMax, "percentile": lambda c: c.Percentile, "entropy": lambda c: c.Entropy}
+#: the head after the convolutions (GeM pooling's powers and means, the whitening MatMul, the
+#: L2 normalisations) stays float32: a negligible share of the time, and its inputs (x**p, the
+#: projection) are where rounding would hurt most
 HEAD_OPS = ("Pow", "ReduceMean", "Reciprocal", "Mul", "Sub", "MatMul", "Div", "ReduceL2")
 
 
