@@ -32,7 +32,7 @@ test: install
 bench: install
 	$(BIN)/dressfinder bench --data $(DATA) --out bench/out
 
-## eval: retrieval quality, seed vs pretrained vs default, on ../shared/data (writes docs/eval.md, README's table)
+## eval: retrieval quality, seed vs pretrained vs default (float32 and int8), on ../shared/data (writes docs/eval.md, README's table)
 eval: install
 	$(BIN)/dressfinder evaluate $(DATA) --markdown docs/eval.md --out bench/out/eval.json --readme README.md
 

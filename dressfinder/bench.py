@@ -328,9 +328,35 @@ def bench_indexing(data: Path, root: Path, *, quick: bool, limit: int | None, en
         encode_seconds=round(rep.encode_seconds, 2), encode_images_per_second=round(rep.rate, 1),
         index_and_commit_seconds=round(wall - rep.encode_seconds, 2),
         pipeline_cpu_seconds={k: v for k, v in rep.timings.items()})
+    entry["precision"] = info["encoder"].get("precision")
+    entry["by_precision"] = index_other_precision(products, root, store, wall)
     entry["profile"] = stage_profile(store, n=40 if quick else 300)
     if not quick and n >= 2 * 768:
         entry["modes"] = compare_modes([p.image for p in products[:1536]])
+
+
+def index_other_precision(products: list, root: Path, store, wall: float) -> dict[str, Any]:
+    """The same ``Store.build`` with the default encoder's other variant (int8 <-> fp32), same run."""
+    spec = store.manifest["encoder"]
+    if not spec.get("precision"):
+        return {}
+    from .store import Store
+
+    rows = {spec["precision"]: {"images_per_second": round(store.last_report.added / wall, 1),
+                                "build_seconds": round(wall, 2), "default": True}}
+    other = "fp32" if spec["precision"] == "int8" else "int8"
+    alt = root.with_name(root.name + "-" + other)
+    try:
+        t = time.perf_counter()
+        st = Store.build(products, alt, encoder=spec["name"], precision=other, progress=False)
+        secs = time.perf_counter() - t
+        rows[other] = {"images_per_second": round(st.last_report.added / secs, 1), "build_seconds": round(secs, 2),
+                       "default": False, "load_after": load()}
+    except Exception as e:  # e.g. no int8 file: report it, keep the rest of the bench
+        rows[other] = {"error": f"{type(e).__name__}: {e}"}
+    finally:
+        shutil.rmtree(alt, ignore_errors=True)
+    return rows
 
 
 def stage_profile(store, n: int) -> dict[str, Any]:
@@ -349,7 +375,7 @@ def stage_profile(store, n: int) -> dict[str, Any]:
     try:
         from PIL import Image
 
-        enc = get_encoder(store.manifest["encoder"]["name"])
+        enc = get_encoder(store.manifest["encoder"]["name"], precision=store.manifest["encoder"].get("precision"))
         enc.encode_arrays(enc.preprocess(Image.new("RGB", (64, 64)))[None])  # load the model, single-threaded
     finally:
         if old is None:
@@ -445,11 +471,39 @@ def bench_latency(root: Path, photos: list[Path], *, n_queries: int, cli_cold: i
         total.append(time.perf_counter() - t0)
     entry["in_process"] = {"search": stats_ms(total), "decode": stats_ms(dec), "preprocess+encode": stats_ms(encd),
                            "index+metadata": stats_ms(srch), "index_only": stats_ms(ann)}
+    entry["precision"] = enc.precision
+    entry["by_precision"] = query_by_precision(store, qs)
     store.close()
     if "cli" not in skip:
         entry["cli"] = cli_latency(root, qs, cold=cli_cold)
     if "http" not in skip:
         entry["http"] = http_latency(root, qs)
+
+
+def query_by_precision(store, photos: list[Path]) -> dict[str, Any]:
+    """One photo end to end in-process (decode, encode with the flip, search) with each variant of the
+    store's encoder (a timing only: the other variant's vectors are not the store's)."""
+    from .encoders import get_encoder
+    from .errors import EncoderError
+
+    spec = store.manifest["encoder"]
+    if not spec.get("precision"):
+        return {}
+    out = {}
+    for prec in ("fp32", "int8"):
+        try:
+            enc = get_encoder(spec["name"], precision=prec)
+        except EncoderError as e:
+            out[prec] = {"error": str(e)}
+            continue
+        store.search_vectors(enc.encode_query([enc.load(photos[0])]), 10)   # warm
+        times = []
+        for p in photos:
+            t0 = time.perf_counter()
+            store.search_vectors(enc.encode_query([enc.load(p)]), 10)
+            times.append(time.perf_counter() - t0)
+        out[prec] = stats_ms(times)
+    return out
 
 
 def cli_latency(root: Path, photos: list[Path], *, cold: int) -> dict[str, Any]:
@@ -742,6 +796,25 @@ def bench_seed(base_root: Path, *, n_queries: int, quick: bool, ours: dict, entr
 
 # --------------------------------------------------------------------------- the report
 
+def precision_lines(ix: dict[str, Any], lat: dict[str, Any]) -> list[str]:
+    """Markdown for float32 vs int8: indexing speed (``ix``), one-photo latency (``lat``)."""
+    lines = ["## float32 and int8 variants of the encoder, same run", ""]
+    bp = ix.get("by_precision") or {}
+    if bp:
+        lines += ["| same catalogue | indexing images/s end to end | build s |", "|---|---:|---:|"]
+        lines += [f"| {k}{' (default here)' if v.get('default') else ''} | {v.get('images_per_second', '-')} | "
+                  f"{v.get('build_seconds', v.get('error', '-'))} |" for k, v in bp.items()]
+        lines += [""]
+    for name, e in lat.items():
+        bp = e.get("by_precision") or {}
+        if bp:
+            lines += [f"{name}, one photo in-process (decode, encode with the flip, search) by encoder variant: "
+                      + "; ".join(f"{k} p50 {v['p50']} ms, p99 {v['p99']} ms" if "p50" in v else f"{k}: {v.get('error')}"
+                                  for k, v in bp.items())
+                      + f" (the store's: {e.get('precision')}).", ""]
+    return lines if len(lines) > 2 else []
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = ["# dressfinder benchmarks", ""]
     m = report["machine"]
@@ -789,7 +862,7 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {e.get('products')} | {e.get('index')} | {pp(ip.get('search'))} | "
                          f"{ip.get('decode', {}).get('p50', '-')} | {ip.get('preprocess+encode', {}).get('p50', '-')} | "
                          f"{ip.get('index+metadata', {}).get('p50', '-')} | {cli_cold} | {cli_warm} | {http_s} |")
-        lines += [""]
+        lines += [""] + precision_lines(ix or {}, lat)
         for name, e in lat.items():
             for part in ("cli", "http"):
                 if (e.get(part) or {}).get("error"):

@@ -525,15 +525,17 @@ class Config:
     index: str = "flat"
     index_params: dict[str, Any] = field(default_factory=dict)
     train_seed_autoencoder: bool = False
+    precision: str | None = None  # the encoder's variant (int8 / fp32; None: the encoder's default)
 
     def describe(self, enc_name: str) -> str:
         p = self.index_params
         idx = self.index + (f" {p.get('nlist', 10)}/{p.get('nprobe', 1)}" if self.index == "ivf" else "")
-        return f"{enc_name} + {idx}"
+        return f"{enc_name}{' ' + self.precision if self.precision else ''} + {idx}"
 
 
 def parse_config(text: str) -> Config:
-    """``seed``, ``base``, ``default``, or ``ENCODER[@MODEL][+flat|+hnsw|+ivf[:NLIST/NPROBE]]``."""
+    """``seed``, ``base``, ``default`` (float32), ``int8`` (the default encoder's 8-bit variant), or
+    ``ENCODER[@MODEL][+flat|+hnsw|+ivf[:NLIST/NPROBE]]``."""
     from .errors import DressfinderError
 
     text = text.strip()
@@ -542,7 +544,9 @@ def parse_config(text: str) -> Config:
     if text == "base":
         return Config("base", "effnet-lite0")
     if text == "default":
-        return Config("default", None)
+        return Config("default", None, precision="fp32")
+    if text == "int8":
+        return Config("int8", None, precision="int8")
     enc, _, idx = text.partition("+")
     enc, _, model = enc.partition("@")
     kind, _, params = (idx or "flat").partition(":")
@@ -722,7 +726,7 @@ def evaluate(catalog: str | Path, configs: Sequence[str], *, queries: Sequence[s
             if cache is None and scratch is None:   # --no-cache: a folder that goes away with the run
                 scratch = tempfile.TemporaryDirectory(prefix="dressfinder-eval-")
             model = str(seed_autoencoder(images, cat_key, cache or Path(scratch.name), epochs, progress))
-        enc = get_encoder(cfg.encoder, **({"model": model} if model else {}))
+        enc = get_encoder(cfg.encoder, precision=cfg.precision, **({"model": model} if model else {}))
         if progress:
             print(f"[{cfg.label}] {enc!r}", file=sys.stderr)
         cat_keys = [f"{i}\0{p}" for i, p in zip(ids, images)]
@@ -822,7 +826,7 @@ def to_summary(report: dict[str, Any]) -> str:
                      f"{_pct(r['same_style@10'])} | {ms} |")
     for r in rs:
         held = (r.get("splits") or {}).get("held-out sources")
-        if held and r["config"] == "default":
+        if held and r["config"] in ("default", "int8"):
             lines.append(f"| *{r['config']}, sources held out of training ({held['n']:,} queries)* | | "
                          f"*{_pct(held['recall@1'])}* | *{_pct(held['recall@10'])}* | | |")
     by = {r["config"]: r for r in rs}
@@ -906,9 +910,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", nargs="+", default=[], metavar="GLOB",
                    help="catalogue ids to make query photos from (shell patterns on ids; default: the ids that "
                         "contain 'dress', or all when none does)")
-    p.add_argument("--configs", default="seed,base,default",
+    p.add_argument("--configs", default="seed,base,default,int8",
                    help="comma-separated: seed (autoencoder trained here + ivf 10/1), base (effnet-lite0 + flat), "
-                        "default (the default encoder + flat), or ENCODER[@MODEL][+flat|+hnsw|+ivf:NLIST/NPROBE]")
+                        "default (the default encoder, float32, + flat), int8 (its 8-bit variant + flat), "
+                        "or ENCODER[@MODEL][+flat|+hnsw|+ivf:NLIST/NPROBE]")
     p.add_argument("--kinds", default=",".join(KINDS), help=f"variant kinds (default: {','.join(KINDS)})")
     p.add_argument("--per-source", type=int, default=1, help="variants per kind per source (default 1)")
     p.add_argument("--max-sources", type=int, default=None, help="evaluate a random subset of the sources")

@@ -71,6 +71,15 @@ def _float_env(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from e
 
 
+def _choice_env(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     store: str | None = None
@@ -93,6 +102,7 @@ class Settings:
     milvus_uri: str | None = None
     milvus_token: str = ""
     cache: Path | None = None
+    precision: str = "auto"          # default encoder's variant for new stores: auto, int8 or fp32
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -114,6 +124,7 @@ class Settings:
             milvus_uri=os.environ.get("DRESSFINDER_MILVUS_URI") or None,
             milvus_token=os.environ.get("MILVUS_TOKEN", ""),
             cache=cache_dir(),
+            precision=_choice_env("DRESSFINDER_PRECISION", cls.precision, ("auto", "int8", "fp32")),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -290,8 +290,9 @@ class Store(Searchable):
               encoder: str | Encoder | None = None, index: str = "auto",
               index_params: dict[str, Any] | None = None, model: str | Path | None = None,
               train_epochs: int = 20, progress: bool = True, workers: int | None = None,
-              dask: str | None = None) -> "Store":
-        """Encode a catalogue and write a store at ``root`` (replacing one that is there, atomically)."""
+              dask: str | None = None, precision: str | None = None) -> "Store":
+        """Encode a catalogue and write a store at ``root`` (replacing one that is there, atomically).
+        ``precision``: the encoder's variant (auto, int8, fp32; None: ``DRESSFINDER_PRECISION``)."""
         root = Path(root)
         t0 = time.perf_counter()
         products, pre_skipped, source = products_from(catalog)
@@ -300,7 +301,7 @@ class Store(Searchable):
         root.mkdir(parents=True, exist_ok=True)
         with writer_lock(root, timeout=0.5):
             images_dir = root / "images"
-            enc = cls._prepare_encoder(encoder, model, products, root, train_epochs, progress)
+            enc = cls._prepare_encoder(encoder, model, products, root, train_epochs, progress, precision)
             work = root / ".work" / fingerprint(enc, [f"{p.id}\0{p.image}" for p in products])
             result = cls._embed(enc, [p.image for p in products], images_dir, work, progress, workers, dask)
             if len(result.ok) == 0:
@@ -343,7 +344,8 @@ class Store(Searchable):
         return embed(enc, sources, images_dir=images_dir, work_dir=work, progress=progress, workers=workers)
 
     @staticmethod
-    def _prepare_encoder(encoder, model, products, root: Path, epochs: int, progress: bool) -> Encoder:
+    def _prepare_encoder(encoder, model, products, root: Path, epochs: int, progress: bool,
+                         precision: str | None = None) -> Encoder:
         if isinstance(encoder, Encoder):
             return encoder
         name = encoder or None
@@ -354,7 +356,7 @@ class Store(Searchable):
             if not model.exists():
                 log.info("no --model given: training the seed autoencoder on this catalogue first")
                 train_from_sources([p.image for p in products], model, epochs=epochs, progress=progress)
-        return get_encoder(name, **({"model": str(model)} if model else {}))
+        return get_encoder(name, precision=precision, **({"model": str(model)} if model else {}))
 
     @classmethod
     def _commit_new(cls, root: Path, enc: Encoder, vindex: VectorIndex, vectors: np.ndarray,

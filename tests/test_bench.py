@@ -52,4 +52,10 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path, catalog_dir):
     assert kinds["flat"]["recall_at_10"] == 1.0 and 0 < kinds["hnsw"]["recall_at_10"] <= 1
     assert report["seed"]["ratios_ours_over_seed"]["indexing_images_per_second"] > 0
     assert "## Query latency" in md and "| ivfpq |" in md and "ours / seed" in md
+    # float32 and int8 side by side: indexing speed and one-photo latency, same run
+    bp = report["indexing"]["by_precision"]
+    assert set(bp) == {"fp32", "int8"} and all(v["images_per_second"] > 0 for v in bp.values()), bp
+    assert sum(v["default"] for v in bp.values()) == 1
+    assert all(lat["24"]["by_precision"][p]["n"] == 4 for p in ("fp32", "int8"))
+    assert "## float32 and int8 variants" in md and "by encoder variant" in md
     assert not (out / "stores").exists()  # removed without --keep

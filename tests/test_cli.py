@@ -175,3 +175,25 @@ def test_train_refuses_bad_options_with_one_line(tmp_path, catalog_dir):
         proc = cli("train", catalog_dir / "catalog.csv", *args, check=False)
         assert proc.returncode == 2 and msg in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert not list(tmp_path.iterdir())       # nothing written
+
+
+def test_precision_option_is_recorded_checked_and_validated(tmp_path, catalog_dir, queries):
+    store = tmp_path / "s8"
+    proc = cli("index", catalog_dir / "catalog.csv", "--store", store, "--precision", "int8", "--quiet")
+    assert "effnet-tuned (int8)" in proc.stderr
+    assert json.loads(cli("info", "--store", store).stdout)["encoder"]["precision"] == "int8"
+    res = json.loads(cli("search", "--store", store, "--json", "-k", "1", "--precision", "int8", queries[0]).stdout)
+    assert res["results"][0]["id"] == "sku-006"
+    # asking a store for the other variant is refused in one line, not silently mixed
+    proc = cli("search", "--store", store, "--precision", "fp32", queries[0], check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "int8" in lines[0] and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "dressfinder", "search", "--store", str(store), str(queries[0])],
+                          capture_output=True, text=True, env={**ENV, "DRESSFINDER_PRECISION": "fp32"}, cwd=REPO)
+    assert proc.returncode == 2 and "encoded with the int8 variant" in proc.stderr
+    # bad values: argparse refuses --precision, the environment setting is refused in one line
+    proc = cli("search", "--store", store, "--precision", "int4", queries[0], check=False)
+    assert proc.returncode == 2 and "invalid choice: 'int4'" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "dressfinder", "search", "--store", str(store), str(queries[0])],
+                          capture_output=True, text=True, env={**ENV, "DRESSFINDER_PRECISION": "half"}, cwd=REPO)
+    assert proc.returncode == 2 and "DRESSFINDER_PRECISION must be one of" in proc.stderr.strip().splitlines()[-1]

@@ -116,3 +116,77 @@ def test_autoencoder_needs_a_model(tmp_path):
     (tmp_path / "bad.keras").write_bytes(b"not a model")
     with pytest.raises(EncoderError, match="cannot load"):
         get_encoder("autoencoder", model=str(tmp_path / "bad.keras")).encode([dress_image(0)])
+
+
+# --------------------------------------------------------------------------- the int8 variant
+
+@pytest.fixture(scope="module")
+def tuned_pair():
+    return get_encoder("effnet-tuned", precision="fp32"), get_encoder("effnet-tuned", precision="int8")
+
+
+def test_int8_variant_vectors_are_close_to_fp32(tuned_pair):
+    fp32, int8 = tuned_pair
+    assert (fp32.precision, int8.precision) == ("fp32", "int8")
+    assert int8.model_path.name == "effnet-tuned.int8.onnx" and int8.model_path.stat().st_size < 20 * 2**20
+    assert int8.version != fp32.version and int8.dim == fp32.dim == 512
+    ims = [dress_image(i) for i in range(16)]
+    a, b = fp32.encode(ims), int8.encode(ims)
+    cos = (a * b).sum(axis=1)
+    # (340 catalogue photos: median 0.994, minimum 0.966; these flat drawings are far from the
+    # calibration pictures, so their activations round a little worse)
+    assert np.median(cos) > 0.97 and cos.min() > 0.9, cos
+    # every int8 vector's nearest float32 vector is its own picture's
+    assert ((b @ a.T).argmax(axis=1) == np.arange(len(ims))).all()
+    qa, qb = fp32.encode_query(ims[:4]), int8.encode_query(ims[:4])
+    assert ((qa * qb).sum(axis=1) > 0.9).all()
+
+
+def test_precision_is_in_the_spec_and_round_trips(tuned_pair):
+    fp32, int8 = tuned_pair
+    assert fp32.spec()["precision"] == "fp32" and int8.spec()["precision"] == "int8"
+    again = load_encoder(int8.spec())
+    assert again.precision == "int8" and again.version == int8.version
+    # stores from before the int8 variant recorded no precision: they are float32
+    old = {k: v for k, v in fp32.spec().items() if k != "precision"}
+    assert load_encoder(old).precision == "fp32"
+    # an int8 spec with the float32 model's version (a mix-up) is refused, never silently used
+    with pytest.raises(EncoderError, match="rebuild"):
+        load_encoder({**int8.spec(), "version": fp32.version})
+
+
+def test_auto_precision_follows_the_cpu_and_the_setting(monkeypatch, tmp_path):
+    from dressfinder.encoders import effnet_tuned, onnx_runtime
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not onnx_runtime.int8_is_faster(onnx_runtime.cpu_flags(info))
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert onnx_runtime.int8_is_faster(onnx_runtime.cpu_flags(info))
+    assert onnx_runtime.cpu_flags(tmp_path / "missing") == set()
+    monkeypatch.delenv("DRESSFINDER_PRECISION", raising=False)
+    for fast, expected in ((False, "fp32"), (True, "int8")):
+        monkeypatch.setattr(effnet_tuned, "int8_is_faster", lambda fast=fast: fast)
+        assert get_encoder().precision == expected
+        assert get_encoder(precision="auto").precision == expected
+    monkeypatch.setenv("DRESSFINDER_PRECISION", "fp32")
+    assert get_encoder().precision == "fp32" and get_encoder(precision="int8").precision == "int8"
+    monkeypatch.setenv("DRESSFINDER_PRECISION", "int4")
+    with pytest.raises(EncoderError, match="DRESSFINDER_PRECISION"):
+        get_encoder()
+
+
+def test_bad_or_unavailable_precisions_are_refused(tmp_path):
+    with pytest.raises(EncoderError, match="precision must be one of"):
+        get_encoder("effnet-tuned", precision="int16")
+    with pytest.raises(EncoderError, match="no int8 variant"):
+        get_encoder("effnet-lite0", precision="int8")
+    assert get_encoder("effnet-lite0", precision="auto").precision == "fp32"
+    # a model file of one's own without an int8 file beside it: int8 is refused, auto is fp32
+    from dressfinder.encoders.effnet_tuned import DEFAULT_MODEL
+
+    own = tmp_path / "mine.onnx"
+    own.write_bytes(DEFAULT_MODEL.read_bytes())
+    with pytest.raises(EncoderError, match="no int8 variant of the model"):
+        get_encoder("effnet-tuned", model=str(own), precision="int8")
+    assert get_encoder("effnet-tuned", model=str(own), precision="auto").precision == "fp32"

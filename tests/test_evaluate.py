@@ -104,6 +104,8 @@ def test_parse_config():
         ("autoencoder", "ivf", {"nlist": 10, "nprobe": 1}, True)
     assert ev.parse_config("base").encoder == "effnet-lite0"
     assert ev.parse_config("default").encoder is None
+    assert ev.parse_config("default").precision == "fp32" and ev.parse_config("int8").precision == "int8"
+    assert ev.parse_config("int8").describe("effnet-tuned") == "effnet-tuned int8 + flat"
     c = ev.parse_config("effnet-tuned@m.onnx+ivf:20/3")
     assert (c.encoder, c.model, c.index) == ("effnet-tuned", "m.onnx", "ivf")
     assert c.index_params == {"nlist": 20, "nprobe": 3}

@@ -221,3 +221,36 @@ def test_empty_catalogue_is_an_error(tmp_path):
     with pytest.raises(DressfinderError, match="no readable images"):
         Store.build(tmp_path / "broken", tmp_path / "s2", progress=False)
     assert not (tmp_path / "s2" / "store.json").exists()
+
+
+def test_store_records_the_encoder_precision_and_queries_use_it(tmp_path):
+    from dressfinder.encoders import refuse_precision_mismatch
+    from dressfinder.errors import EncoderError
+
+    write_catalog(tmp_path / "cat", n=8)
+    stores = {}
+    for precision in ("int8", "fp32"):
+        root = tmp_path / precision
+        Store.build(tmp_path / "cat" / "catalog.csv", root, encoder="effnet-tuned", precision=precision,
+                    progress=False)
+        m = json.loads((root / "store.json").read_text())
+        assert m["encoder"]["precision"] == precision
+        store = Store.open(root)
+        assert store.encoder.precision == precision
+        assert store.search(tmp_path / "cat" / "images" / "dress-005.jpg", k=1)[0].id == "sku-005"
+        stores[precision] = store
+    spec8 = stores["int8"].manifest["encoder"]
+    refuse_precision_mismatch(spec8, "int8")
+    refuse_precision_mismatch(spec8, "auto")
+    refuse_precision_mismatch(spec8, None)
+    with pytest.raises(EncoderError, match="encoded with the int8 variant"):
+        refuse_precision_mismatch(spec8, "fp32")
+    # a store from before int8 variants (no precision recorded) is float32, and opens as such
+    root = tmp_path / "fp32"
+    m = json.loads((root / "store.json").read_text())
+    del m["encoder"]["precision"]
+    (root / "store.json").write_text(json.dumps(m))
+    old = Store.open(root)
+    assert old.encoder.precision == "fp32"
+    with pytest.raises(EncoderError, match="encoded with the fp32 variant"):
+        refuse_precision_mismatch(old.manifest["encoder"], "int8")

@@ -37,6 +37,8 @@ class Encoder:
     #: cosine at or above which two different files show the same picture (``dressfinder inspect``);
     #: each encoder has its own scale and sets its own (measured) value.
     near_duplicate_cosine: float = 0.97
+    #: which variant of the network makes the vectors ("fp32", or "int8" for a quantized one)
+    precision: str = "fp32"
 
     # -- the two halves of the work ------------------------------------------------------
     def preprocess(self, im: Image.Image) -> np.ndarray:
@@ -118,14 +120,39 @@ def keep_model_file(src: str | Path, store_dir: str | Path, name: str, sidecars:
 # --------------------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, Callable[..., Encoder]] = {}
+_PRECISIONS: dict[str, tuple[str, ...]] = {}   # name -> the variants its factory takes (precision=...)
 DEFAULT_ENCODER = "effnet-tuned"   # dressfinder/models/effnet-tuned.onnx: docs/quality.md
+PRECISIONS = ("auto", "int8", "fp32")   # what --precision / DRESSFINDER_PRECISION accept
 
 
-def register(name: str) -> Callable[[Callable[..., Encoder]], Callable[..., Encoder]]:
+def register(name: str, precisions: Sequence[str] = ("fp32",)) -> Callable[[Callable[..., Encoder]], Callable[..., Encoder]]:
+    """Register a factory; ``precisions``: the variants it makes (more than fp32: it takes ``precision=``)."""
     def deco(factory):
         _REGISTRY[name] = factory
+        _PRECISIONS[name] = tuple(precisions)
         return factory
     return deco
+
+
+def check_precision(value: str | None) -> str | None:
+    if value is not None and value not in PRECISIONS:
+        raise EncoderError(f"precision must be one of {', '.join(PRECISIONS)}, not {value!r}")
+    return value
+
+
+def spec_precision(spec: dict[str, Any]) -> str:
+    """The variant a store's encoder spec was made with (stores from before int8 variants: fp32)."""
+    return str(spec.get("precision") or "fp32")
+
+
+def refuse_precision_mismatch(spec: dict[str, Any], requested: str | None, where: str = "this store") -> None:
+    """Queries must use the variant the store was encoded with: an explicit other one is refused."""
+    check_precision(requested)
+    have = spec_precision(spec)
+    if requested not in (None, "auto") and requested != have:
+        raise EncoderError(f"{where} was encoded with the {have} variant of {spec.get('name')}; its queries "
+                           f"must use it too (drop --precision / DRESSFINDER_PRECISION, or rebuild the store "
+                           f"with --precision {requested})")
 
 
 def _ensure_builtin() -> None:
@@ -146,6 +173,12 @@ def get_encoder(name: str | None = None, **options: Any) -> Encoder:
         factory = _REGISTRY[name]
     except KeyError:
         raise EncoderError(f"unknown encoder {name!r}; choose from {', '.join(available_encoders())}") from None
+    precision = check_precision(options.pop("precision", None))
+    variants = _PRECISIONS.get(name, ("fp32",))
+    if precision not in (None, "auto") and precision not in variants:
+        raise EncoderError(f"encoder {name} has no {precision} variant (it has: {', '.join(variants)})")
+    if len(variants) > 1:
+        options["precision"] = precision
     return factory(**{k: v for k, v in options.items() if v is not None})
 
 
@@ -158,6 +191,7 @@ def load_encoder(spec: dict[str, Any], store_dir: str | Path | None = None) -> E
         if not model.is_absolute() and store_dir is not None:
             model = Path(store_dir) / model
         options["model"] = str(model)
+    options["precision"] = spec_precision(spec)   # never "auto": the variant the vectors came from
     enc = get_encoder(spec["name"], **options)
     if spec.get("version") and enc.version != spec["version"]:
         raise EncoderError(f"store was built with {spec['name']} version {spec['version']}, "

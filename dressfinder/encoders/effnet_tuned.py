@@ -6,6 +6,11 @@ dimensions, L2-normalised; one forward pass per image at 224x224, run by onnxrun
 
 The shipped model is ``dressfinder/models/effnet-tuned.onnx`` (made by
 ``scripts/train_default_model.sh``); another one is chosen with ``model=FILE.onnx`` (``--model``).
+Beside it, ``effnet-tuned.int8.onnx``: the same network quantized to 8 bits
+(``scripts/quantize_default_model.sh``), about twice as fast where the CPU has VNNI instructions.
+``precision``: ``"int8"``, ``"fp32"`` or ``"auto"`` (int8 where the CPU runs it faster and the file
+exists, else fp32); ``None`` reads ``DRESSFINDER_PRECISION`` (default auto). A store records which
+variant made its vectors (``spec()["precision"]``) and its queries use the same one.
 On the query side the photo and its mirror image are both encoded and their vectors averaged
 (``encode_query_arrays``): about one more forward pass per query, none per catalogue image.
 """
@@ -22,11 +27,34 @@ from PIL import Image
 from ..errors import EncoderError
 from . import Encoder, file_digest, keep_model_file, l2_normalize, register
 from .effnet import to_input
-from .onnx_runtime import OnnxModel
+from .onnx_runtime import OnnxModel, int8_is_faster
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODEL_DIR / "effnet-tuned.onnx"
 INPUT_SIZE = 224
+INT8_SUFFIX = ".int8.onnx"
+
+
+def int8_path(fp32: Path) -> Path:
+    """Where the 8-bit variant of a float32 model lives: ``NAME.int8.onnx`` beside ``NAME.onnx``."""
+    fp32 = Path(fp32)
+    return fp32 if fp32.name.endswith(INT8_SUFFIX) else fp32.with_name(fp32.stem + INT8_SUFFIX)
+
+
+def resolve_precision(requested: str | None, fp32_model: Path) -> str:
+    """``"int8"`` or ``"fp32"`` for a request of int8 / fp32 / auto / None (the setting)."""
+    if requested is None:
+        from ..settings import Settings
+
+        try:
+            requested = Settings.from_env().precision
+        except ValueError as e:
+            raise EncoderError(str(e)) from None
+    if requested == "auto":
+        return "int8" if int8_path(fp32_model).is_file() and int8_is_faster() else "fp32"
+    if requested not in ("int8", "fp32"):
+        raise EncoderError(f"precision must be auto, int8 or fp32, not {requested!r}")
+    return requested
 
 
 def model_meta(path: Path) -> dict[str, Any]:
@@ -48,13 +76,26 @@ class TunedEffNet(Encoder):
     #: score >= 0.95 for 97.5 % of them (median 0.995); the nearest *different* image at most 0.933
     near_duplicate_cosine = 0.95
 
-    def __init__(self, model: str | None = None, threads: int | None = None, query_flip: bool = True):
+    def __init__(self, model: str | None = None, threads: int | None = None, query_flip: bool = True,
+                 precision: str | None = None):
         path = Path(model) if model else DEFAULT_MODEL
+        given_int8 = path.name.endswith(INT8_SUFFIX)   # a store's kept copy of an int8 model, say
+        self.precision = "int8" if given_int8 and precision in (None, "auto", "int8") \
+            else resolve_precision(precision, path)
+        if given_int8 and self.precision != "int8":
+            raise EncoderError(f"{path.name} is an int8 model; use the float32 one for --precision fp32")
+        if self.precision == "int8" and not given_int8:
+            if not path.is_file():
+                raise EncoderError(f"no effnet-tuned model at {path}")
+            path = int8_path(path)
+            if not path.is_file():
+                raise EncoderError(f"no int8 variant of the model ({path.name}); make one with: "
+                                   f"scripts/quantize_default_model.sh (or python -m dressfinder.training.quantize)")
         if not path.is_file():
             raise EncoderError(f"no effnet-tuned model at {path}; make one with: dressfinder train CATALOG "
                                f"--method contrastive --out {path}")
         self.model_path = path
-        self.is_default = model is None or path.resolve() == DEFAULT_MODEL.resolve()
+        self.is_default = path.resolve() in (DEFAULT_MODEL.resolve(), int8_path(DEFAULT_MODEL).resolve())
         self.version = file_digest(path)
         meta = model_meta(path)
         self._threads = threads
@@ -87,7 +128,7 @@ class TunedEffNet(Encoder):
         return l2_normalize(both[:n] + both[n:])
 
     def spec(self) -> dict[str, Any]:
-        s = super().spec()
+        s = {**super().spec(), "precision": self.precision}
         if not self.query_flip:
             s["options"] = {"query_flip": False}
         if not self.is_default:
@@ -97,11 +138,13 @@ class TunedEffNet(Encoder):
     def save_into(self, store_dir: Path) -> dict[str, Any]:
         if self.is_default:   # the installed package has it; the version check guards changes
             return self.spec()
-        name = keep_model_file(self.model_path, store_dir, f"models/effnet-tuned-{self.version}.onnx",
+        suffix = INT8_SUFFIX if self.precision == "int8" else ".onnx"
+        name = keep_model_file(self.model_path, store_dir, f"models/effnet-tuned-{self.version}{suffix}",
                                sidecars=(".json",))
         return {**self.spec(), "model": name}
 
 
-@register("effnet-tuned")
-def _make(model: str | None = None, threads: int | None = None, query_flip: bool = True, **_: Any) -> Encoder:
-    return TunedEffNet(model=model, threads=threads, query_flip=query_flip)
+@register("effnet-tuned", precisions=("fp32", "int8"))
+def _make(model: str | None = None, threads: int | None = None, query_flip: bool = True,
+          precision: str | None = None, **_: Any) -> Encoder:
+    return TunedEffNet(model=model, threads=threads, query_flip=query_flip, precision=precision)

@@ -75,6 +75,30 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: /proc/cpuinfo flags of the x86 instructions that make onnxruntime's 8-bit kernels about twice
+#: as fast as float32 (dot products of 8-bit numbers); without them int8 gains little or loses.
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags (empty where there is no /proc/cpuinfo)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def int8_is_faster(flags: set[str] | None = None) -> bool:
+    """Whether this CPU runs the 8-bit variant of a network faster than float32 (VNNI present)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in INT8_FLAGS)
+
+
 class OnnxModel:
     """An onnxruntime session on the CPU, with threads set for this machine."""
 

@@ -20,6 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reload-interval", type=float, default=None,
                    help="seconds between checks for a rebuilt store, 0 = never (default 5; SIGHUP reloads now)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--precision", default=None, choices=["auto", "int8", "fp32"],
+                   help="check that the store was encoded with this variant of the encoder (queries always use "
+                        "the store's; another one is refused). Default $DRESSFINDER_PRECISION or auto")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..backends import open_store
+    from ..encoders import refuse_precision_mismatch
     from ..settings import Settings
     from . import create_app
 
@@ -43,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
                                "(build one with: dressfinder index CATALOG --store DIR)")
     logging.getLogger("dressfinder").setLevel(logging.INFO)
     store = open_store(settings.store, milvus_token=settings.milvus_token)
+    refuse_precision_mismatch(store.manifest["encoder"], args.precision or settings.precision,
+                              where=f"store {settings.store}")
     app = create_app(store, settings)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     shown = f"[{shown}]" if ":" in shown else shown
