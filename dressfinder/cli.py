@@ -85,7 +85,7 @@ def check_store_precision(store, a: argparse.Namespace) -> None:
     """Refuse, in one line, a --precision other than the one the store was encoded with."""
     from .encoders import refuse_precision_mismatch
 
-    refuse_precision_mismatch(store.manifest["encoder"], requested_precision(a), where=f"store {store.root}")
+    refuse_precision_mismatch(store.manifest["encoder"], requested_precision(a), where=f"store {store.location}")
 
 
 def _backend_args(p: argparse.ArgumentParser, store_help: str = "") -> None:

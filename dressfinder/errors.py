@@ -24,6 +24,10 @@ class ImageTooLarge(ImageError):
     status = 413
 
 
+class SettingsError(DressfinderError, ValueError):
+    """An environment variable with a value dressfinder cannot use."""
+
+
 class CatalogError(DressfinderError):
     """A catalogue folder or CSV that cannot be read."""
 

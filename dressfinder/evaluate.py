@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("crop", "background", "color", "blur_jpeg", "flip", "grayscale", "rotate", "exif", "combo")
 GENERATOR_VERSION = "1"     # bump when a variant would come out different for the same seed
-DEFAULT_SEED = 20250611     # training augmentations use other seeds (see encoders/adapt.py)
+DEFAULT_SEED = 20250611     # training augmentations use other seeds (see training/augment.py)
 AUTO_STYLE_PREFIX = "deepfashion-dresses/"   # --style-prefix auto: DeepFashion's style folders
 ORIENTATION = 0x0112
 # what ImageOps.exif_transpose does for each orientation, and its inverse (how a camera stored it)

@@ -189,6 +189,11 @@ class Searchable:
 
     images_dir: Path | None = None
 
+    @property
+    def location(self) -> str:
+        """Where the store is, in words (for messages)."""
+        raise NotImplementedError
+
     def snapshot(self) -> Snapshot:
         raise NotImplementedError
 

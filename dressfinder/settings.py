@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import SettingsError
+
 
 def cache_dir() -> Path:
     """Where derived artefacts (exported ONNX models) are cached (``Settings.cache``)."""
@@ -58,7 +60,7 @@ def _int_env(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as e:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from e
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from e
 
 
 def _float_env(name: str, default: float) -> float:
@@ -68,7 +70,7 @@ def _float_env(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError as e:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from e
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from e
 
 
 def _choice_env(name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -76,7 +78,7 @@ def _choice_env(name: str, default: str, choices: tuple[str, ...]) -> str:
     if not raw:
         return default
     if raw not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return raw
 
 

@@ -207,6 +207,10 @@ class Store(Searchable):
         self._encoder = encoder
         self._write = threading.Lock()
 
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
     def snapshot(self) -> StoreSnapshot:
         """The current generation (a reader keeps using the one it took, whatever changes after)."""
         return self._snap

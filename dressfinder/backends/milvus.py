@@ -280,6 +280,10 @@ class MilvusStore(Searchable):
     def close(self) -> None:
         self.client.close()
 
+    @property
+    def location(self) -> str:
+        return f"Milvus collection {self.collection} at {self.uri}"
+
     def snapshot(self) -> MilvusSnapshot:
         return MilvusSnapshot(self.client, self.collection, self.meta)
 

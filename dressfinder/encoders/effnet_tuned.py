@@ -1,6 +1,6 @@
 """``effnet-tuned``: EfficientNet-Lite0 adapted for finding the exact dress in a shopper's photo.
 
-The network (``encoders/adapt.py``): EfficientNet-Lite0 fine-tuned contrastively on a catalogue,
+The network (``training/``): EfficientNet-Lite0 fine-tuned contrastively on a catalogue,
 GeM pooling of the head (1280) and of a mid-level layer (672), a learned whitening to ``dim``
 dimensions, L2-normalised; one forward pass per image at 224x224, run by onnxruntime.
 
