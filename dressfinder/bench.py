@@ -370,18 +370,13 @@ def stage_profile(store, n: int) -> dict[str, Any]:
     paths = [p.image for p in list(store.products())[:n] if p.image and Path(p.image).is_file()]
     if not paths:
         return {}
-    old = os.environ.get("DRESSFINDER_THREADS")
-    os.environ["DRESSFINDER_THREADS"] = "1"
-    try:
-        from PIL import Image
+    from PIL import Image
 
+    from .encoders.onnx_runtime import session_threads
+
+    with session_threads(1):
         enc = get_encoder(store.manifest["encoder"]["name"], precision=store.manifest["encoder"].get("precision"))
         enc.encode_arrays(enc.preprocess(Image.new("RGB", (64, 64)))[None])  # load the model, single-threaded
-    finally:
-        if old is None:
-            os.environ.pop("DRESSFINDER_THREADS", None)
-        else:
-            os.environ["DRESSFINDER_THREADS"] = old
     t = {"read": 0.0, "decode": 0.0, "resize": 0.0, "normalize": 0.0, "hash+store": 0.0}
     arrays = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,12 +29,13 @@ import os
 import tempfile
 import time
 from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from .embed import BatchResult, EmbedResult, _progress, cpu_count, encode_batch, store_image_bytes, worker_encoder, \
+from .embed import BatchResult, EmbedResult, cpu_count, progress_bar, encode_batch, store_image_bytes, worker_encoder, \
     worker_spec
 from .encoders import Encoder
 from .errors import DressfinderError
@@ -66,7 +67,9 @@ def dask_task(spec: dict[str, Any], model: bytes | None, model_name: str | None,
               first: int) -> BatchResult:
     """One batch on a worker: ``datas`` are image bytes (or an error text for a file the client
     could not read); returns the vectors of the readable ones."""
-    os.environ.setdefault("DRESSFINDER_THREADS", "1")  # one thread per worker process: run a worker per core
+    from .encoders.onnx_runtime import set_session_threads
+
+    set_session_threads(1)  # one thread per worker process: run a worker per core
     enc = worker_encoder(_localise_model(spec, model, model_name))
     t = time.perf_counter()
     readable = [(j, d) for j, d in enumerate(datas) if isinstance(d, (bytes, bytearray))]
@@ -125,6 +128,48 @@ def close_local(cluster) -> None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _run_batches(client, task, sources: Sequence, images_dir: Path | None, batch: int, window: int, bar,
+                 timings: dict[str, float]) -> tuple[dict[int, BatchResult], dict[int, str | None]]:
+    """Submit ``task`` over batches of ``sources``, at most ``window`` at a time; the client reads the
+    files and keeps the readable images' bytes (as a local build does). -> (results by first index,
+    stored file by index)."""
+    n, t0 = len(sources), time.perf_counter()
+    results: dict[int, BatchResult] = {}
+    stored: dict[int, str | None] = {}
+    pending: deque = deque()
+    datas_of: dict[int, list] = {}
+    firsts = iter(range(0, n, batch))
+
+    def submit_next() -> None:
+        b0 = next(firsts, None)
+        if b0 is None:
+            return
+        tr = time.perf_counter()
+        datas_of[b0] = [_read(sources[i]) for i in range(b0, min(n, b0 + batch))]
+        timings["read"] += time.perf_counter() - tr
+        pending.append((b0, client.submit(task, datas_of[b0], b0, pure=False,
+                                          key=f"dressfinder-encode-{b0}-{os.getpid()}-{t0}")))
+
+    for _ in range(window):
+        submit_next()
+    while pending:
+        b0, fut = pending.popleft()
+        tw = time.perf_counter()
+        r = fut.result()
+        timings["wait"] += time.perf_counter() - tw
+        fut.release()
+        submit_next()
+        datas, ts = datas_of.pop(b0), time.perf_counter()
+        for i in r.ok:
+            stored[i] = store_image_bytes(datas[i - b0], images_dir) if images_dir is not None else None
+        timings["store"] += time.perf_counter() - ts
+        for k, v in r.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+        results[b0] = r
+        bar.update(r.count)
+    return results, stored
+
+
 def embed_with_dask(encoder: Encoder, sources: Sequence, images_dir: Path | None, address: str, *,
                     progress: bool = True, workers: int | None = None, batch: int = BATCH,
                     client=None) -> EmbedResult:
@@ -146,49 +191,13 @@ def embed_with_dask(encoder: Encoder, sources: Sequence, images_dir: Path | None
     cluster = None
     if own:
         client, cluster = connect(address, workers)
-    bar = _progress(n, "encoding (dask)", progress)
-    results: dict[int, BatchResult] = {}
-    stored: dict[int, str | None] = {}
+    bar = progress_bar(n, "encoding (dask)", progress)
     timings: dict[str, float] = {"read": 0.0, "store": 0.0, "wait": 0.0}
     try:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         model_future = client.scatter(model, broadcast=True) if model is not None else None
-        window = 2 * n_workers
-        pending: deque = deque()
-        batches = iter(range(0, n, batch))
-        datas_of: dict[int, list] = {}
-
-        def submit_next() -> bool:
-            b0 = next(batches, None)
-            if b0 is None:
-                return False
-            tr = time.perf_counter()
-            datas = [_read(sources[i]) for i in range(b0, min(n, b0 + batch))]
-            timings["read"] += time.perf_counter() - tr
-            datas_of[b0] = datas
-            pending.append((b0, client.submit(dask_task, spec, model_future, model_name, datas, b0,
-                                              pure=False, key=f"dressfinder-encode-{b0}-{os.getpid()}-{t0}")))
-            return True
-
-        for _ in range(window):
-            if not submit_next():
-                break
-        while pending:
-            b0, fut = pending.popleft()
-            tw = time.perf_counter()
-            r = fut.result()
-            timings["wait"] += time.perf_counter() - tw
-            fut.release()
-            submit_next()
-            datas = datas_of.pop(b0)
-            ts = time.perf_counter()
-            for i in r.ok:  # the client keeps the original bytes, as a local build does
-                stored[i] = store_image_bytes(datas[i - b0], images_dir) if images_dir is not None else None
-            timings["store"] += time.perf_counter() - ts
-            for k, v in r.timings.items():
-                timings[k] = timings.get(k, 0.0) + v
-            results[b0] = r
-            bar.update(r.count)
+        task = partial(dask_task, spec, model_future, model_name)
+        results, stored = _run_batches(client, task, sources, images_dir, batch, 2 * n_workers, bar, timings)
     finally:
         bar.close()
         if own:

@@ -35,6 +35,7 @@ import numpy as np
 from .encoders import Encoder
 from .errors import DressfinderError
 from .images import EXTENSIONS, load_image, sniff_format
+from .settings import default_threads
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def prepare_one(encoder: Encoder, source, images_dir: Path | None = None,
         return Prepared(None, error=f"cannot read: {e.strerror or e}")
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def progress_bar(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, dynamic_ncols=True, smoothing=0.1)
@@ -129,6 +130,77 @@ def fingerprint(encoder: Encoder, keys: Sequence[str]) -> str:
         h.update(k.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+#: A finished chunk: (vectors, indices of the readable sources, their stored files, (index, reason) skipped)
+Chunk = tuple
+
+
+class ChunkCache:
+    """Finished chunks of a build, kept in ``work_dir`` so that a rerun resumes (one .npz a chunk,
+    written atomically; a torn one is redone). ``work_dir`` None: nothing is kept."""
+
+    def __init__(self, work_dir: Path | None):
+        self.dir = work_dir
+        if work_dir is not None:
+            work_dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, start: int) -> Path:
+        return self.dir / f"chunk-{start:09d}.npz"
+
+    def load(self, start: int) -> Chunk | None:
+        if self.dir is None or not self._path(start).exists():
+            return None
+        try:
+            with np.load(self._path(start), allow_pickle=False) as z:
+                return (z["vectors"], z["ok"], [str(f) or None for f in z["files"]],
+                        [(int(i), str(r)) for i, r in zip(z["skip_idx"], z["skip_reason"])])
+        except Exception:  # a chunk torn by a crash: redo it
+            self._path(start).unlink(missing_ok=True)
+            return None
+
+    def save(self, start: int, chunk: Chunk) -> None:
+        if self.dir is None:
+            return
+        vecs, ok, files, skipped = chunk
+        tmp = self._path(start).with_name(self._path(start).name + ".tmp.npz")
+        np.savez(tmp, vectors=vecs, ok=np.asarray(ok, np.int64), files=np.array([f or "" for f in files], dtype=str),
+                 skip_idx=np.array([i for i, _ in skipped], np.int64),
+                 skip_reason=np.array([r for _, r in skipped], dtype=str))
+        os.replace(tmp, self._path(start))
+
+
+def _runner(encoder: Encoder, mode: str, workers: int | None, left: int, images_dir: Path | None,
+            prepared_hook: Callable[[list[Prepared]], None] | None) -> "_Runner":
+    """Worker processes (whole batches each) or decoding threads feeding this process's encoder."""
+    cpus = cpu_count()
+    spec = None
+    if mode != "threads" and workers != 1 and prepared_hook is None and left and (cpus > 1 or mode == "processes"):
+        if mode == "processes" or (left >= PROCESS_MIN and prefers_processes(encoder)):
+            spec = worker_spec(encoder)
+            if spec is None and mode == "processes":
+                log.warning("%r cannot be rebuilt in a worker process: decoding in threads instead", encoder)
+    if spec is not None:
+        return _ProcessRunner(spec, max(1, min(workers or cpus, -(-left // TASK))), images_dir)
+    return _ThreadRunner(encoder, workers or default_threads(), images_dir, prepared_hook)
+
+
+def _collect(results: Iterator["BatchResult"], start: int, stop: int, batch: int, sources: Sequence, dim: int,
+             bar) -> Chunk:
+    """The batches of one chunk, from the runner, as one chunk."""
+    vecs, ok, files, skipped = [], [], [], []
+    for _ in range(start, stop, batch):
+        r = next(results)
+        for idx, reason in r.skipped:
+            skipped.append((idx, reason))
+            log.warning("skipped %s: %s", sources[idx] if isinstance(sources[idx], (str, os.PathLike))
+                        else f"#{idx}", reason)
+        if len(r.ok):
+            vecs.append(r.vectors)
+            ok.extend(r.ok)
+            files.extend(r.files)
+        bar.update(r.count)
+    return (np.concatenate(vecs) if vecs else np.zeros((0, dim), np.float32), np.array(ok, np.int64), files, skipped)
 
 
 def embed(encoder: Encoder, sources: Sequence, *, images_dir: Path | None = None,
@@ -145,81 +217,32 @@ def embed(encoder: Encoder, sources: Sequence, *, images_dir: Path | None = None
     """
     if mode not in ("auto", "threads", "processes"):
         raise DressfinderError(f"embed mode {mode!r}: auto, threads or processes")
-    n = len(sources)
-    cpus = cpu_count()
-    t0 = time.perf_counter()
-    if work_dir is not None:
-        work_dir.mkdir(parents=True, exist_ok=True)
-
-    # chunks finished by an earlier, interrupted run
+    n, t0 = len(sources), time.perf_counter()
+    cache = ChunkCache(work_dir)
     chunks = [(start, min(n, start + CHUNK)) for start in range(0, n, CHUNK)]
-    done: dict[int, tuple] = {}
-    for start, _ in chunks:
-        cached = work_dir / f"chunk-{start:09d}.npz" if work_dir is not None else None
-        if cached is not None and cached.exists():
-            try:
-                with np.load(cached, allow_pickle=False) as z:
-                    done[start] = (z["vectors"], z["ok"], [str(f) or None for f in z["files"]],
-                                   [(int(i), str(r)) for i, r in zip(z["skip_idx"], z["skip_reason"])])
-            except Exception:  # a chunk torn by a crash: redo it
-                cached.unlink(missing_ok=True)
-    left = sum(stop - start for start, stop in chunks if start not in done)
-
-    spec = None
-    if mode != "threads" and workers != 1 and prepared_hook is None and left and (cpus > 1 or mode == "processes"):
-        if mode == "processes" or (left >= PROCESS_MIN and prefers_processes(encoder)):
-            spec = worker_spec(encoder)
-            if spec is None and mode == "processes":
-                log.warning("%r cannot be rebuilt in a worker process: decoding in threads instead", encoder)
-    if spec is not None:
-        runner: _Runner = _ProcessRunner(spec, max(1, min(workers or cpus, -(-left // TASK))), images_dir)
-    else:
-        runner = _ThreadRunner(encoder, workers or min(4, cpus), images_dir, prepared_hook)
-
-    vec_chunks, ok_chunks, files, skipped = [], [], [], []
-    bar = _progress(n, desc, progress)
+    done = {start: c for start, _ in chunks if (c := cache.load(start)) is not None}  # an earlier run's
+    runner = _runner(encoder, mode, workers, sum(b - a for a, b in chunks if a not in done), images_dir,
+                     prepared_hook)
+    parts: list[Chunk] = []
+    bar = progress_bar(n, desc, progress)
     try:
-        batches = [(b0, min(stop, b0 + runner.batch)) for start, stop in chunks if start not in done
-                   for b0 in range(start, stop, runner.batch)]
-        results = runner.run(sources, batches)
+        results = runner.run(sources, [(b0, min(stop, b0 + runner.batch)) for start, stop in chunks
+                                       if start not in done for b0 in range(start, stop, runner.batch)])
         for start, stop in chunks:
             if start in done:
-                vecs, c_ok, c_files, c_skip = done.pop(start)
+                parts.append(done.pop(start))
                 bar.update(stop - start)
             else:
-                c_vecs, c_ok, c_files, c_skip = [], [], [], []
-                for _ in range(start, stop, runner.batch):
-                    r = next(results)
-                    for idx, reason in r.skipped:
-                        c_skip.append((idx, reason))
-                        log.warning("skipped %s: %s", sources[idx] if isinstance(sources[idx], (str, os.PathLike))
-                                    else f"#{idx}", reason)
-                    if len(r.ok):
-                        c_vecs.append(r.vectors)
-                        c_ok.extend(r.ok)
-                        c_files.extend(r.files)
-                    bar.update(r.count)
-                vecs = np.concatenate(c_vecs) if c_vecs else np.zeros((0, encoder.dim), np.float32)
-                c_ok = np.array(c_ok, np.int64)
-                if work_dir is not None:
-                    cached = work_dir / f"chunk-{start:09d}.npz"
-                    tmp = cached.with_name(cached.name + ".tmp.npz")
-                    np.savez(tmp, vectors=vecs, ok=c_ok,
-                             files=np.array([f or "" for f in c_files], dtype=str),
-                             skip_idx=np.array([i for i, _ in c_skip], np.int64),
-                             skip_reason=np.array([r for _, r in c_skip], dtype=str))
-                    os.replace(tmp, cached)
-            vec_chunks.append(vecs)
-            ok_chunks.append(np.asarray(c_ok, np.int64))
-            files.extend(c_files)
-            skipped.extend(c_skip)
+                parts.append(_collect(results, start, stop, runner.batch, sources, encoder.dim, bar))
+                cache.save(start, parts[-1])
     finally:
         runner.close()
         bar.close()
-    vectors = np.concatenate(vec_chunks) if vec_chunks else np.zeros((0, encoder.dim), np.float32)
-    ok = np.concatenate(ok_chunks) if ok_chunks else np.zeros(0, np.int64)
-    return EmbedResult(vectors, ok, files, skipped, time.perf_counter() - t0,
-                       {k: round(v, 3) for k, v in runner.timings.items()}, runner.mode, runner.workers)
+    vectors = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, encoder.dim), np.float32)
+    ok = np.concatenate([np.asarray(p[1], np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
+    return EmbedResult(vectors, ok, [f for p in parts for f in p[2]], [s for p in parts for s in p[3]],
+                       time.perf_counter() - t0, {k: round(v, 3) for k, v in runner.timings.items()},
+                       runner.mode, runner.workers)
 
 
 # --------------------------------------------------------------------------- the two runners
@@ -379,8 +402,10 @@ def worker_encoder(spec: dict[str, Any]) -> Encoder:
 
 
 def _process_init(threads: int) -> None:
-    os.environ["DRESSFINDER_THREADS"] = str(threads)   # onnxruntime sessions made here
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    from .encoders.onnx_runtime import set_session_threads
+
+    set_session_threads(threads)                       # onnxruntime sessions made here
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))   # OpenMP (FAISS, torch) reads it at load
     os.environ.setdefault("KERAS_BACKEND", "torch")
     if "torch" in sys.modules:  # pragma: no cover
         sys.modules["torch"].set_num_threads(threads)

@@ -65,14 +65,35 @@ def cached_onnx(key: str, build: Callable[[], "object"], input_size: int,
     return target
 
 
+#: Threads of the sessions made from now on in this process; None: one a CPU. Set by whoever runs
+#: several encoders side by side (a worker process a core, a Dask worker, a benchmark), through
+#: :func:`session_threads`, before the encoder is made.
+_SESSION_THREADS: list[int | None] = [None]
+
+
 def default_threads() -> int:
-    raw = os.environ.get("DRESSFINDER_THREADS")
-    if raw:
-        return max(1, int(raw))
+    """Threads a new session uses: what :func:`session_threads` set, else one a CPU."""
+    if _SESSION_THREADS[0]:
+        return _SESSION_THREADS[0]
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover
         return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def session_threads(n: int | None):
+    """Sessions made inside use ``n`` threads (None: one a CPU); the setting before is restored."""
+    old, _SESSION_THREADS[0] = _SESSION_THREADS[0], (max(1, int(n)) if n else None)
+    try:
+        yield
+    finally:
+        _SESSION_THREADS[0] = old
+
+
+def set_session_threads(n: int | None) -> None:
+    """For a whole worker process: every session it makes uses ``n`` threads."""
+    _SESSION_THREADS[0] = max(1, int(n)) if n else None
 
 
 #: /proc/cpuinfo flags of the x86 instructions that make onnxruntime's 8-bit kernels about twice
