@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "remove": (None, "remove products from a store by id"),
     "info": (None, "describe a store"),
     "train": ("dressfinder.training.command", "train an encoder (the seed autoencoder, or contrastive fine-tuning)"),
-    "evaluate": ("dressfinder.evaluate", "measure Recall@K on photo-like variants, encoders side by side"),
+    "evaluate": ("dressfinder.tools.evaluate.command", "measure Recall@K on photo-like variants, encoders side by side"),
     "serve": ("dressfinder.web.command", "serve the web app and JSON API for a store"),
     "scrape": ("dressfinder.scrape.command", "collect store products (image, title, price, link) into a catalogue"),
     "inspect": ("dressfinder.tools.inspect.command", "HTML report of a catalogue or store"),

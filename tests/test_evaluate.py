@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import dress_image, shared_data, write_catalog
-from dressfinder import evaluate as ev
+from dressfinder.tools.evaluate import configs, metrics, report, variants
 from dressfinder.images import load_image
 
 
@@ -21,10 +21,10 @@ def _diff(a: Image.Image, b: Image.Image) -> float:
 @pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
 def test_exif_variant_is_undone_by_the_loader(orientation):
     im = dress_image(3, (120, 200))
-    stored = im.transpose(ev._EXIF_INVERSE[orientation])
-    data = ev.jpeg_bytes(stored, 95, orientation)
+    stored = im.transpose(variants._EXIF_INVERSE[orientation])
+    data = variants.jpeg_bytes(stored, 95, orientation)
     raw = Image.open(io.BytesIO(data))
-    assert raw.getexif().get(ev.ORIENTATION) == orientation
+    assert raw.getexif().get(variants.ORIENTATION) == orientation
     if orientation in (5, 6, 7, 8):
         assert raw.size == (200, 120)            # stored sideways ...
     back = load_image(data)
@@ -36,8 +36,8 @@ def test_exif_kind_makes_rotated_pixels_with_a_tag():
     im = dress_image(5, (120, 200))
     seen = set()
     for i in range(12):
-        data = ev.make_variant(im, "exif", ev.variant_rng(1, f"x{i}", "exif"))
-        o = Image.open(io.BytesIO(data)).getexif().get(ev.ORIENTATION)
+        data = variants.make_variant(im, "exif", variants.variant_rng(1, f"x{i}", "exif"))
+        o = Image.open(io.BytesIO(data)).getexif().get(variants.ORIENTATION)
         assert o in range(2, 9)
         seen.add(o)
         assert _diff(load_image(data), im) < 8
@@ -47,10 +47,10 @@ def test_exif_kind_makes_rotated_pixels_with_a_tag():
 def test_every_kind_makes_a_decodable_deterministic_jpeg():
     im = dress_image(7)
     pool = [dress_image(50 + i) for i in range(3)]
-    for kind in ev.KINDS:
-        a = ev.make_variant(im, kind, ev.variant_rng(11, "sku-1", kind), pool)
-        b = ev.make_variant(im, kind, ev.variant_rng(11, "sku-1", kind), pool)
-        c = ev.make_variant(im, kind, ev.variant_rng(12, "sku-1", kind), pool)
+    for kind in variants.KINDS:
+        a = variants.make_variant(im, kind, variants.variant_rng(11, "sku-1", kind), pool)
+        b = variants.make_variant(im, kind, variants.variant_rng(11, "sku-1", kind), pool)
+        c = variants.make_variant(im, kind, variants.variant_rng(12, "sku-1", kind), pool)
         assert a == b, kind                       # same seed, same bytes
         assert a[:2] == b"\xff\xd8", kind         # a JPEG
         out = load_image(a)
@@ -61,37 +61,37 @@ def test_every_kind_makes_a_decodable_deterministic_jpeg():
 
 def test_variant_kinds_change_what_they_say():
     im = dress_image(9, (160, 240))
-    r = lambda k: ev.variant_rng(3, "s", k)  # noqa: E731
-    flip = load_image(ev.make_variant(im, "flip", r("flip")))
+    r = lambda k: variants.variant_rng(3, "s", k)  # noqa: E731
+    flip = load_image(variants.make_variant(im, "flip", r("flip")))
     assert _diff(flip, im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)) < 6
-    gray = np.asarray(load_image(ev.make_variant(im, "grayscale", r("grayscale"))), np.int16)
+    gray = np.asarray(load_image(variants.make_variant(im, "grayscale", r("grayscale"))), np.int16)
     assert np.abs(gray[..., 0] - gray[..., 1]).max() <= 6
-    crop = load_image(ev.make_variant(im, "crop", r("crop")))
+    crop = load_image(variants.make_variant(im, "crop", r("crop")))
     assert crop.size[0] * crop.size[1] < 0.9 * im.size[0] * im.size[1]
-    bg = np.asarray(load_image(ev.make_variant(im, "background", r("background"))), np.int16)
+    bg = np.asarray(load_image(variants.make_variant(im, "background", r("background"))), np.int16)
     assert (bg.reshape(-1, 3) < 230).any(1).mean() > 0.5          # mostly not the white backdrop anymore
 
 
 def test_foreground_mask_finds_the_dress():
     im = dress_image(2, (160, 240))
-    mask = ev.foreground_mask(im)
+    mask = variants.foreground_mask(im)
     assert mask is not None and mask.shape == (240, 160)
     truth = (np.asarray(im, np.int16) < 240).any(2)
     inter = (mask & truth).sum() / truth.sum()
     assert inter > 0.9 and mask.mean() < truth.mean() * 1.3
     noisy = Image.fromarray(np.random.default_rng(0).integers(0, 256, (100, 80, 3), dtype=np.uint8))
-    assert ev.foreground_mask(noisy) is None      # a scene, not a backdrop
+    assert variants.foreground_mask(noisy) is None      # a scene, not a backdrop
 
 
 def test_recall_rank_and_style_share_on_a_toy_case():
     ranked = np.array([[5, 1, 2], [1, 5, 3], [2, 3, 4], [7, 8, 9]])
     targets = [{5}, {5}, {9, 4}, {1}]
-    assert ev.recall_at(ranked, targets, 1).tolist() == [1, 0, 0, 0]
-    assert ev.recall_at(ranked, targets, 3).tolist() == [1, 1, 1, 0]
-    assert ev.first_rank(ranked, targets).tolist() == [1, 2, 3, 0]
+    assert metrics.hits_at(ranked, targets, 1).tolist() == [1, 0, 0, 0]
+    assert metrics.hits_at(ranked, targets, 3).tolist() == [1, 1, 1, 0]
+    assert metrics.first_rank(ranked, targets).tolist() == [1, 2, 3, 0]
     styles = {1: "a", 2: "a", 3: "b", 4: "b", 5: "a", 7: "a", 8: None, 9: "b"}
     st = [styles.get(i) for i in range(10)]
-    share = ev.style_share(ranked, targets, st, ["a", "a", None, "b"], k=2)
+    share = metrics.style_share(ranked, targets, st, ["a", "a", None, "b"], k=2)
     assert share[0] == 1.0          # 1 and 2 are both "a" (the source 5 itself is not counted)
     assert share[1] == 0.5          # 1 ("a") and 3 ("b")
     assert np.isnan(share[2])
@@ -99,21 +99,21 @@ def test_recall_rank_and_style_share_on_a_toy_case():
 
 
 def test_parse_config():
-    seed = ev.parse_config("seed")
+    seed = configs.parse_config("seed")
     assert (seed.encoder, seed.index, seed.index_params, seed.train_seed_autoencoder) == \
         ("autoencoder", "ivf", {"nlist": 10, "nprobe": 1}, True)
-    assert ev.parse_config("base").encoder == "effnet-lite0"
-    assert ev.parse_config("default").encoder is None
-    assert ev.parse_config("default").precision == "fp32" and ev.parse_config("int8").precision == "int8"
-    assert ev.parse_config("int8").describe("effnet-tuned") == "effnet-tuned int8 + flat"
-    c = ev.parse_config("effnet-tuned@m.onnx+ivf:20/3")
+    assert configs.parse_config("base").encoder == "effnet-lite0"
+    assert configs.parse_config("default").encoder is None
+    assert configs.parse_config("default").precision == "fp32" and configs.parse_config("int8").precision == "int8"
+    assert configs.parse_config("int8").describe("effnet-tuned") == "effnet-tuned int8 + flat"
+    c = configs.parse_config("effnet-tuned@m.onnx+ivf:20/3")
     assert (c.encoder, c.model, c.index) == ("effnet-tuned", "m.onnx", "ivf")
     assert c.index_params == {"nlist": 20, "nprobe": 3}
-    assert ev.parse_config("effnet-lite0+hnsw:64").index_params == {"efSearch": 64}
+    assert configs.parse_config("effnet-lite0+hnsw:64").index_params == {"efSearch": 64}
     from dressfinder.errors import DressfinderError
 
     with pytest.raises(DressfinderError):
-        ev.parse_config("effnet-lite0+annoy")
+        configs.parse_config("effnet-lite0+annoy")
 
 
 def test_evaluate_end_to_end_with_cache(tmp_path):
@@ -123,13 +123,13 @@ def test_evaluate_end_to_end_with_cache(tmp_path):
     write_catalog(cat, n=12, with_csv=False)
     (cat / "images" / "dup.jpg").write_bytes((cat / "images" / "dress-000.jpg").read_bytes())
     md, js, readme = tmp_path / "t.md", tmp_path / "t.json", tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nbefore\n\n{ev.README_START}\nold table\n{ev.README_END}\n\nafter\n")
+    readme.write_text(f"# Title\n\nbefore\n\n{report.README_START}\nold table\n{report.README_END}\n\nafter\n")
     args = ["evaluate", str(cat), "--queries", "images/dress-00*", "--configs", "base,effnet-lite0+ivf:2/1",
             "--kinds", "crop,flip,exif", "--latency", "3", "--cache", str(tmp_path / "cache"),
             "--markdown", str(md), "--out", str(js), "--readme", str(readme), "-q"]
     assert main(args) == 0
     text = readme.read_text()      # the README's table is rewritten in place, the rest kept
-    assert text.startswith("# Title\n\nbefore\n\n") and text.endswith(f"{ev.README_END}\n\nafter\n")
+    assert text.startswith("# Title\n\nbefore\n\n") and text.endswith(f"{report.README_END}\n\nafter\n")
     assert "old table" not in text and "| base | effnet-lite0 + flat |" in text and "30 queries" in text
     no_markers = tmp_path / "plain.md"
     no_markers.write_text("# no markers\n")
@@ -186,5 +186,5 @@ def test_variants_of_shared_data_photos():
     for f in files:
         im = load_image(f)
         for kind in ("background", "combo", "blur_jpeg"):
-            out = load_image(ev.make_variant(im, kind, ev.variant_rng(5, str(f), kind), pool))
+            out = load_image(variants.make_variant(im, kind, variants.variant_rng(5, str(f), kind), pool))
             assert min(out.size) >= 8

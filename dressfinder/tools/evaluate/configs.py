@@ -1,0 +1,138 @@
+"""The configurations compared side by side (an encoder, its precision and an index kind: ``seed``, ``base``, ``default``, ``int8``...), the cached catalogue and query vectors, and the latency of one query."""
+
+from __future__ import annotations
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+import numpy as np
+
+
+
+AUTO_STYLE_PREFIX = "deepfashion-dresses/"   # --style-prefix auto: DeepFashion's style folders
+
+
+@dataclass
+class Config:
+    label: str
+    encoder: str | None          # None: the default encoder
+    model: str | None = None
+    index: str = "flat"
+    index_params: dict[str, Any] = field(default_factory=dict)
+    train_seed_autoencoder: bool = False
+    precision: str | None = None  # the encoder's variant (int8 / fp32; None: the encoder's default)
+
+    def describe(self, enc_name: str) -> str:
+        p = self.index_params
+        idx = self.index + (f" {p.get('nlist', 10)}/{p.get('nprobe', 1)}" if self.index == "ivf" else "")
+        return f"{enc_name}{' ' + self.precision if self.precision else ''} + {idx}"
+
+
+def parse_config(text: str) -> Config:
+    """``seed``, ``base``, ``default`` (float32), ``int8`` (the default encoder's 8-bit variant), or
+    ``ENCODER[@MODEL][+flat|+hnsw|+ivf[:NLIST/NPROBE]]``."""
+    from ...errors import DressfinderError
+
+    text = text.strip()
+    if text == "seed":
+        return Config("seed", "autoencoder", None, "ivf", {"nlist": 10, "nprobe": 1}, train_seed_autoencoder=True)
+    if text == "base":
+        return Config("base", "effnet-lite0")
+    if text == "default":
+        return Config("default", None, precision="fp32")
+    if text == "int8":
+        return Config("int8", None, precision="int8")
+    enc, _, idx = text.partition("+")
+    enc, _, model = enc.partition("@")
+    kind, _, params = (idx or "flat").partition(":")
+    if kind not in ("flat", "ivf", "hnsw"):
+        raise DressfinderError(f"config {text!r}: index must be flat, ivf or hnsw")
+    ip: dict[str, Any] = {}
+    if params:
+        try:
+            if kind == "ivf":
+                nlist, _, nprobe = params.partition("/")
+                ip = {"nlist": int(nlist), "nprobe": int(nprobe or 1)}
+            elif kind == "hnsw":
+                ip = {"efSearch": int(params)}
+        except ValueError:
+            raise DressfinderError(f"config {text!r}: bad index parameters {params!r}") from None
+    return Config(text, enc or None, model or None, kind, ip,
+                  train_seed_autoencoder=(enc == "autoencoder" and not model))
+
+
+class QuerySide:
+    """Wraps an encoder so ``embed`` runs its query path (``encode_query_arrays``)."""
+
+    def __init__(self, enc):
+        self.enc = enc
+        self.input_size = enc.input_size
+        self.batch_size = enc.batch_size
+        self.dim = enc.dim
+        self.preprocess = enc.preprocess
+        self.encode_arrays = enc.encode_query_arrays
+
+    def spec(self):
+        return {**self.enc.spec(), "side": "query"}
+
+
+def catalog_key(ids: Sequence[str], images: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for i, p in zip(ids, images):
+        h.update(i.encode("utf-8", "surrogatepass") + b"\0")
+        try:
+            h.update(os.path.getsize(p).to_bytes(8, "little"))
+        except OSError:
+            h.update(b"?")
+    return h.hexdigest()[:16]
+
+
+def seed_autoencoder(images: Sequence[str], cat_key: str, cache: Path, epochs: int, progress: bool) -> Path:
+    """The seed's autoencoder, trained on this catalogue the seed's way (cached per catalogue)."""
+    from ...training.autoencoder import train_from_sources
+
+    path = cache / f"seed-autoencoder-{cat_key}-e{epochs}.keras"
+    if not path.exists():
+        if progress:
+            print(f"training the seed autoencoder on {len(images)} images ({epochs} epochs)", file=sys.stderr)
+        train_from_sources(list(images), path, epochs=epochs, progress=progress)
+    return path
+
+
+def embed_cached(enc, sources: Sequence, cache: Path | None, keys: Sequence[str], desc: str,
+                  progress: bool) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """Vectors, which sources gave one, the seconds the encoding took, whether they came from the cache."""
+    from ...embed import embed, fingerprint
+
+    work = None
+    if cache is not None:
+        work = cache / f"vectors-{fingerprint(enc, keys)}"
+        done = work / "done.npz"
+        if done.exists():
+            with np.load(done) as z:
+                return z["vectors"], z["ok"], float(z["seconds"]), True
+    res = embed(enc, sources, work_dir=work, progress=progress, desc=desc)
+    if work is not None:
+        np.savez(work / "done.tmp.npz", vectors=res.vectors, ok=res.ok, seconds=res.seconds)
+        os.replace(work / "done.tmp.npz", work / "done.npz")
+    return res.vectors, res.ok, res.seconds, False
+
+
+def measure_latency(enc, index, data: Sequence[bytes], n: int, k: int = 10) -> dict[str, float]:
+    """End-to-end time of single queries: decode + preprocess + encode (query path) + search."""
+    encode = enc.encode_query_arrays
+    picks = np.linspace(0, len(data) - 1, num=min(n, len(data))).astype(int) if len(data) else []
+    for d in [data[i] for i in picks[:5]]:  # warm up
+        index.search(encode(enc.preprocess(enc.load(d))[None]), k)
+    times = []
+    for i in picks:
+        t0 = time.perf_counter()
+        v = encode(enc.preprocess(enc.load(data[i]))[None])
+        index.search(np.asarray(v, np.float32), k)
+        times.append(time.perf_counter() - t0)
+    t = np.array(times) * 1000
+    return {"median_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95)), "n": int(len(t))} \
+        if len(t) else {"median_ms": float("nan"), "p95_ms": float("nan"), "n": 0}
