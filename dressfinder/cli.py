@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "scrape": ("dressfinder.scrape.command", "collect store products (image, title, price, link) into a catalogue"),
     "inspect": ("dressfinder.tools.inspect.command", "HTML report of a catalogue or store"),
     "recommend": ("dressfinder.tools.recommend", "export the k most similar products of every product"),
-    "bench": ("dressfinder.bench", "benchmarks: indexing speed, query latency, recall at scale"),
+    "bench": ("dressfinder.tools.bench.command", "benchmarks: indexing speed, query latency, recall at scale"),
 }
 
 

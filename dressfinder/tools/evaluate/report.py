@@ -1,29 +1,12 @@
 """The evaluation's report: the machine, the summary table that ``make eval`` splices into the README, and the Markdown page (docs/eval.md)."""
 
 from __future__ import annotations
+
 import os
 from pathlib import Path
 from typing import Any
 import numpy as np
 
-
-
-def machine() -> str:
-    import platform
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        cores = os.cpu_count()
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {cores} cores"
 
 
 def _pct(x: float | None) -> str:

@@ -16,7 +16,7 @@ from ...errors import DressfinderError
 from .configs import AUTO_STYLE_PREFIX, QuerySide, catalog_key, embed_cached, measure_latency, parse_config, seed_autoencoder
 from .metrics import catalog_colours, colour_share, hits_at, style_share
 from .queries import make_queries
-from .report import machine
+from ..machine import describe_machine
 from .variants import DEFAULT_SEED, GENERATOR_VERSION, KINDS
 
 
@@ -237,5 +237,5 @@ def evaluate(catalog: str | Path, configs: Sequence[str], *, queries: Sequence[s
         "generator_version": GENERATOR_VERSION, "style_prefix": g.style_prefix,
         "duplicate_groups": sum(1 for v in g.by_digest.values() if len(v) > 1),
         "query_generation_seconds": round(t_queries, 1), "seconds": round(time.perf_counter() - t_start, 1),
-        "machine": machine(), "results": results,
+        "machine": describe_machine(), "results": results,
     }
