@@ -37,18 +37,15 @@ def create_app(store: "Searchable | str | Path | None" = None, settings: "Settin
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
     from fastapi.templating import Jinja2Templates
-    from starlette.middleware.cors import CORSMiddleware
 
     from ..backends import open_store
     from ..errors import DressfinderError
     from ..search import Searchable
-    from ..settings import Settings
-    from ..settings import human_bytes
+    from ..settings import Settings, human_bytes
     from . import api, pages
-    from .deps import FORM_OVERHEAD, WebContext, WorkerPool, default_workers
+    from .deps import WebContext, WorkerPool, default_workers
     from .fetch import ImageFetcher
-    from .middleware import BodyLimitMiddleware, CatchAllMiddleware, SecurityHeadersMiddleware, \
-        install_error_handlers
+    from .middleware import install_error_handlers
 
     settings = settings or Settings.from_env()
     if store is None:
@@ -84,14 +81,7 @@ def create_app(store: "Searchable | str | Path | None" = None, settings: "Settin
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    # Middleware, innermost first (each add_middleware wraps the ones before it).
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
-                           expose_headers=["X-Dressfinder-Id", "X-Dressfinder-Score"])
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD, drain_bytes=settings.drain_bytes)
-    app.add_middleware(CatchAllMiddleware)
+    _add_middleware(app, settings)
     return app
 
 
@@ -125,6 +115,22 @@ def _lifespan(ctx: Any):
             ctx.pool.shutdown()
 
     return lifespan
+
+
+def _add_middleware(app: Any, settings: Any) -> None:
+    """Middleware, innermost first (each add_middleware wraps the ones before it)."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    from .deps import FORM_OVERHEAD
+    from .middleware import BodyLimitMiddleware, CatchAllMiddleware, SecurityHeadersMiddleware
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
+                           expose_headers=["X-Dressfinder-Id", "X-Dressfinder-Score"])
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD, drain_bytes=settings.drain_bytes)
+    app.add_middleware(CatchAllMiddleware)
 
 
 def create_app_from_env() -> "FastAPI":

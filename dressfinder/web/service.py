@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -37,72 +37,86 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep", action="store_true", help="keep the stores built under OUT/stores")
 
 
+class BenchRun:
+    """One ``dressfinder bench``: the report so far (saved after every section) and its stores."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args, self.out = args, Path(args.out)
+        self.stores = self.out / "stores"
+        self.stores.mkdir(parents=True, exist_ok=True)
+        self.base_root = self.stores / "catalogue"
+        self.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+        self.quick = bool(args.quick)
+        self.n_queries = args.queries or (10 if self.quick else 200)
+        self.t_start = time.perf_counter()
+        command = ("dressfinder bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
+                   else f"dressfinder bench --data {args.data} --out {args.out} --sizes {args.sizes}"
+                   + (" --quick" if self.quick else ""))
+        self.report: dict[str, Any] = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                                       "machine": machine(), "load_start": load(), "quick": self.quick}
+        self.ours: dict[str, Any] = {}
+
+    def save(self) -> None:
+        self.report["load_end"] = load()
+        self.report["seconds"] = round(time.perf_counter() - self.t_start, 1)
+        (self.out / "bench.json").write_text(json.dumps(self.report, indent=2, default=str))
+        (self.out / "bench.md").write_text(markdown(self.report))
+
+    def indexing(self, data: Path) -> None:
+        if "indexing" not in self.skip or not (self.base_root / "store.json").exists():
+            with section(self.report, "indexing") as entry:
+                bench_indexing(data, self.base_root, quick=self.quick, limit=self.args.limit, entry=entry)
+            self.ours["indexing"] = self.report["indexing"]
+            self.save()
+
+    def one_size(self, size: int, n_real: int, photos: list[Path], kinds: list[str]) -> None:
+        """Latency at ``size`` products (above the catalogue's: the scale section first)."""
+        name = label(max(size, n_real)) if size > n_real else label(n_real)
+        root = self.base_root
+        if size > n_real:
+            if "scale" in self.skip:
+                return
+            with section(self.report.setdefault("scale", {}), name) as entry:
+                root = bench_scale(self.base_root, size, kinds=kinds, quick=self.quick, out_root=self.stores,
+                                   n_queries=max(self.n_queries, 100 if self.quick else 500), entry=entry)
+            self.save()
+        if "latency" not in self.skip:
+            with section(self.report.setdefault("latency", {}), name) as entry:
+                bench_latency(root, photos, n_queries=self.n_queries, cli_cold=2 if self.quick else 10,
+                              skip=self.skip, entry=entry)
+            if root == self.base_root:
+                self.ours["latency_p50_ms"] = entry["in_process"]["search"]["p50"]
+            self.save()
+        if root != self.base_root and not self.args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def seed(self) -> None:
+        if "seed" not in self.skip:
+            with section(self.report, "seed") as entry:
+                bench_seed(self.base_root, n_queries=self.n_queries, quick=self.quick, ours=self.ours, entry=entry)
+            self.save()
+
+
 def run(args: argparse.Namespace) -> int:
     from ...errors import DressfinderError
+    from ...store import Store
 
     data = Path(args.data)
     if not data.exists():
         raise DressfinderError(f"no catalogue at {data}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stores = out / "stores"
-    stores.mkdir(exist_ok=True)
-    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    quick = bool(args.quick)
-    n_queries = args.queries or (10 if quick else 200)
-    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    t_start = time.perf_counter()
-    report: dict[str, Any] = {"command": "dressfinder bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
-                              else f"dressfinder bench --data {args.data} --out {args.out} --sizes {args.sizes}"
-                              + (" --quick" if quick else ""),
-                              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
-                              "load_start": load(), "quick": quick}
-
-    def save() -> None:
-        report["load_end"] = load()
-        report["seconds"] = round(time.perf_counter() - t_start, 1)
-        (out / "bench.json").write_text(json.dumps(report, indent=2, default=str))
-        (out / "bench.md").write_text(markdown(report))
-
-    base_root = stores / "catalogue"
-    ours: dict[str, Any] = {}
+    bench = BenchRun(args)
     try:
-        if "indexing" not in skip or not (base_root / "store.json").exists():
-            with section(report, "indexing") as entry:
-                bench_indexing(data, base_root, quick=quick, limit=args.limit, entry=entry)
-            ours["indexing"] = report["indexing"]
-            save()
-        from ...store import Store
-
-        n_real = len(Store.open(base_root))
-        photos = query_photos(Store.open(base_root), n_queries, seed=0)
-        for size in sizes:
-            name = label(max(size, n_real)) if size > n_real else label(n_real)
-            root = base_root
-            if size > n_real:
-                if "scale" in skip:
-                    continue
-                with section(report.setdefault("scale", {}), name) as entry:
-                    root = bench_scale(base_root, size, kinds=kinds, n_queries=max(n_queries, 100 if quick else 500),
-                                       quick=quick, out_root=stores, entry=entry)
-                save()
-            if "latency" not in skip:
-                with section(report.setdefault("latency", {}), name) as entry:
-                    bench_latency(root, photos, n_queries=n_queries, cli_cold=2 if quick else 10, skip=skip,
-                                  entry=entry)
-                if root == base_root:
-                    ours["latency_p50_ms"] = entry["in_process"]["search"]["p50"]
-                save()
-            if root != base_root and not args.keep:
-                shutil.rmtree(root, ignore_errors=True)
-        if "seed" not in skip:
-            with section(report, "seed") as entry:
-                bench_seed(base_root, n_queries=n_queries, quick=quick, ours=ours, entry=entry)
-            save()
+        bench.indexing(data)
+        n_real = len(Store.open(bench.base_root))
+        photos = query_photos(Store.open(bench.base_root), bench.n_queries, seed=0)
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        for size in [parse_size(s) for s in args.sizes.split(",") if s.strip()]:
+            bench.one_size(size, n_real, photos, kinds)
+        bench.seed()
     finally:
-        save()
+        bench.save()
         if not args.keep:
-            shutil.rmtree(stores, ignore_errors=True)
-    print(f"bench: wrote {out / 'bench.json'} and {out / 'bench.md'} ({report['seconds']:.0f} s)", file=sys.stderr)
+            shutil.rmtree(bench.stores, ignore_errors=True)
+    print(f"bench: wrote {bench.out / 'bench.json'} and {bench.out / 'bench.md'} "
+          f"({bench.report['seconds']:.0f} s)", file=sys.stderr)
     return 0
