@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DressfinderError
-from .settings import cache_dir
+from .settings import Settings, cache_dir
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 APT_PACKAGE = "dataset-fashion-mnist"
@@ -33,7 +33,7 @@ FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
 def dataset_dirs() -> list[Path]:
     """Where the four files are looked for: ``$DRESSFINDER_FASHION_MNIST`` alone when set, else
     Debian's folder, then ``<cache>/fashion-mnist``."""
-    override = os.environ.get(DATASET_ENV)
+    override = Settings.from_env().fashion_mnist
     if override:
         return [Path(override)]
     return [DEBIAN_DIR, cache_dir() / "fashion-mnist"]
@@ -84,7 +84,7 @@ def install_dataset() -> bool:
 def missing_dataset_message() -> str:
     """One line: where we looked, and exactly what to run."""
     where = ", ".join(str(d) for d in dataset_dirs())
-    if os.environ.get(DATASET_ENV) or shutil.which("apt-get") is None:
+    if Settings.from_env().fashion_mnist or shutil.which("apt-get") is None:
         todo = (f"put the four Fashion-MNIST files ({', '.join(n for p in FILES.values() for n in p)}) "
                 f"in {dataset_dirs()[0]}, or set {DATASET_ENV} to their folder")
     else:

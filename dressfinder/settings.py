@@ -12,6 +12,12 @@ import time: call ``Settings.from_env()``, then pass the values down as argument
 | DRESSFINDER_RELOAD_INTERVAL | seconds between the web app's checks for a changed store |
 | DRESSFINDER_MILVUS_URI, MILVUS_TOKEN | the Milvus backend's address and token |
 | DRESSFINDER_CACHE (else $XDG_CACHE_HOME/dressfinder, else ~/.cache/dressfinder) | cache: exported models |
+| DRESSFINDER_FASHION_MNIST | fashion_mnist: the only folder the demo looks in for Fashion-MNIST |
+| DRESSFINDER_PRECISION | precision: the default encoder's variant for new stores (auto, int8, fp32) |
+| DRESSFINDER_DRAIN_BYTES, DRESSFINDER_MAX_DECODE_BYTES | the web app: how much of a too-large body is read before the 413; decoding memory per upload |
+
+Variables set for libraries, not read by dressfinder: ``OMP_WAIT_POLICY`` (index.py, before FAISS
+loads), ``KERAS_BACKEND=torch`` (before Keras loads), ``OMP_NUM_THREADS`` in worker processes.
 """
 
 from __future__ import annotations
@@ -104,6 +110,7 @@ class Settings:
     milvus_uri: str | None = None
     milvus_token: str = ""
     cache: Path | None = None
+    fashion_mnist: str | None = None
     precision: str = "auto"          # default encoder's variant for new stores: auto, int8 or fp32
 
     @classmethod
@@ -126,6 +133,7 @@ class Settings:
             milvus_uri=os.environ.get("DRESSFINDER_MILVUS_URI") or None,
             milvus_token=os.environ.get("MILVUS_TOKEN", ""),
             cache=cache_dir(),
+            fashion_mnist=os.environ.get("DRESSFINDER_FASHION_MNIST") or None,
             precision=_choice_env("DRESSFINDER_PRECISION", cls.precision, ("auto", "int8", "fp32")),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
