@@ -7,16 +7,21 @@
 
 __version__ = "0.1.0"
 
-from .catalog import Filters, Product  # noqa: E402
+from .catalog import Filters  # noqa: E402
 from .errors import DressfinderError  # noqa: E402
 from .images import load_image  # noqa: E402
+from .schema import Product  # noqa: E402
 
 
 def __getattr__(name):  # heavy modules (faiss, encoders) load on first use, not on import
-    if name in ("Store", "Hit"):
-        from . import store
+    if name == "Store":
+        from .store import Store
 
-        return getattr(store, name)
+        return Store
+    if name == "Hit":
+        from .search import Hit
+
+        return Hit
     if name in ("get_encoder", "available_encoders"):
         from . import encoders
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..errors import EncoderError
 from ..extras import require
-from . import Encoder, file_digest, keep_model_file, register
+from .base import Encoder, file_digest, keep_model_file, register
 
 INPUT_SIZE = 32
 BOTTLENECK = 4 * 4 * 16

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from ..images import fit_square
-from . import Encoder, file_digest, l2_normalize, register
+from .base import Encoder, file_digest, l2_normalize, register
 from ..extras import require
 from .onnx_runtime import OnnxModel, cached_onnx
 

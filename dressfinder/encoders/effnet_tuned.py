@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import EncoderError
-from . import Encoder, file_digest, keep_model_file, l2_normalize, register
+from .base import Encoder, file_digest, keep_model_file, l2_normalize, register
 from .effnet import to_input
 from .onnx_runtime import OnnxModel, int8_is_faster
 
