@@ -49,9 +49,12 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
+from .tools.scenes import SCENE_KINDS, make_picture
+
 log = logging.getLogger(__name__)
 
-KINDS = ("crop", "background", "color", "blur_jpeg", "flip", "grayscale", "rotate", "exif", "combo")
+PHOTO_KINDS = ("crop", "background", "color", "blur_jpeg", "flip", "grayscale", "rotate", "exif", "combo")
+KINDS = PHOTO_KINDS + SCENE_KINDS
 GENERATOR_VERSION = "1"     # bump when a variant would come out different for the same seed
 DEFAULT_SEED = 20250611     # training augmentations use other seeds (see encoders/adapt.py)
 AUTO_STYLE_PREFIX = "deepfashion-dresses/"   # --style-prefix auto: DeepFashion's style folders
@@ -323,6 +326,8 @@ def make_variant(im: Image.Image, kind: str, rng: np.random.Generator,
     """One photo-like query made from catalogue image ``im``: the bytes of a JPEG."""
     im = im.convert("RGB")
     quality, orientation = int(rng.integers(85, 96)), None
+    if kind in SCENE_KINDS:   # a screenshot, a photo of a screen, a scene, a close-up
+        return jpeg_bytes(make_picture(im, kind, rng, pool)[0], quality)
     if kind == "combo":
         steps: list[str] = []
         while len(steps) < 3:
@@ -618,6 +623,25 @@ def _embed_cached(enc, sources: Sequence, cache: Path | None, keys: Sequence[str
     return res.vectors, res.ok, res.seconds, False
 
 
+def _located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray, cache: Path | None,
+             progress: bool) -> np.ndarray:
+    """Query vectors of the regions the region search uses (cached by photos, encoder, catalogue)."""
+    from . import regions
+
+    h = hashlib.sha256(f"{regions.VERSION}|{sorted(enc.spec().items())}".encode())
+    for d in photos:
+        h.update(hashlib.sha256(d).digest())
+    h.update(np.ascontiguousarray(cat_vec[:: max(1, len(cat_vec) // 64)]).tobytes())
+    path = cache / f"regions-{h.hexdigest()[:16]}.npy" if cache is not None else None
+    if path is not None and path.exists():
+        return np.load(path)
+    out = regions.located_vectors(enc, photos, whole, cat_vec, progress)
+    if path is not None:
+        np.save(path.with_name(path.stem + ".tmp.npy"), out)
+        os.replace(path.with_name(path.stem + ".tmp.npy"), path)
+    return out
+
+
 def measure_latency(enc, index, data: Sequence[bytes], n: int, k: int = 10) -> dict[str, float]:
     """End-to-end time of single queries: decode + preprocess + encode (query path) + search."""
     encode = enc.encode_query_arrays
@@ -641,7 +665,7 @@ def evaluate(catalog: str | Path, configs: Sequence[str], *, queries: Sequence[s
              kinds: Sequence[str] = KINDS, seed: int = DEFAULT_SEED, per_source: int = 1,
              max_sources: int | None = None, style_prefix: str | None = None, heldout: str | Path | None = None,
              latency: int = 200, cache: Path | None = None, epochs: int = 20, progress: bool = True,
-             examples: Path | None = None, colour: bool = True) -> dict[str, Any]:
+             examples: Path | None = None, colour: bool = True, detect: bool = True) -> dict[str, Any]:
     from .catalog import read_catalog
     from .encoders import file_digest, get_encoder
     from .errors import DressfinderError
@@ -729,6 +753,8 @@ def evaluate(catalog: str | Path, configs: Sequence[str], *, queries: Sequence[s
                                                               f"{cfg.label}: catalogue", progress)
         qenc = _QuerySide(enc)
         q_vec, q_ok, q_secs, _ = _embed_cached(qenc, qs.data, cache, query_keys, f"{cfg.label}: queries", progress)
+        if detect and len(q_vec):   # the region search's choice (regions.py), as the service makes it
+            q_vec = _located(enc, [qs.data[int(i)] for i in q_ok], q_vec, cat_vec, cache, progress)
         index = VectorIndex.build(cfg.index, cat_vec, ids=cat_ok.astype(np.int64), metric=enc.metric,
                                   **cfg.index_params)
         ranked = np.full((len(qs.data), k_fetch), -1, np.int64)
@@ -930,6 +956,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--examples", default=None, metavar="DIR", help="save some query photos here to look at")
     p.add_argument("--no-colour", dest="colour", action="store_false",
                    help="skip the same-colour share (dominant colour of each catalogue image)")
+    p.add_argument("--no-detect", dest="detect", action="store_false",
+                   help="search each query photo whole (no region search), as before issue 12")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
@@ -954,7 +982,7 @@ def run(args: argparse.Namespace) -> int:
                       heldout=None if args.heldout in ("", "none") else args.heldout, latency=args.latency,
                       cache=cache, epochs=args.epochs,
                       progress=not args.quiet, examples=Path(args.examples) if args.examples else None,
-                      colour=args.colour)
+                      colour=args.colour, detect=args.detect)
     argv = sys.argv[1:]
     command = ("dressfinder " + " ".join(shlex.quote(a) for a in argv[argv.index("evaluate"):])) \
         if "evaluate" in argv else None

@@ -1,0 +1,1 @@
+"""Tools that are not the service: generators of test pictures."""
