@@ -214,6 +214,7 @@ class RegionSearch:
     region: Box
     kind: str                         # "whole", "crop", "content" or "window"
     others: list[FoundRegion]
+    score: float | None = None        # the searched region's best-match cosine, when regions were compared
 
 
 def best_matches(snap: Snapshot, filters: Filters | None = None):
@@ -248,7 +249,7 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     vectors = np.stack([found.used.vector] + [r.vector for r in found.others])
     results = search_vectors(snap, vectors, k, filters=filters)
     others = [FoundRegion(r.box, r.score, hits, r.kind) for r, hits in zip(found.others, results[1:])]
-    return RegionSearch(results[0], found.used.box, found.used.kind, others)
+    return RegionSearch(results[0], found.used.box, found.used.kind, others, found.used.score)
 
 
 # --------------------------------------------------------------------------- what every backend offers
