@@ -46,6 +46,11 @@ MAX_CANDIDATES = 8
 #: A box replaces the whole photo when its best match scores this much higher (cosine), for a
 #: box of area 0; a box of area ``a`` needs ``MARGIN * (1 - a)`` (calibrated, see module doc).
 MARGIN = 0.04
+#: When a window scored best, boxes this share of its size inside it are tried too (1: never).
+REFINE_SCALE = 0.7
+#: Content boxes whose best matches are within this of the best one count as tied: the biggest
+#: wins (a shop page's big photo over the "you may also like" tiles).
+TIE = 0.05
 #: A whole photo whose best match scores this (cosine) is that product: no regions are looked for.
 SURE_SCORE = 0.97
 #: Another region is reported when its best match scores at least this (cosine).
@@ -201,23 +206,41 @@ def needed(area: float) -> float:
 BestFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
+def refine_boxes(box: Box, scale: float = REFINE_SCALE) -> list[Box]:
+    """Smaller boxes inside ``box``: its four corners and its centre, each ``scale`` of its size."""
+    l, t, r, b = box
+    w, h = (r - l) * scale, (b - t) * scale
+    cx, cy = (l + r - w) / 2, (t + b - h) / 2
+    return [(x, y, x + w, y + h) for x, y in ((l, t), (r - w, t), (l, b - h), (r - w, b - h), (cx, cy))]
+
+
+def _encode_boxes(encoder, im: Image.Image, boxes: list[tuple[Box, str]], best: BestFn) -> list[Region]:
+    if not boxes:
+        return []
+    batch = np.stack([encoder.preprocess(crop_box(im, b)) for b, _ in boxes])
+    vectors = np.asarray(encoder.encode_arrays(batch), np.float32)
+    scores, rows = best(vectors)
+    return [Region(b, float(s), v, kind, int(r)) for (b, kind), s, v, r in zip(boxes, scores, vectors, rows)]
+
+
 def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATES,
            whole_vector: np.ndarray | None = None) -> Located:
-    """Search the whole photo and, unless its best match is already sure, the candidate boxes;
-    pick the region to use and the others. ``best(vectors)`` gives each vector's best match:
-    (cosines, rows), each of shape (n,)."""
+    """Search the whole photo and, unless its best match is already sure, the candidate boxes
+    (and, when a window scored best, smaller boxes inside it); pick the region to use and the
+    others. ``best(vectors)`` gives each vector's best match: (cosines, rows), each of shape (n,)."""
     if whole_vector is None:
         whole_vector = np.asarray(encoder.encode_query_arrays(encoder.preprocess(im)[None]), np.float32)[0]
     scores, rows = best(whole_vector[None])
     whole = Region(WHOLE, float(scores[0]), whole_vector, "whole", int(rows[0]))
-    cands = candidate_boxes(im, limit) if min(im.size) >= MIN_SIDE and whole.score < SURE_SCORE else []
-    if not cands:
+    if min(im.size) < MIN_SIDE or whole.score >= SURE_SCORE:
         return Located(whole, [], whole)
-    batch = np.stack([encoder.preprocess(crop_box(im, b)) for b, _ in cands])
-    vectors = np.asarray(encoder.encode_arrays(batch), np.float32)
-    scores, rows = best(vectors)
-    regions = [Region(b, float(s), v, kind, int(r)) for (b, kind), s, v, r in zip(cands, scores, vectors, rows)]
-    return choose(whole, regions)
+    found = _encode_boxes(encoder, im, candidate_boxes(im, limit), best)
+    if not found:
+        return Located(whole, [], whole)
+    top = max(found, key=lambda r: r.score)
+    if top.kind == "window" and REFINE_SCALE < 1:
+        found += _encode_boxes(encoder, im, [(b, "window") for b in refine_boxes(top.box)], best)
+    return choose(whole, found)
 
 
 def choose(whole: Region, regions: list[Region]) -> Located:
@@ -228,6 +251,9 @@ def choose(whole: Region, regions: list[Region]) -> Located:
     winners = [r for r in regions if r.score >= whole.score + needed(r.area())]
     if winners:
         used = max(winners, key=lambda r: (r.score, r.area()))
+        if used.kind == "content":
+            used = max((r for r in winners if r.kind == "content" and r.score >= used.score - TIE),
+                       key=lambda r: (r.area(), r.score))
     others: list[Region] = []
     seen = {used.best_row}
     laid_out = any(r.kind == "content" for r in regions)   # then windows are not regions of their own

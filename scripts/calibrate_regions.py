@@ -50,44 +50,43 @@ def pick_sources(ids, n: int, exclude_eval: int, seed: int) -> list[int]:
     return sorted(np.random.default_rng(12345).choice(rest, size=min(n, len(rest)), replace=False).tolist())
 
 
-def record(enc, cat: np.ndarray, data: bytes, target: int, same: set[int]) -> dict:
-    seen: dict = {"top": [], "vectors": []}
-
+def record(enc, cat: np.ndarray, data: bytes, same: set[int]) -> dict:
+    """Every region ``locate`` looks at for this query (none skipped), and which of them find the source."""
     def best(vectors):
-        v = np.asarray(vectors, np.float32)
-        sims = v @ cat.T
-        top = np.argpartition(-sims, 10, axis=1)[:, :10]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(sims, top, 1), axis=1), 1)
-        seen["top"].append(top)
-        seen["vectors"].append(v)
-        return sims[np.arange(len(v)), top[:, 0]], top[:, 0]
+        sims = np.asarray(vectors, np.float32) @ cat.T
+        rows = sims.argmax(axis=1)
+        return sims[np.arange(len(rows)), rows], rows
 
     im = load_image(data, draft=query_draft(enc.input_size, detect=True))
-    keep, regions.SURE_SCORE = regions.SURE_SCORE, 2.0   # record every candidate
+    keep, regions.SURE_SCORE = regions.SURE_SCORE, 2.0   # look at every candidate
+    seen: list = []
+    choose = regions.choose
+    regions.choose = lambda whole, found: seen.extend([whole, *found]) or choose(whole, found)
     try:
         regions.locate(enc, im, best)
     finally:
-        regions.SURE_SCORE = keep
-    cands = regions.candidate_boxes(im) if min(im.size) >= regions.MIN_SIDE else []
-    top = np.concatenate(seen["top"])
-    seen["vectors"] = np.concatenate(seen["vectors"])
-    hit1 = np.array([t[0] in same for t in top])
-    hit10 = np.array([bool(same & set(t.tolist())) for t in top])
-    scores = (seen["vectors"] @ cat[top[:, 0]].T).diagonal()
-    areas = np.array([1.0] + [(b[2] - b[0]) * (b[3] - b[1]) for b, _ in cands])
-    return {"scores": scores, "hit1": hit1, "hit10": hit10, "areas": areas}
+        regions.SURE_SCORE, regions.choose = keep, choose
+    if not seen:   # a small photo: the whole photo only
+        seen = [regions.locate(enc, im, best).used]
+    sims = np.stack([r.vector for r in seen]) @ cat.T
+    top = np.argsort(-sims, axis=1)[:, :10]
+    return {"regions": [(r, bool(t[0] in same), bool(same & set(t.tolist()))) for r, t in zip(seen, top)]}
 
 
 def replay(recs, margin: float, sure: float = 2.0) -> tuple[float, float]:
+    """Recall@1/@10 of the region ``regions.choose`` picks with this margin."""
+    keep = regions.MARGIN
+    regions.MARGIN = margin
     r1, r10 = [], []
-    for r in recs:
-        s, a = r["scores"], r["areas"]
-        pick = 0
-        ok = [i for i in range(1, len(s)) if s[i] >= s[0] + margin * (1 - a[i]) and s[0] < sure]
-        if ok:
-            pick = max(ok, key=lambda i: (s[i], a[i]))
-        r1.append(r["hit1"][pick])
-        r10.append(r["hit10"][pick])
+    try:
+        for rec in recs:
+            (whole, h1, h10), rest = rec["regions"][0], rec["regions"][1:]
+            used = whole if whole.score >= sure else regions.choose(whole, [r for r, _, _ in rest]).used
+            hit = {id(r): (a, b) for r, a, b in rec["regions"]}[id(used)]
+            r1.append(hit[0])
+            r10.append(hit[1])
+    finally:
+        regions.MARGIN = keep
     return float(np.mean(r1)), float(np.mean(r10))
 
 
@@ -118,7 +117,7 @@ def main() -> int:
         im = load_image(images[s])
         for k in kinds:
             data = make_variant(im, k, variant_rng(a.seed, ids[s], k), pool)
-            recs[k].append(record(enc, cat, data, s, groups[digests[s]]))
+            recs[k].append(record(enc, cat, data, groups[digests[s]]))
         if n % 10 == 0:
             print(f"{n}/{len(sources)} sources, {time.time() - t0:.0f} s", file=sys.stderr)
     report(recs)
@@ -139,14 +138,14 @@ def report(recs) -> None:
     print(f"with margin {regions.MARGIN}: sure score -> old(R@1/R@10) new(R@1/R@10), share of queries sure")
     for sure in (0.9, 0.93, 0.95, 0.97, 0.98, 2.0):
         rows = {k: replay(v, regions.MARGIN, sure) for k, v in recs.items() if v}
-        share = np.mean([r["scores"][0] >= sure for v in recs.values() for r in v])
+        share = np.mean([r["regions"][0][0].score >= sure for v in recs.values() for r in v])
         old = [rows[k] for k in rows if k not in SCENE_KINDS]
         new = [rows[k] for k in rows if k in SCENE_KINDS]
         print(f"  {sure:.2f}: {np.mean([x[0] for x in old]):.3f}/{np.mean([x[1] for x in old]):.3f}  "
               f"{np.mean([x[0] for x in new]):.3f}/{np.mean([x[1] for x in new]):.3f}  sure {share:.2f}")
-    allrec = [r for v in recs.values() for r in v]
-    s = np.concatenate([r["scores"] for r in allrec])
-    h = np.concatenate([r["hit1"] for r in allrec])
+    allrec = [x for v in recs.values() for r in v for x in r["regions"]]
+    s = np.array([r.score for r, _, _ in allrec])
+    h = np.array([a for _, a, _ in allrec])
     print("best-match cosine -> share right (all whole photos and boxes)")
     for t in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9):
         m = s >= t

@@ -158,11 +158,13 @@ def _product_row(canvas: Image.Image, d, pool, rng, x: int, y: int, width: int, 
         cx += other.width + gap
 
 
-def make_shop(im: Image.Image, rng, pool: Sequence[Image.Image] = ()) -> tuple[Image.Image, Box]:
-    """A shop's product page, on a phone or a desktop browser."""
+def make_shop(im: Image.Image, rng, pool: Sequence[Image.Image] = (), layout: str | None = None
+              ) -> tuple[Image.Image, Box]:
+    """A shop's product page, on a phone or a desktop browser (``layout``: drawn when None)."""
     bg, fg, muted = _theme(rng)
     accent = _colour(rng, 0, 200)
-    if rng.random() < 0.6:   # phone
+    phone = rng.random() < 0.6
+    if (layout or ("phone" if phone else "desktop")) == "phone":
         W, H = PHONES[int(rng.integers(len(PHONES)))]
         canvas = Image.new("RGB", (W, H), bg)
         d = ImageDraw.Draw(canvas)

@@ -50,12 +50,14 @@
       document.getElementById("refine-crop").value = crop ? crop.map(function (v) { return v.toFixed(4); }).join(",") : "";
       document.getElementById("refine-detect").value = detect ? "true" : "false";
       document.getElementById("query-caption").textContent = "Searching…";
-      fetch(qimg.src).then(function (r) { return r.blob(); }).then(function (blob) {
-        var dt = new DataTransfer();
-        dt.items.add(new File([blob], "photo.jpg", { type: blob.type || "image/jpeg" }));
-        document.getElementById("refine-file").files = dt.files;
-        refine.submit();
-      });
+      // the page's copy of the photo is a data: URL (no fetch: the page's CSP allows no connections)
+      var parts = qimg.src.split(",");
+      var type = (parts[0].match(/^data:([^;]+)/) || [null, "image/jpeg"])[1];
+      var bytes = Uint8Array.from(atob(parts[1] || ""), function (c) { return c.charCodeAt(0); });
+      var dt = new DataTransfer();
+      dt.items.add(new File([bytes], "photo.jpg", { type: type }));
+      document.getElementById("refine-file").files = dt.files;
+      refine.submit();
     }
     document.querySelectorAll(".region-chip, .region-box").forEach(function (b) {
       b.addEventListener("click", function (e) { e.preventDefault(); searchWith(parse(b.getAttribute("data-region")), true); });
