@@ -105,9 +105,11 @@ def _other(pool: Sequence[Image.Image], rng) -> Image.Image | None:
     return pool[int(rng.integers(len(pool)))].convert("RGB") if pool else None
 
 
-def make_social(im: Image.Image, rng, pool: Sequence[Image.Image] = ()) -> tuple[Image.Image, Box]:
-    """A social post, screenshotted on a phone."""
+def make_social(im: Image.Image, rng, pool: Sequence[Image.Image] = (), phone: tuple[int, int] | None = None
+                ) -> tuple[Image.Image, Box]:
+    """A social post, screenshotted on a phone (``phone``: its screen size; drawn when None)."""
     W, H = PHONES[int(rng.integers(len(PHONES)))]
+    W, H = phone or (W, H)
     bg, fg, muted = _theme(rng)
     canvas = Image.new("RGB", (W, H), bg)
     d = ImageDraw.Draw(canvas)
