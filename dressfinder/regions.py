@@ -35,7 +35,7 @@ from PIL import Image
 Box = tuple[float, float, float, float]
 WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
 
-#: Fixed windows (fractions): the centre, and overlapping halves/quadrants at two scales.
+#: Fixed windows (fractions): the centre, and overlapping quadrants (then refined, see locate).
 WINDOWS: tuple[Box, ...] = (
     (0.15, 0.1, 0.85, 0.9),
     (0.0, 0.0, 0.62, 0.62), (0.38, 0.0, 1.0, 0.62), (0.0, 0.38, 0.62, 1.0), (0.38, 0.38, 1.0, 1.0),
@@ -45,14 +45,16 @@ WINDOWS: tuple[Box, ...] = (
 MAX_CANDIDATES = 8
 #: A box replaces the whole photo when its best match scores this much higher (cosine), for a
 #: box of area 0; a box of area ``a`` needs ``MARGIN * (1 - a)`` (calibrated, see module doc).
-MARGIN = 0.04
-#: When a window scored best, boxes this share of its size inside it are tried too (1: never).
+MARGIN = 0.05
+#: When a window scored best, boxes this share of its size inside it are tried too, and again
+#: inside the best of those while the score rises, at most ``REFINE_STEPS`` times.
 REFINE_SCALE = 0.7
+REFINE_STEPS = 2
 #: Content boxes whose best matches are within this of the best one count as tied: the biggest
 #: wins (a shop page's big photo over the "you may also like" tiles).
 TIE = 0.05
 #: A whole photo whose best match scores this (cosine) is that product: no regions are looked for.
-SURE_SCORE = 0.97
+SURE_SCORE = 0.93
 #: Another region is reported when its best match scores at least this (cosine).
 OTHER_MIN_SCORE = 0.80
 #: Photos with a shorter side below this many pixels are searched whole (no detail to find).
@@ -156,26 +158,51 @@ def _cut(solid: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 def content_boxes(im: Image.Image, limit: int = 6) -> list[Box]:
-    """Boxes around the busy blocks of a picture with flat parts (screenshots, pages, collages),
-    biggest first; none when the picture has (almost) no flat parts."""
+    """Boxes around the blocks of a picture with flat parts (screenshots, pages, collages, a
+    screen's page inside a busy room), biggest first; none when the picture has no flat parts."""
     from scipy import ndimage
 
     arr = _small_copy(im)
-    busy = busy_mask(arr)
+    smooth = ndimage.uniform_filter(arr.astype(np.float32), (3, 3, 1))   # moiré and noise average away
+    busy = busy_mask(smooth, 6.0)
     h, w = busy.shape
     if busy.mean() > 0.93:          # a photo edge to edge: no flat layout to read
         return []
     solid = ndimage.binary_opening(~page_colour(arr, busy), structure=np.ones((5, 5), bool))
+    blocks = _cut(solid)
+    page = _page_box(busy)          # the page's own box, when a busy surround frames it (a screen)
+    if page is not None:
+        x0, y0, x1, y1 = page
+        inner = ndimage.binary_opening(~page_colour(arr[y0:y1, x0:x1], busy[y0:y1, x0:x1]), np.ones((5, 5), bool))
+        blocks += [(a + x0, b + y0, c + x0, d + y0) for a, b, c, d in _cut(inner)]
     boxes: list[tuple[float, Box]] = []
-    for x0, y0, x1, y1 in _cut(solid):
+    for x0, y0, x1, y1 in blocks:
         bw, bh = (x1 - x0) / w, (y1 - y0) / h
         if not MIN_BOX_AREA <= bw * bh <= 0.9 or min(bw * w / max(bh * h, 1), bh * h / max(bw * w, 1)) < 0.2:
             continue
         if solid[y0:y1, x0:x1].mean() < 0.3:
             continue
-        boxes.append((bw * bh, (float(x0 / w), float(y0 / h), float(x1 / w), float(y1 / h))))
+        box = (float(x0 / w), float(y0 / h), float(x1 / w), float(y1 / h))
+        if all(iou(box, b) < 0.8 for _, b in boxes):
+            boxes.append((bw * bh, box))
     boxes.sort(key=lambda t: -t[0])
     return [b for _, b in boxes[:limit]]
+
+
+def _page_box(busy: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The bounding box of the biggest flat area, when it is a page framed by busy parts."""
+    from scipy import ndimage
+
+    flat = ndimage.binary_opening(~busy, structure=np.ones((3, 3), bool))
+    labels, n = ndimage.label(flat)
+    if n == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    sl = ndimage.find_objects(labels)[int(sizes.argmax())]
+    h, w = busy.shape
+    y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+    share = (y1 - y0) * (x1 - x0) / (h * w)
+    return (x0, y0, x1, y1) if 0.15 < share < 0.85 else None
 
 
 def candidate_boxes(im: Image.Image, limit: int = MAX_CANDIDATES) -> list[tuple[Box, str]]:
@@ -238,8 +265,13 @@ def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATE
     if not found:
         return Located(whole, [], whole)
     top = max(found, key=lambda r: r.score)
-    if top.kind == "window" and REFINE_SCALE < 1:
-        found += _encode_boxes(encoder, im, [(b, "window") for b in refine_boxes(top.box)], best)
+    for _ in range(REFINE_STEPS if top.kind == "window" else 0):   # coarse to fine, while it helps
+        finer = _encode_boxes(encoder, im, [(b, "window") for b in refine_boxes(top.box)], best)
+        found += finer
+        step = max(finer, key=lambda r: r.score)
+        if step.score <= top.score:
+            break
+        top = step
     return choose(whole, found)
 
 
@@ -272,7 +304,7 @@ def choose(whole: Region, regions: list[Region]) -> Located:
 # --------------------------------------------------------------------------- many queries at once
 
 #: Bump when the choice would come out different (cached evaluation vectors key on it).
-VERSION = "1"
+VERSION = "2"
 
 
 def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray, catalogue: np.ndarray,
