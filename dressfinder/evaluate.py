@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 PHOTO_KINDS = ("crop", "background", "color", "blur_jpeg", "flip", "grayscale", "rotate", "exif", "combo")
 KINDS = PHOTO_KINDS + SCENE_KINDS
-GENERATOR_VERSION = "1"     # bump when a variant would come out different for the same seed
+GENERATOR_VERSION = "2"     # bump when a variant would come out different for the same seed (2: scenes)
 DEFAULT_SEED = 20250611     # training augmentations use other seeds (see encoders/adapt.py)
 AUTO_STYLE_PREFIX = "deepfashion-dresses/"   # --style-prefix auto: DeepFashion's style folders
 ORIENTATION = 0x0112

@@ -36,20 +36,16 @@ Box = tuple[float, float, float, float]
 WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
 
 #: Fixed windows (fractions): the centre, and overlapping quadrants (then refined, see locate).
-WINDOWS: tuple[Box, ...] = (
-    (0.15, 0.1, 0.85, 0.9),
-    (0.0, 0.0, 0.62, 0.62), (0.38, 0.0, 1.0, 0.62), (0.0, 0.38, 0.62, 1.0), (0.38, 0.38, 1.0, 1.0),
-    (0.2, 0.2, 0.8, 0.8),
-)
+WINDOWS: tuple[Box, ...] = tuple((x, y, x + 0.5, y + 0.5) for y in (0.0, 0.25, 0.5) for x in (0.0, 0.25, 0.5))
 #: At most this many candidate boxes are encoded per query (each one forward pass).
-MAX_CANDIDATES = 8
+MAX_CANDIDATES = 12
 #: A box replaces the whole photo when its best match scores this much higher (cosine), for a
 #: box of area 0; a box of area ``a`` needs ``MARGIN * (1 - a)`` (calibrated, see module doc).
 MARGIN = 0.05
 #: When a window scored best, boxes this share of its size inside it are tried too, and again
 #: inside the best of those while the score rises, at most ``REFINE_STEPS`` times.
 REFINE_SCALE = 0.7
-REFINE_STEPS = 2
+REFINE_STEPS = 1
 #: Content boxes whose best matches are within this of the best one count as tied: the biggest
 #: wins (a shop page's big photo over the "you may also like" tiles).
 TIE = 0.05
@@ -304,7 +300,7 @@ def choose(whole: Region, regions: list[Region]) -> Located:
 # --------------------------------------------------------------------------- many queries at once
 
 #: Bump when the choice would come out different (cached evaluation vectors key on it).
-VERSION = "2"
+VERSION = "3"
 
 
 def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray, catalogue: np.ndarray,

@@ -221,7 +221,7 @@ def _perspective(im: Image.Image, out: tuple[int, int], quad: np.ndarray) -> Ima
 
 def make_screen(im: Image.Image, rng, pool: Sequence[Image.Image] = ()) -> tuple[Image.Image, Box]:
     """A photo of a laptop screen showing the shop page: warped, moiré, glare, noise."""
-    page, pbox = make_shop(im, rng, pool) if rng.random() < 0.3 else _desktop_page(im, rng)
+    page, pbox = make_shop(im, rng, pool, layout="desktop") if rng.random() < 0.3 else _desktop_page(im, rng)
     W, H = (1600, 1200) if rng.random() < 0.6 else (1200, 1600)
     room = Image.new("RGB", (W, H), _colour(rng, 20, 120))
     room = Image.blend(room, _clutter((W, H), rng), 0.4)
