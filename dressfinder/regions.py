@@ -50,7 +50,9 @@ REFINE_STEPS = 1
 #: wins (a shop page's big photo over the "you may also like" tiles).
 TIE = 0.05
 #: A whole photo whose best match scores this (cosine) is that product: no regions are looked for.
-SURE_SCORE = 0.93
+SURE_SCORE = 0.80
+#: A content box chosen with a best match at least this (cosine) ends the search: no windows.
+CONTENT_SURE = 0.75
 #: Another region is reported when its best match scores at least this (cosine).
 OTHER_MIN_SCORE = 0.80
 #: Photos with a shorter side below this many pixels are searched whole (no detail to find).
@@ -248,27 +250,32 @@ def _encode_boxes(encoder, im: Image.Image, boxes: list[tuple[Box, str]], best: 
 
 def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATES,
            whole_vector: np.ndarray | None = None) -> Located:
-    """Search the whole photo and, unless its best match is already sure, the candidate boxes
-    (and, when a window scored best, smaller boxes inside it); pick the region to use and the
-    others. ``best(vectors)`` gives each vector's best match: (cosines, rows), each of shape (n,)."""
+    """Search the whole photo and, unless its best match is already sure, the content boxes; when
+    none of those wins, the windows (and smaller boxes inside the best one). Pick the region to use
+    and the others. ``best(vectors)`` gives each vector's best match: (cosines, rows), each (n,)."""
     if whole_vector is None:
         whole_vector = np.asarray(encoder.encode_query_arrays(encoder.preprocess(im)[None]), np.float32)[0]
     scores, rows = best(whole_vector[None])
     whole = Region(WHOLE, float(scores[0]), whole_vector, "whole", int(rows[0]))
     if min(im.size) < MIN_SIDE or whole.score >= SURE_SCORE:
         return Located(whole, [], whole)
-    found = _encode_boxes(encoder, im, candidate_boxes(im, limit), best)
-    if not found:
-        return Located(whole, [], whole)
-    top = max(found, key=lambda r: r.score)
-    for _ in range(REFINE_STEPS if top.kind == "window" else 0):   # coarse to fine, while it helps
+    cands = candidate_boxes(im, limit)
+    found = _encode_boxes(encoder, im, [c for c in cands if c[1] == "content"], best)
+    located = choose(whole, found)
+    if located.used.kind == "content" and located.used.score >= CONTENT_SURE:
+        return located                      # a laid-out picture: its block is the answer
+    windows = _encode_boxes(encoder, im, [c for c in cands if c[1] == "window"], best)
+    if not windows:
+        return located
+    top = max(windows, key=lambda r: r.score)
+    for _ in range(REFINE_STEPS):           # coarse to fine, while it helps
         finer = _encode_boxes(encoder, im, [(b, "window") for b in refine_boxes(top.box)], best)
-        found += finer
+        windows += finer
         step = max(finer, key=lambda r: r.score)
         if step.score <= top.score:
             break
         top = step
-    return choose(whole, found)
+    return choose(whole, found + windows)
 
 
 def choose(whole: Region, regions: list[Region]) -> Located:
@@ -300,7 +307,7 @@ def choose(whole: Region, regions: list[Region]) -> Located:
 # --------------------------------------------------------------------------- many queries at once
 
 #: Bump when the choice would come out different (cached evaluation vectors key on it).
-VERSION = "3"
+VERSION = "5"
 
 
 def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray, catalogue: np.ndarray,
