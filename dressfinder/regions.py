@@ -12,11 +12,12 @@ candidate boxes, as fractions ``(left, top, right, bottom)`` of the photo:
 * **windows** (:data:`WINDOWS`): a few fixed, overlapping windows at two scales, for pictures with
   no flat parts at all (a scene, a photo of a screen).
 
-The encoder and the index judge the candidates (:func:`locate`): each box is encoded once (no
-flip) and its best match's score taken; the whole photo is encoded as usual (with its mirror
-image). A box is used instead of the whole photo only when its best score beats the whole
-photo's by :data:`MARGIN` (bigger boxes need less: see :func:`needed`), so a small window never
-wins by accident. Boxes whose best match is some *other* product, at a score a real match gets
+The encoder and the index judge the candidates (:func:`locate`): the whole photo is encoded as
+usual (with its mirror image); when its best match is not already sure (:data:`SURE_SCORE`), the
+content boxes are encoded once each (no flip), then, unless one of them clearly won
+(:data:`CONTENT_SURE`), the windows and smaller boxes inside the best one. A box is used instead of
+the whole photo only when its best score beats the whole photo's by :data:`MARGIN` (bigger boxes
+need less: see :func:`needed`), so a small window never wins by accident. Boxes whose best match is some *other* product, at a score a real match gets
 (:data:`OTHER_MIN_SCORE`), come back as the other regions found (collages, product rows).
 
 The numbers are calibrated by ``scripts/calibrate_regions.py`` on generated pictures

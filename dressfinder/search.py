@@ -234,22 +234,27 @@ def best_matches(snap: Snapshot, filters: Filters | None = None):
 
 
 def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, filters: Filters | None = None,
-                 crop: Sequence[float] | None = None, detect: bool = True, search: Any = None) -> RegionSearch:
+                 crop: Sequence[float] | None = None, detect: bool = True, search: Any = None,
+                 embed: Any = None) -> RegionSearch:
     """The region-aware query path: the shopper's ``crop`` if given (it always wins), else, with
     ``detect``, the region :func:`regions.locate` picks (the whole photo unless a region clearly
     matches better), else the whole photo. Other regions found come back with their own results.
-    ``search(queries, k, filters=...)`` ranks the final vectors (default: :func:`search_vectors`)."""
+    ``search(queries, k, filters=...)`` ranks the final vectors (default: :func:`search_vectors`),
+    ``embed(image, crop)`` makes a query photo's vector (default: :func:`embed_query`)."""
     k = check_k(k)
     if search is None:
         def search(queries, k, filters=None):
             return search_vectors(snap, queries, k, filters=filters)
+    if embed is None:
+        def embed(image, crop=None):
+            return embed_query(encoder, image, crop)
     if crop is not None or not detect:
-        vector = embed_query(encoder, image, crop)
+        vector = embed(image, crop)
         hits = search(vector[None, :], k, filters=filters)[0]
         return RegionSearch(hits, tuple(float(v) for v in crop) if crop is not None else WHOLE,
                             "crop" if crop is not None else "whole", [])
     im = load_image(image, draft=query_draft(getattr(encoder, "input_size", 224), detect=True))
-    found: Located = locate(encoder, im, best_matches(snap, filters))
+    found: Located = locate(encoder, im, best_matches(snap, filters), whole_vector=embed(im, None))
     vectors = np.stack([found.used.vector] + [r.vector for r in found.others])
     results = search(vectors, k, filters=filters)
     others = [FoundRegion(r.box, r.score, hits, r.kind) for r, hits in zip(found.others, results[1:])]
@@ -328,7 +333,7 @@ class Searchable:
                        crop: Sequence[float] | None = None, detect: bool = True) -> RegionSearch:
         """Like :meth:`search`, and says which region it searched and what other regions it found."""
         return search_image(self.snapshot(), self.encoder, image, k, filters=filters, crop=crop, detect=detect,
-                            search=self.search_vectors)
+                            search=self.search_vectors, embed=self.embed_query)
 
     def search_vectors(self, queries: np.ndarray, k: int, *, filters: Filters | None = None,
                        nprobe: int | None = None) -> list[list[Hit]]:
