@@ -195,6 +195,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per query line")
     p.add_argument("--crop", default=None, metavar="L,T,R,B",
                    help="search only this box of the photo, as fractions of width/height, e.g. 0.2,0.1,0.8,0.9")
+    p.add_argument("--no-detect", dest="detect", action="store_false",
+                   help="search the whole photo (default: find the dress in a screenshot or scene first)")
     _filter_args(p)
     _backend_args(p)
     precision_arg(p)
@@ -233,7 +235,8 @@ def _search_run(a: argparse.Namespace) -> int:
     failures = 0
     for q in a.images:
         try:
-            hits = store.search(q, a.k, filters=filters, crop=crop)
+            found = store.search_regions(q, a.k, filters=filters, crop=crop, detect=a.detect)
+            hits = found.hits
         except DressfinderError as e:
             failures += 1
             if a.json:
@@ -241,9 +244,12 @@ def _search_run(a: argparse.Namespace) -> int:
             print(f"dressfinder search: error: {q}: {e}", file=sys.stderr)
             continue
         if a.json:
-            print(json.dumps({"query": q, "results": [h.to_dict() for h in hits]}, ensure_ascii=False), flush=True)
+            print(json.dumps({"query": q, "region": {"box": [round(v, 4) for v in found.region], "kind": found.kind},
+                              "results": [h.to_dict() for h in hits],
+                              "regions": [r.to_dict() for r in found.others]}, ensure_ascii=False), flush=True)
         else:
-            print(q)
+            where = "" if found.kind == "whole" else "  [" + ",".join(f"{v:.2f}" for v in found.region) + "]"
+            print(q + where)
             for rank, h in enumerate(hits, 1):
                 p = h.product
                 price = f"  {p.price:.2f} {p.currency or ''}".rstrip() if p.price is not None else ""

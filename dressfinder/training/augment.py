@@ -17,7 +17,6 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from ..extras import require
 from ..images import load_image
 from .network import INPUT_SIZE, to_array
 
@@ -26,7 +25,8 @@ def corner_mask(im: Image.Image, thresh: int = 45) -> np.ndarray | None:
     """Background = what a flood fill from the four corners reaches through pixels within
     ``thresh`` (summed over R, G, B) of the corners' colour. None when the corners do not look like
     one plain backdrop."""
-    ndimage = require("scipy.ndimage", "train", "training")
+    from scipy import ndimage
+
     small = im.copy()
     small.thumbnail((160, 160))
     arr = np.asarray(small, np.int16)

@@ -42,6 +42,8 @@ SEARCH_BODY = {"requestBody": {"required": True, "content": {
         "file": {"type": "string", "format": "binary", "description": "the photo"},
         "k": {"type": "integer", "default": DEFAULT_K, "minimum": 1, "maximum": MAX_K},
         "crop": {"type": "string", "description": "left,top,right,bottom as fractions, e.g. 0.2,0.1,0.8,0.9"},
+        "detect": {"type": "boolean", "default": True,
+                   "description": "find the dress in the photo; false: search the whole photo"},
         "image_url": {"type": "string", "description": "instead of file: an http(s) image URL"},
         "like": {"type": "string", "description": "instead of file: a catalogue product id"},
         **_FILTER_PROPS}}},
@@ -127,7 +129,7 @@ async def run_search(ctx: WebContext, params: SearchParams, data: bytes | None,
         source = "url"
     outcome = await ctx.pool.run(service.search_bytes, store, data, k=params.k, filters=params.filters(),
                                  crop=params.crop, max_pixels=settings.max_pixels, preview=preview,
-                                 max_decode_bytes=settings.max_decode_bytes)
+                                 max_decode_bytes=settings.max_decode_bytes, detect=params.detect)
     return outcome, source
 
 
@@ -182,19 +184,21 @@ async def upload(file: UploadFile = File(..., description="the photo to search w
              openapi_extra=SEARCH_BODY, responses=_errors(400, 404, 413, 415, 422, 503))
 async def api_search(request: Request, ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
     """Multipart with a `file` (or `image_url`, or `like`), or JSON with `image_url` (or `like`).
-    Optional `k`, `crop` and filters `min_price`, `max_price`, `shop` (or its old name `store`), `category`."""
+    Optional `k`, `crop`, `detect` and filters `min_price`, `max_price`, `shop` (or its old name `store`),
+    `category`. The answer says which `region` of the photo was searched and the other `regions` found."""
     params, data = await read_search_request(request, ctx)
     async with ctx.pool.admit():
         outcome, source = await run_search(ctx, params, data)
     lk = links(request)
     query = {"source": source, "k": params.k, "crop": list(params.crop) if params.crop else None,
-             "filters": params.model_dump(include=set(FILTER_NAMES), exclude_none=True)}
+             "detect": params.detect, "filters": params.model_dump(include=set(FILTER_NAMES), exclude_none=True)}
     if params.like is not None:
         query["like"] = params.like
     if source == "url":
         query["image_url"] = params.image_url
     return {"query": query, "count": len(outcome.hits), "took_ms": round(outcome.seconds * 1000, 2),
-            "results": [service.hit_json(i, h, lk) for i, h in enumerate(outcome.hits, 1)]}
+            "results": [service.hit_json(i, h, lk) for i, h in enumerate(outcome.hits, 1)],
+            "region": outcome.region_json(), "regions": service.found_regions_json(outcome, lk)}
 
 
 @router.get("/api/facets", response_model=FacetsOut, tags=["catalogue"],

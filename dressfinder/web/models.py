@@ -86,7 +86,9 @@ class SearchParams(FilterParams):  # type: ignore[misc, valid-type]
     k: int = Field(DEFAULT_K, ge=1, le=MAX_K, description="number of results")
     crop: tuple[float, float, float, float] | None = Field(
         None, description="search only this box of the photo: [left, top, right, bottom] as fractions "
-                          "(a form field takes \"l,t,r,b\")")
+                          "(a form field takes \"l,t,r,b\"); it always overrides the region found")
+    detect: bool = Field(True, description="find the dress in the photo (a screenshot, a photo of a screen, "
+                                           "a scene) and search that region; false: search the whole photo")
 
     @field_validator("crop", mode="before")
     @classmethod
@@ -199,11 +201,39 @@ ProductOut = create_model(
     links=(ProductLinks, ...))
 
 
+BOX_DOC = "[left, top, right, bottom] as fractions of the photo's width and height"
+KIND_DOC = ("whole: the whole photo; crop: the box you sent; content: a block of a screenshot or page "
+            "(a post's photo, a product tile); window: a part of a photo with no layout")
+
+
+class RegionOut(BaseModel):
+    """The region of the photo that was searched."""
+
+    box: tuple[float, float, float, float] = Field(description=BOX_DOC, examples=[[0.05, 0.12, 0.95, 0.7]])
+    kind: str = Field(description=KIND_DOC, examples=["content"])
+    score: float | None = Field(None, description="cosine of its best match, when regions were compared")
+
+
+class FoundRegionOut(BaseModel):
+    """Another region found in the photo (another dress), with its own results."""
+
+    box: tuple[float, float, float, float] = Field(description=BOX_DOC)
+    kind: str = Field(description=KIND_DOC)
+    score: float = Field(description="cosine of its best match")
+    count: int
+    results: list[HitOut]  # type: ignore[valid-type]
+
+
 class SearchOut(BaseModel):
     query: dict[str, Any]
     count: int
     took_ms: float
     results: list[HitOut]  # type: ignore[valid-type]
+    region: RegionOut | None = Field(None, description="the region searched; null when searching with a "
+                                                         "catalogue product (like=)")
+    regions: list[FoundRegionOut] = Field(
+        default_factory=list, description="other regions found (other dresses: a collage, a 'you may also "
+                                          "like' row), each with its own results, best first")
 
 
 class SimilarOut(BaseModel):

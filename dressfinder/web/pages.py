@@ -23,7 +23,7 @@ from . import service
 from .api import links, run_search
 from .deps import WebContext, get_ctx, read_upload
 from .middleware import validation_message
-from .models import DEFAULT_K, MAX_K, SearchParams, safe_http_url
+from .models import DEFAULT_K, FILTER_NAMES, MAX_K, SearchParams, safe_http_url
 
 router = APIRouter(include_in_schema=False)
 
@@ -105,11 +105,22 @@ async def search_page(request: Request, ctx: WebContext = Depends(get_ctx)) -> R
         headers = {"Retry-After": "1"} if status == 503 else None
         return _render(request, "home.html", _home_context(ctx, error=str(e), values=values), status, headers)
     lk = links(request)
-    query = {"source": source, "preview": outcome.preview, "crop": params.crop,
-             "image_url": params.image_url if source == "url" else None}
+    query = {"source": source, "preview": outcome.preview, "image_url": params.image_url if source == "url" else None,
+             **_region_context(outcome, lk, params.k)}
     return _render(request, "results.html", {
         "query": query, "cards": [_card(i, h, lk, params.k) for i, h in enumerate(outcome.hits, 1)],
-        "k": params.k, "took_ms": outcome.seconds * 1000, "filters": params.filters(), "title": "Your matches"})
+        "k": params.k, "took_ms": outcome.seconds * 1000, "filters": params.filters(), "title": "Your matches",
+        "refine_filters": params.model_dump(include=set(FILTER_NAMES), exclude_none=True)})
+
+
+def _region_context(outcome: service.SearchOutcome, lk: service.Links, k: int) -> dict[str, Any]:
+    """The box searched (drawn unless it is the whole photo) and the other regions found, each
+    with its first results as cards."""
+    box = [round(float(v), 4) for v in outcome.region] if outcome.region is not None else None
+    whole = box is None or box == [0.0, 0.0, 1.0, 1.0]
+    others = [{"box": [round(float(v), 4) for v in r.box], "score": r.score,
+               "cards": [_card(i, h, lk, k) for i, h in enumerate(r.hits[:6], 1)]} for r in outcome.others]
+    return {"crop": None if whole else box, "region": box, "region_kind": outcome.region_kind, "others": others}
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -121,7 +132,7 @@ async def like_page(request: Request, like: str | None = Query(None, max_length=
     product, file = service.product_record(ctx.store, like)
     outcome = await ctx.pool.call(service.similar_to, ctx.store, like, k=k)
     lk = links(request)
-    query = {"source": "product", "preview": lk.image(like, file), "crop": None, "product": product,
+    query = {"source": "product", "preview": lk.image(like, file), "crop": None, "others": [], "product": product,
              "page": lk.page(like), "title": display_title(product)}
     return _render(request, "results.html", {
         "query": query, "cards": [_card(i, h, lk, k) for i, h in enumerate(outcome.hits, 1)], "k": k,

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
@@ -22,8 +21,9 @@ from ..catalog import Filters, display_title
 from ..schema import Product
 from ..errors import DressfinderError, ImageError, NotFound
 from ..images import CONTENT_TYPES, EXTENSIONS, load_image, sniff_format
+from ..search import query_draft
 
-PREVIEW_SIZE = 480
+PREVIEW_SIZE = 960      # big enough to search a region of it again from the results page
 _MEDIA_BY_EXT = {ext: CONTENT_TYPES[fmt] for fmt, ext in EXTENSIONS.items()}
 
 
@@ -108,14 +108,23 @@ class SearchOutcome:
     seconds: float
     preview: str | None = None          # data: URL of a small copy of the query photo (pages)
     size: tuple[int, int] | None = None  # the query photo's width, height
+    region: tuple | None = None          # the box searched (fractions l, t, r, b); None: a product's picture
+    region_kind: str | None = None       # "whole", "crop", "content", "window"
+    region_score: float | None = None
+    others: list = field(default_factory=list)   # search.FoundRegion: other regions found, best first
+
+    def region_json(self) -> dict[str, Any] | None:
+        if self.region is None:
+            return None
+        return {"box": [round(float(v), 4) for v in self.region], "kind": self.region_kind,
+                "score": None if self.region_score is None else round(self.region_score, 6)}
 
 
 def decode_query(data: bytes, *, max_pixels: int, crop: Sequence[float] | None, input_size: int,
-                 max_decode_bytes: int | None = None) -> Image.Image:
+                 max_decode_bytes: int | None = None, detect: bool = False) -> Image.Image:
     """Decode an uploaded photo under the pixel and memory budgets; at reduced scale when that
-    still leaves the encoder (and the crop box) enough pixels."""
-    short = max(min(crop[2] - crop[0], crop[3] - crop[1]), 0.05) if crop else 1.0
-    return load_image(data, max_pixels=max_pixels, draft=int(math.ceil(input_size / short)),
+    still leaves the encoder (and the crop box, or the regions looked for) enough pixels."""
+    return load_image(data, max_pixels=max_pixels, draft=query_draft(input_size, crop, detect),
                       max_decode_bytes=max_decode_bytes)
 
 
@@ -128,15 +137,25 @@ def preview_data_url(im: Image.Image, size: int = PREVIEW_SIZE) -> str:
 
 
 def search_bytes(store: Any, data: bytes, *, k: int, filters: Filters | None, crop: Sequence[float] | None,
-                 max_pixels: int, preview: bool = False, max_decode_bytes: int | None = None) -> SearchOutcome:
+                 max_pixels: int, preview: bool = False, max_decode_bytes: int | None = None,
+                 detect: bool = True) -> SearchOutcome:
+    """Search with an uploaded photo: the shopper's box (``crop``), else the region found in it
+    (``detect``), else the whole photo; with the other regions found."""
     t0 = time.perf_counter()
     enc = store.encoder
     im = decode_query(data, max_pixels=max_pixels, crop=crop, input_size=getattr(enc, "input_size", 224),
-                      max_decode_bytes=max_decode_bytes)
-    vector = store.embed_query(im, crop)
-    hits = store.search_vectors(vector[None, :], k, filters=filters)[0]
+                      max_decode_bytes=max_decode_bytes, detect=detect and crop is None)
+    found = store.search_regions(im, k, filters=filters, crop=crop, detect=detect)
     seconds = time.perf_counter() - t0
-    return SearchOutcome(hits, seconds, preview_data_url(im) if preview else None, im.size)
+    return SearchOutcome(found.hits, seconds, preview_data_url(im) if preview else None, im.size,
+                         found.region, found.kind, found.score, found.others)
+
+
+def found_regions_json(outcome: SearchOutcome, links: Links) -> list[dict[str, Any]]:
+    """The other regions found, each with its results (``hit_json``), best first."""
+    return [{"box": [round(float(v), 4) for v in r.box], "kind": r.kind, "score": round(r.score, 6),
+             "count": len(r.hits), "results": [hit_json(i, h, links) for i, h in enumerate(r.hits, 1)]}
+            for r in outcome.others]
 
 
 def best_match_image(store: Any, data: bytes, *, max_pixels: int,

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import cli, env, free_port, stats_ms
+from .common import cli, env, free_port, photo_variant, stats_ms
 
 
 def bench_latency(root: Path, photos: list[Path], *, n_queries: int, cli_cold: int, skip: set[str],
@@ -139,8 +139,10 @@ def http_latency(root: Path, photos: list[Path], *, warmup: int = 5) -> dict[str
                 codes[r.status_code] = codes.get(r.status_code, 0) + 1
                 if r.status_code == 200:
                     took.append(r.json().get("took_ms", 0) / 1000)
+            pictures = {kind: post_all(client, blobs) for kind, blobs in picture_queries(photos).items()}
         return {"post_api_search": stats_ms(lat), "server_took": stats_ms(took), "status": codes,
-                "startup_seconds": round(ready, 2), "command": " ".join(cmd[1:]).replace(str(port), "PORT")}
+                "startup_seconds": round(ready, 2), "command": " ".join(cmd[1:]).replace(str(port), "PORT"),
+                "by_picture": pictures}
     finally:
         server.terminate()
         try:
@@ -149,3 +151,41 @@ def http_latency(root: Path, photos: list[Path], *, warmup: int = 5) -> dict[str
             server.kill()
             server.wait()
         log.close()
+
+
+def picture_queries(photos: list[Path], seed: int = 12) -> dict[str, list[tuple[str, bytes]]]:
+    """Region search's two cases (issue 12): a plain photo (a cropped, re-lit catalogue image) and a
+    1080x2340 phone screenshot of a social post showing it (tools/scenes.py), as JPEG q90."""
+    import io
+
+    import numpy as np
+
+    from ...images import load_image
+    from ..scenes import make_social
+
+    def jpeg(im) -> bytes:
+        buf = io.BytesIO()
+        im.convert("RGB").save(buf, "JPEG", quality=90)
+        return buf.getvalue()
+
+    out: dict[str, list[tuple[str, bytes]]] = {"plain_photo": [], "screenshot_1080x2340": []}
+    others = [load_image(p, draft=400) for p in photos[-4:]]
+    for i, p in enumerate(photos):
+        out["plain_photo"].append((p.name, jpeg(photo_variant(p, seed + i))))
+        shot, _ = make_social(load_image(p), np.random.default_rng([seed, i]), others, phone=(1080, 2340))
+        out["screenshot_1080x2340"].append((p.name, jpeg(shot)))
+    return out
+
+
+def post_all(client, blobs: list[tuple[str, bytes]], warmup: int = 3) -> dict[str, Any]:
+    """Sequential ``POST /api/search`` of each picture: latency, and how often a region was used."""
+    for name, data in blobs[:warmup]:
+        client.post("/api/search", files={"file": (name, data, "image/jpeg")}, data={"k": "10"})
+    lat, regions = [], 0
+    for name, data in blobs:
+        t0 = time.perf_counter()
+        r = client.post("/api/search", files={"file": (name, data, "image/jpeg")}, data={"k": "10"})
+        lat.append(time.perf_counter() - t0)
+        if r.status_code == 200 and (r.json().get("region") or {}).get("kind") not in (None, "whole"):
+            regions += 1
+    return {**stats_ms(lat), "region_used": regions}

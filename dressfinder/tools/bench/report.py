@@ -76,6 +76,9 @@ def _latency(lat: dict[str, Any], ix: dict[str, Any]) -> list[str]:
                      f"{ip.get('index+metadata', {}).get('p50', '-')} | {cli_cold} | {cli_warm} | {http_s} |")
     lines += [""] + precision_lines(ix, lat)
     for name, e in lat.items():
+        for kind, st in ((e.get("http") or {}).get("by_picture") or {}).items():
+            lines.append(f"- HTTP POST /api/search, {kind.replace('_', ' ')}: p50 {st.get('p50')} ms, "
+                         f"p99 {st.get('p99')} ms (n {st.get('n')}; a region searched in {st.get('region_used')})")
         for part in ("cli", "http"):
             if (e.get(part) or {}).get("error"):
                 lines += [f"{name} {part}: {e[part]['error']}", ""]

@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--examples", default=None, metavar="DIR", help="save some query photos here to look at")
     p.add_argument("--no-colour", dest="colour", action="store_false",
                    help="skip the same-colour share (dominant colour of each catalogue image)")
+    p.add_argument("--no-detect", dest="detect", action="store_false",
+                   help="search each query photo whole (no region search), as before issue 12")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                       heldout=None if args.heldout in ("", "none") else args.heldout, latency=args.latency,
                       cache=cache, epochs=args.epochs,
                       progress=not args.quiet, examples=Path(args.examples) if args.examples else None,
-                      colour=args.colour)
+                      colour=args.colour, detect=args.detect)
     argv = sys.argv[1:]
     command = ("dressfinder " + " ".join(shlex.quote(a) for a in argv[argv.index("evaluate"):])) \
         if "evaluate" in argv else None

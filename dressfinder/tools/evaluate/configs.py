@@ -121,6 +121,26 @@ def embed_cached(enc, sources: Sequence, cache: Path | None, keys: Sequence[str]
     return res.vectors, res.ok, res.seconds, False
 
 
+def located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray, cache: Path | None,
+            progress: bool) -> np.ndarray:
+    """Query vectors of the regions the region search uses (``regions.locate``, as the service
+    decides), cached by photos, encoder and catalogue."""
+    from ... import regions
+
+    h = hashlib.sha256(f"{regions.VERSION}|{sorted(enc.spec().items())}".encode())
+    for d in photos:
+        h.update(hashlib.sha256(d).digest())
+    h.update(np.ascontiguousarray(cat_vec[:: max(1, len(cat_vec) // 64)]).tobytes())
+    path = cache / f"regions-{h.hexdigest()[:16]}.npy" if cache is not None else None
+    if path is not None and path.exists():
+        return np.load(path)
+    out = regions.located_vectors(enc, photos, whole, cat_vec, progress)
+    if path is not None:
+        np.save(path.with_name(path.stem + ".tmp.npy"), out)
+        os.replace(path.with_name(path.stem + ".tmp.npy"), path)
+    return out
+
+
 def measure_latency(enc, index, data: Sequence[bytes], n: int, k: int = 10) -> dict[str, float]:
     """End-to-end time of single queries: decode + preprocess + encode (query path) + search."""
     encode = enc.encode_query_arrays

@@ -13,7 +13,8 @@ import numpy as np
 
 from ...errors import DressfinderError
 
-from .configs import AUTO_STYLE_PREFIX, QuerySide, catalog_key, embed_cached, measure_latency, parse_config, seed_autoencoder
+from .configs import (AUTO_STYLE_PREFIX, QuerySide, catalog_key, embed_cached, located, measure_latency, parse_config,
+                      seed_autoencoder)
 from .metrics import catalog_colours, colour_share, hits_at, style_share
 from .queries import make_queries
 from ..machine import describe_machine
@@ -100,6 +101,7 @@ class Run:
     progress: bool
     latency: int
     epochs: int
+    detect: bool = True
     scratch: tempfile.TemporaryDirectory | None = None
 
     @property
@@ -134,6 +136,8 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
     query_keys = [f"{qs.key}:{i}" for i in range(len(qs.data))]
     q_vec, q_ok, q_secs, _ = embed_cached(QuerySide(enc), qs.data, run.cache, query_keys,
                                           f"{cfg.label}: queries", run.progress)
+    if run.detect and len(q_vec):   # the region search's choice (regions.py), as the service makes it
+        q_vec = located(enc, [qs.data[int(i)] for i in q_ok], q_vec, cat_vec, run.cache, run.progress)
     index = VectorIndex.build(cfg.index, cat_vec, ids=cat_ok.astype(np.int64), metric=enc.metric,
                               **cfg.index_params)
     k_fetch = 10 + max((len(t) for t in run.targets), default=1)
@@ -205,7 +209,7 @@ def evaluate(catalog: str | Path, configs: Sequence[str], *, queries: Sequence[s
              kinds: Sequence[str] = KINDS, seed: int = DEFAULT_SEED, per_source: int = 1,
              max_sources: int | None = None, style_prefix: str | None = None, heldout: str | Path | None = None,
              latency: int = 200, cache: Path | None = None, epochs: int = 20, progress: bool = True,
-             examples: Path | None = None, colour: bool = True) -> dict[str, Any]:
+             examples: Path | None = None, colour: bool = True, detect: bool = True) -> dict[str, Any]:
     """Make the queries, run every config on them, and report (see the package's doc)."""
     t_start = time.perf_counter()
     unknown = [k for k in kinds if k not in KINDS]
@@ -225,7 +229,7 @@ def evaluate(catalog: str | Path, configs: Sequence[str], *, queries: Sequence[s
     if examples is not None:
         write_examples(examples, qs, g.ids)
     colours = catalog_colours(g.images, cat_key, cache, progress) if colour else None
-    run = Run(g, qs, cache, cat_key, colours, progress, latency, epochs)
+    run = Run(g, qs, cache, cat_key, colours, progress, latency, epochs, detect)
     try:
         results = [evaluate_config(run, cfg) for cfg in parsed]
     finally:

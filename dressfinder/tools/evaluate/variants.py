@@ -7,12 +7,15 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
+from ..scenes import SCENE_KINDS, make_picture
 
 
-KINDS = ("crop", "background", "color", "blur_jpeg", "flip", "grayscale", "rotate", "exif", "combo")
+
+PHOTO_KINDS = ("crop", "background", "color", "blur_jpeg", "flip", "grayscale", "rotate", "exif", "combo")
+KINDS = PHOTO_KINDS + SCENE_KINDS
 
 
-GENERATOR_VERSION = "1"     # bump when a variant would come out different for the same seed
+GENERATOR_VERSION = "2"     # bump when a variant would come out different for the same seed (2: scenes)
 
 
 DEFAULT_SEED = 20250611     # training augmentations use other seeds (see training/augment.py)
@@ -287,6 +290,8 @@ def make_variant(im: Image.Image, kind: str, rng: np.random.Generator,
     """One photo-like query made from catalogue image ``im``: the bytes of a JPEG."""
     im = im.convert("RGB")
     quality, orientation = int(rng.integers(85, 96)), None
+    if kind in SCENE_KINDS:   # a screenshot, a photo of a screen, a scene, a close-up
+        return jpeg_bytes(make_picture(im, kind, rng, pool)[0], quality)
     if kind == "combo":
         steps: list[str] = []
         while len(steps) < 3:

@@ -35,6 +35,75 @@
     if (qimg.complete) { showIt(); } else { qimg.addEventListener("load", showIt); }
   }
 
+  // ---- results page: the other regions found, a box of her own, the whole photo. The photo is
+  // sent again (the page's copy of it) with the box: her box always overrides detection.
+  function refineResults(stage, refine) {
+    var qimg = document.getElementById("query-img");
+    var sending = false;
+    var parse = function (text) { return text.split(",").map(parseFloat); };
+    var regionBoxes = stage.querySelectorAll(".region-box");
+    var showRegions = function () { regionBoxes.forEach(function (b) { placeBox(b, parse(b.getAttribute("data-region"))); }); };
+    if (qimg.complete) { showRegions(); } else { qimg.addEventListener("load", showRegions); }
+    function searchWith(crop, detect) {
+      if (sending) { return; }
+      sending = true;
+      document.getElementById("refine-crop").value = crop ? crop.map(function (v) { return v.toFixed(4); }).join(",") : "";
+      document.getElementById("refine-detect").value = detect ? "true" : "false";
+      document.getElementById("query-caption").textContent = "Searching…";
+      // the page's copy of the photo is a data: URL (no fetch: the page's CSP allows no connections)
+      var parts = qimg.src.split(",");
+      var type = (parts[0].match(/^data:([^;]+)/) || [null, "image/jpeg"])[1];
+      var bytes = Uint8Array.from(atob(parts[1] || ""), function (c) { return c.charCodeAt(0); });
+      var dt = new DataTransfer();
+      dt.items.add(new File([bytes], "photo.jpg", { type: type }));
+      document.getElementById("refine-file").files = dt.files;
+      refine.submit();
+    }
+    document.querySelectorAll(".region-chip, .region-box").forEach(function (b) {
+      b.addEventListener("click", function (e) { e.preventDefault(); searchWith(parse(b.getAttribute("data-region")), true); });
+    });
+    var whole = document.getElementById("search-whole");
+    if (whole) { whole.addEventListener("click", function () { searchWith(null, false); }); }
+    var draft = document.createElement("div");
+    draft.className = "crop-box";
+    draft.id = "draft-box";
+    draft.hidden = true;
+    stage.appendChild(draft);
+    var start = null;
+    function frac(e) {
+      var r = qimg.getBoundingClientRect();
+      return [Math.max(0, Math.min(1, (e.clientX - r.left) / r.width)), Math.max(0, Math.min(1, (e.clientY - r.top) / r.height))];
+    }
+    function boxOf(a, b) { return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])]; }
+    stage.addEventListener("pointerdown", function (e) {
+      if (e.button !== undefined && e.button !== 0) { return; }
+      e.preventDefault();
+      start = frac(e);
+      if (stage.setPointerCapture) { try { stage.setPointerCapture(e.pointerId); } catch (err) { /* ignore */ } }
+    });
+    stage.addEventListener("pointermove", function (e) {
+      if (!start) { return; }
+      e.preventDefault();
+      placeBox(draft, boxOf(start, frac(e)));
+    });
+    stage.addEventListener("pointerup", function (e) {
+      if (!start) { return; }
+      var p = frac(e), c = boxOf(start, p);
+      start = null;
+      if (c[2] - c[0] >= 0.03 && c[3] - c[1] >= 0.03) { searchWith(c, true); return; }
+      draft.hidden = true;
+      regionBoxes.forEach(function (b) {   // a tap on a found region searches it
+        var r = parse(b.getAttribute("data-region"));
+        if (p[0] >= r[0] && p[0] <= r[2] && p[1] >= r[1] && p[1] <= r[3]) { searchWith(r, true); }
+      });
+    });
+    stage.addEventListener("pointercancel", function () { start = null; draft.hidden = true; });
+    qimg.addEventListener("dragstart", function (e) { e.preventDefault(); });
+  }
+  var qstage = document.getElementById("query-stage");
+  var refine = document.getElementById("refine-form");
+  if (qstage && refine) { refineResults(qstage, refine); }
+
   // ---- the search form
   var form = document.getElementById("search-form");
   if (!form) { return; }

@@ -1,0 +1,335 @@
+"""Where the dress is in a bigger picture: candidate boxes on the query side, and the choice
+between them and the whole photo.
+
+Shoppers send screenshots (a social post, a shop page with a "you may also like" row), photos of
+a screen, or a scene where the dress fills a third of the frame. Two cheap, general cues give
+candidate boxes, as fractions ``(left, top, right, bottom)`` of the photo:
+
+* **content boxes** (:func:`content_boxes`): on a small, box-filtered copy of the photo (noise,
+  moiré and JPEG blocks average away) the flat parts (app backgrounds, bars, margins) are told from
+  the busy parts; thin strokes (text, icons) are opened away, and each remaining blob of busy
+  pixels big enough to be a photo gives a box: the post's photo, each product tile;
+* **windows** (:data:`WINDOWS`): a few fixed, overlapping windows at two scales, for pictures with
+  no flat parts at all (a scene, a photo of a screen).
+
+The encoder and the index judge the candidates (:func:`locate`): the whole photo is encoded as
+usual (with its mirror image); when its best match is not already sure (:data:`SURE_SCORE`), the
+content boxes are encoded once each (no flip), then, unless one of them clearly won
+(:data:`CONTENT_SURE`), the windows and smaller boxes inside the best one. A box is used instead of
+the whole photo only when its best score beats the whole photo's by :data:`MARGIN` (bigger boxes
+need less: see :func:`needed`), so a small window never wins by accident. Boxes whose best match is some *other* product, at a score a real match gets
+(:data:`OTHER_MIN_SCORE`), come back as the other regions found (collages, product rows).
+
+The numbers are calibrated by ``scripts/calibrate_regions.py`` on generated pictures
+(``dressfinder.tools.scenes``) made from sources that the evaluation does not use; see that
+script's docstring for what it measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[float, float, float, float]
+WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
+
+#: Fixed windows (fractions): the centre, and overlapping quadrants (then refined, see locate).
+WINDOWS: tuple[Box, ...] = tuple((x, y, x + 0.5, y + 0.5) for y in (0.0, 0.25, 0.5) for x in (0.0, 0.25, 0.5))
+#: At most this many candidate boxes are encoded per query (each one forward pass).
+MAX_CANDIDATES = 12
+#: A box replaces the whole photo when its best match scores this much higher (cosine), for a
+#: box of area 0; a box of area ``a`` needs ``MARGIN * (1 - a)`` (calibrated, see module doc).
+MARGIN = 0.05
+#: When a window scored best, boxes this share of its size inside it are tried too, and again
+#: inside the best of those while the score rises, at most ``REFINE_STEPS`` times.
+REFINE_SCALE = 0.7
+REFINE_STEPS = 1
+#: Content boxes whose best matches are within this of the best one count as tied: the biggest
+#: wins (a shop page's big photo over the "you may also like" tiles).
+TIE = 0.05
+#: A whole photo whose best match scores this (cosine) is that product: no regions are looked for.
+SURE_SCORE = 0.80
+#: A content box chosen with a best match at least this (cosine) ends the search: no windows.
+CONTENT_SURE = 0.75
+#: Another region is reported when its best match scores at least this (cosine).
+OTHER_MIN_SCORE = 0.80
+#: Photos with a shorter side below this many pixels are searched whole (no detail to find).
+MIN_SIDE = 160
+#: Content boxes: the small copy's longer side, and the least share of the photo a box covers.
+SMALL_SIDE = 192
+MIN_BOX_AREA = 0.03
+
+
+@dataclass
+class Region:
+    """A searched box: where, how its best match scored, the vector searched, and what found it."""
+
+    box: Box
+    score: float
+    vector: np.ndarray
+    kind: str                  # "whole", "crop", "content", "window"
+    best_row: int = -1         # the row of its best match (to tell regions apart)
+
+    def area(self) -> float:
+        return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
+
+
+@dataclass
+class Located:
+    """The region used for the search, and the other regions found (best first)."""
+
+    used: Region
+    others: list[Region] = field(default_factory=list)
+    whole: Region | None = None
+
+
+# --------------------------------------------------------------------------- boxes
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def overlap_of_smaller(a: Sequence[float], b: Sequence[float]) -> float:
+    """The share of the smaller box that lies inside the other."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / small if small > 0 else 0.0
+
+
+def _small_copy(im: Image.Image, side: int = SMALL_SIDE) -> np.ndarray:
+    """The photo box-reduced by a whole factor, to a longer side between ``side`` and twice that."""
+    factor = max(1, max(im.size) // side)
+    im = im if im.mode == "RGB" else im.convert("RGB")
+    small = im.reduce(factor) if factor > 1 else im
+    return np.asarray(small, np.int16)
+
+
+def busy_mask(arr: np.ndarray, flat: float = 8.0) -> np.ndarray:
+    """True where the small copy is not flat: a 3x3 neighbourhood's colour spread above ``flat``."""
+    from scipy import ndimage
+
+    spread = ndimage.maximum_filter(arr, (3, 3, 1)) - ndimage.minimum_filter(arr, (3, 3, 1))
+    return spread.max(axis=2) > flat
+
+
+def page_colour(arr: np.ndarray, busy: np.ndarray, tol: int = 10) -> np.ndarray:
+    """True where the small copy has the page's colour: the commonest colour of its flat parts
+    (a photo with a smooth backdrop is not flat page, unless it is the page's very colour)."""
+    flat = arr[~busy]
+    codes = (flat[:, 0] // 16) * 256 + (flat[:, 1] // 16) * 16 + flat[:, 2] // 16
+    top = np.bincount(codes.astype(np.int64)).argmax()
+    colour = flat[codes == top].mean(axis=0)
+    return np.abs(arr - colour).max(axis=2) <= tol
+
+
+def _runs(profile: np.ndarray, thr: float, min_len: int, gap: int = 2) -> list[tuple[int, int]]:
+    """Runs of ``profile > thr`` (gaps up to ``gap`` bridged), at least ``min_len`` long."""
+    on = np.flatnonzero(profile > thr)
+    if not len(on):
+        return []
+    runs, a, b = [], on[0], on[0]
+    for i in on[1:]:
+        if i - b > gap + 1:
+            runs.append((a, b + 1))
+            a = i
+        b = i
+    runs.append((a, b + 1))
+    return [(a, b) for a, b in runs if b - a >= min_len]
+
+
+def _cut(solid: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """XY-cut: bands of busy rows, in each the runs of busy columns, each tightened to its rows."""
+    h, w = solid.shape
+    out = []
+    for y0, y1 in _runs(solid.mean(axis=1), 0.04, max(3, h // 25), gap=1):
+        for x0, x1 in _runs(solid[y0:y1].mean(axis=0), 0.15, max(3, w // 12), gap=0):
+            for a, b in _runs(solid[y0:y1, x0:x1].mean(axis=1), 0.3, max(3, h // 25), gap=1):
+                out.append((x0, y0 + a, x1, y0 + b))
+    return out
+
+
+def content_boxes(im: Image.Image, limit: int = 6) -> list[Box]:
+    """Boxes around the blocks of a picture with flat parts (screenshots, pages, collages, a
+    screen's page inside a busy room), biggest first; none when the picture has no flat parts."""
+    from scipy import ndimage
+
+    arr = _small_copy(im)
+    smooth = ndimage.uniform_filter(arr.astype(np.float32), (3, 3, 1))   # moiré and noise average away
+    busy = busy_mask(smooth, 6.0)
+    h, w = busy.shape
+    if busy.mean() > 0.93:          # a photo edge to edge: no flat layout to read
+        return []
+    solid = ndimage.binary_opening(~page_colour(arr, busy), structure=np.ones((5, 5), bool))
+    blocks = _cut(solid)
+    page = _page_box(busy)          # the page's own box, when a busy surround frames it (a screen)
+    if page is not None:
+        x0, y0, x1, y1 = page
+        inner = ndimage.binary_opening(~page_colour(arr[y0:y1, x0:x1], busy[y0:y1, x0:x1]), np.ones((5, 5), bool))
+        blocks += [(a + x0, b + y0, c + x0, d + y0) for a, b, c, d in _cut(inner)]
+    boxes: list[tuple[float, Box]] = []
+    for x0, y0, x1, y1 in blocks:
+        bw, bh = (x1 - x0) / w, (y1 - y0) / h
+        if not MIN_BOX_AREA <= bw * bh <= 0.9 or min(bw * w / max(bh * h, 1), bh * h / max(bw * w, 1)) < 0.2:
+            continue
+        if solid[y0:y1, x0:x1].mean() < 0.3:
+            continue
+        box = (float(x0 / w), float(y0 / h), float(x1 / w), float(y1 / h))
+        if all(iou(box, b) < 0.8 for _, b in boxes):
+            boxes.append((bw * bh, box))
+    boxes.sort(key=lambda t: -t[0])
+    return [b for _, b in boxes[:limit]]
+
+
+def _page_box(busy: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The bounding box of the biggest flat area, when it is a page framed by busy parts."""
+    from scipy import ndimage
+
+    flat = ndimage.binary_opening(~busy, structure=np.ones((3, 3), bool))
+    labels, n = ndimage.label(flat)
+    if n == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    sl = ndimage.find_objects(labels)[int(sizes.argmax())]
+    h, w = busy.shape
+    y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+    share = (y1 - y0) * (x1 - x0) / (h * w)
+    return (x0, y0, x1, y1) if 0.15 < share < 0.85 else None
+
+
+def candidate_boxes(im: Image.Image, limit: int = MAX_CANDIDATES) -> list[tuple[Box, str]]:
+    """The boxes worth encoding: content boxes first, then the fixed windows, near-repeats dropped."""
+    out: list[tuple[Box, str]] = []
+    for box, kind in [(b, "content") for b in content_boxes(im)] + [(b, "window") for b in WINDOWS]:
+        if len(out) >= limit:
+            break
+        if all(iou(box, o) < 0.8 for o, _ in out) and iou(box, WHOLE) < 0.9:
+            out.append((box, kind))
+    return out
+
+
+def crop_box(im: Image.Image, box: Sequence[float]) -> Image.Image:
+    w, h = im.size
+    x0, y0 = int(round(box[0] * w)), int(round(box[1] * h))
+    x1, y1 = max(x0 + 1, int(round(box[2] * w))), max(y0 + 1, int(round(box[3] * h)))
+    return im.crop((x0, y0, x1, y1))
+
+
+# --------------------------------------------------------------------------- the choice
+
+def needed(area: float) -> float:
+    """How much a box of this area (share of the photo) must beat the whole photo's best score by."""
+    return MARGIN * (1.0 - min(max(area, 0.0), 1.0))
+
+
+BestFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def refine_boxes(box: Box, scale: float = REFINE_SCALE) -> list[Box]:
+    """Smaller boxes inside ``box``: its four corners and its centre, each ``scale`` of its size."""
+    l, t, r, b = box
+    w, h = (r - l) * scale, (b - t) * scale
+    cx, cy = (l + r - w) / 2, (t + b - h) / 2
+    return [(x, y, x + w, y + h) for x, y in ((l, t), (r - w, t), (l, b - h), (r - w, b - h), (cx, cy))]
+
+
+def _encode_boxes(encoder, im: Image.Image, boxes: list[tuple[Box, str]], best: BestFn) -> list[Region]:
+    if not boxes:
+        return []
+    batch = np.stack([encoder.preprocess(crop_box(im, b)) for b, _ in boxes])
+    vectors = np.asarray(encoder.encode_arrays(batch), np.float32)
+    scores, rows = best(vectors)
+    return [Region(b, float(s), v, kind, int(r)) for (b, kind), s, v, r in zip(boxes, scores, vectors, rows)]
+
+
+def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATES,
+           whole_vector: np.ndarray | None = None) -> Located:
+    """Search the whole photo and, unless its best match is already sure, the content boxes; when
+    none of those wins, the windows (and smaller boxes inside the best one). Pick the region to use
+    and the others. ``best(vectors)`` gives each vector's best match: (cosines, rows), each (n,)."""
+    if whole_vector is None:
+        whole_vector = np.asarray(encoder.encode_query_arrays(encoder.preprocess(im)[None]), np.float32)[0]
+    scores, rows = best(whole_vector[None])
+    whole = Region(WHOLE, float(scores[0]), whole_vector, "whole", int(rows[0]))
+    if min(im.size) < MIN_SIDE or whole.score >= SURE_SCORE:
+        return Located(whole, [], whole)
+    cands = candidate_boxes(im, limit)
+    found = _encode_boxes(encoder, im, [c for c in cands if c[1] == "content"], best)
+    located = choose(whole, found)
+    if located.used.kind == "content" and located.used.score >= CONTENT_SURE:
+        return located                      # a laid-out picture: its block is the answer
+    windows = _encode_boxes(encoder, im, [c for c in cands if c[1] == "window"], best)
+    if not windows:
+        return located
+    top = max(windows, key=lambda r: r.score)
+    for _ in range(REFINE_STEPS):           # coarse to fine, while it helps
+        finer = _encode_boxes(encoder, im, [(b, "window") for b in refine_boxes(top.box)], best)
+        windows += finer
+        step = max(finer, key=lambda r: r.score)
+        if step.score <= top.score:
+            break
+        top = step
+    return choose(whole, found + windows)
+
+
+def choose(whole: Region, regions: list[Region]) -> Located:
+    """The rule: the best box wins over the whole photo only by :func:`needed`; others are boxes
+    apart from the used one whose best match is another product, scored like a real match (in a
+    laid-out picture, only its content boxes)."""
+    used = whole
+    winners = [r for r in regions if r.score >= whole.score + needed(r.area())]
+    if winners:
+        used = max(winners, key=lambda r: (r.score, r.area()))
+        if used.kind == "content":
+            used = max((r for r in winners if r.kind == "content" and r.score >= used.score - TIE),
+                       key=lambda r: (r.area(), r.score))
+    others: list[Region] = []
+    seen = {used.best_row}
+    laid_out = any(r.kind == "content" for r in regions)   # then windows are not regions of their own
+    for r in sorted(regions, key=lambda r: -r.score):
+        if r.score < OTHER_MIN_SCORE or r.best_row in seen or r is used or (laid_out and r.kind == "window"):
+            continue
+        if r.kind == "whole" or overlap_of_smaller(r.box, used.box) > 0.6 and used.kind != "whole":
+            continue
+        if any(overlap_of_smaller(r.box, o.box) > 0.6 for o in others):
+            continue
+        seen.add(r.best_row)
+        others.append(r)
+    return Located(used, others, whole)
+
+
+# --------------------------------------------------------------------------- many queries at once
+
+#: Bump when the choice would come out different (cached evaluation vectors key on it).
+VERSION = "5"
+
+
+def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray, catalogue: np.ndarray,
+                    progress: bool = False) -> np.ndarray:
+    """For each query photo, the vector of the region :func:`locate` uses (the evaluation's path;
+    ``whole_vectors`` are the photos' usual query vectors, ``catalogue`` the vectors searched)."""
+    from tqdm import tqdm
+
+    from .images import load_image
+
+    cat = np.asarray(catalogue, np.float32)
+    norms = np.linalg.norm(cat, axis=1)
+
+    def best(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sims = (vectors @ cat.T) / np.where(norms > 0, norms, 1.0)[None, :]
+        rows = sims.argmax(axis=1)
+        return sims[np.arange(len(rows)), rows] / np.maximum(np.linalg.norm(vectors, axis=1), 1e-12), rows
+
+    out = np.array(whole_vectors, np.float32, copy=True)
+    size = getattr(encoder, "input_size", 224)
+    for i, data in enumerate(tqdm(photos, desc="regions", unit="img", disable=not progress, dynamic_ncols=True)):
+        im = load_image(data, draft=2 * size)
+        out[i] = locate(encoder, im, best, whole_vector=out[i]).used.vector
+    return out

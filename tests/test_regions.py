@@ -1,0 +1,192 @@
+"""Finding the dress in a bigger picture (regions.py) and the region-aware search path (search.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import dress_image
+from dressfinder import regions
+from dressfinder.tools.scenes import SCENE_KINDS, make_picture
+
+
+def photo(i: int, size=(480, 640)) -> Image.Image:
+    """A photo-like picture (a dress on a textured, non-flat backdrop) for the screenshot makers."""
+    rng = np.random.default_rng(100 + i)
+    back = rng.integers(60, 200, (8, 6, 3)).astype(np.uint8)
+    im = Image.fromarray(back).resize(size, Image.Resampling.BICUBIC)
+    noise = rng.normal(0, 6, (size[1], size[0], 3))
+    im = Image.fromarray(np.clip(np.asarray(im, np.float32) + noise, 0, 255).astype(np.uint8))
+    im.paste(dress_image(i, (size[0] * 2 // 3, size[1] * 5 // 6)), (size[0] // 6, size[1] // 12))
+    return im
+
+
+def contains(outer, inner, slack: float = 0.03) -> bool:
+    return (outer[0] <= inner[0] + slack and outer[1] <= inner[1] + slack and outer[2] >= inner[2] - slack
+            and outer[3] >= inner[3] - slack)
+
+
+@pytest.mark.parametrize("kind", ["social", "shop"])
+def test_content_box_finds_the_photo_in_a_screenshot(kind):
+    found = 0
+    for seed in range(8):
+        pool = [photo(50 + j) for j in range(4)]
+        pic, truth = make_picture(photo(seed), kind, np.random.default_rng([seed, 1]), pool)
+        boxes = regions.content_boxes(pic)
+        if any(regions.iou(b, truth) > 0.7 for b in boxes):
+            found += 1
+    assert found >= 7, f"the photo's box was found in {found} of 8 {kind} screenshots"
+
+
+def test_shop_page_row_gives_more_boxes_than_the_photo():
+    pool = [photo(60 + j) for j in range(6)]
+    rng = np.random.default_rng(3)
+    counts = []
+    for seed in range(4):
+        pic, truth = make_picture(photo(seed), "shop", np.random.default_rng([seed, 2]), pool)
+        boxes = regions.content_boxes(pic)
+        counts.append(sum(1 for b in boxes if regions.iou(b, truth) < 0.2))
+    assert rng is not None and max(counts) >= 2, counts   # tiles of the "you may also like" row
+
+
+def collage(a: Image.Image, b: Image.Image, gap: int = 40) -> tuple[Image.Image, list]:
+    """Two pictures side by side on a white page (a hand-made layout, not the generator's)."""
+    w, h = a.width + b.width + 3 * gap, max(a.height, b.height) + 2 * gap
+    page = Image.new("RGB", (w, h), (255, 255, 255))
+    page.paste(a, (gap, gap))
+    page.paste(b, (2 * gap + a.width, gap))
+    d = ImageDraw.Draw(page)
+    d.text((gap, 5), "my two favourites <3", fill=(0, 0, 0))
+    boxes = [(gap / w, gap / h, (gap + a.width) / w, (gap + a.height) / h),
+             ((2 * gap + a.width) / w, gap / h, (2 * gap + a.width + b.width) / w, (gap + b.height) / h)]
+    return page, boxes
+
+
+def test_collage_boxes_contain_each_dress():
+    page, truth = collage(photo(1, (300, 400)), photo(2, (300, 400)))
+    boxes = regions.content_boxes(page)
+    for t in truth:
+        assert any(regions.iou(b, t) > 0.7 for b in boxes), (t, boxes)
+
+
+def test_flat_free_photo_has_no_content_boxes_but_windows():
+    im = photo(5, (640, 640))
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (640, 640, 3), dtype=np.uint8))
+    assert regions.content_boxes(noisy) == []
+    cands = regions.candidate_boxes(im)
+    assert 1 <= len(cands) <= regions.MAX_CANDIDATES
+    assert all(0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1 for b, _ in cands)
+
+
+@pytest.mark.parametrize("kind", SCENE_KINDS)
+def test_every_scene_kind_puts_the_dress_in_its_box(kind):
+    src = photo(7)
+    pic, box = make_picture(src, kind, np.random.default_rng(11), [photo(8)])
+    assert pic.mode == "RGB" and min(pic.size) >= 200
+    assert 0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1
+    if kind not in ("fabric", "screen"):   # the dress's own pixels are where the box says
+        w, h = pic.size
+        inside = pic.crop((int(box[0] * w) + 2, int(box[1] * h) + 2, int(box[2] * w) - 2, int(box[3] * h) - 2))
+        ratio = inside.width / inside.height
+        assert abs(ratio - src.width / src.height) < 0.1
+
+
+def region(box, score, row, kind="window"):
+    return regions.Region(tuple(box), score, np.zeros(4, np.float32), kind, row)
+
+
+def test_a_small_region_needs_a_clear_margin_to_win():
+    whole = region(regions.WHOLE, 0.70, 1, "whole")
+    small = region((0.1, 0.1, 0.3, 0.3), 0.70 + regions.MARGIN * 0.5, 2)
+    assert regions.choose(whole, [small]).used is whole
+    better = region((0.1, 0.1, 0.3, 0.3), 0.70 + regions.MARGIN + 0.01, 2)
+    assert regions.choose(whole, [better]).used is better
+
+
+def test_other_regions_are_other_products_apart_from_the_used_one():
+    whole = region(regions.WHOLE, 0.5, 1, "whole")
+    a = region((0.0, 0.0, 0.5, 1.0), 0.95, 2, "content")
+    a_again = region((0.05, 0.0, 0.5, 0.9), 0.93, 2)          # same product again
+    b = region((0.5, 0.0, 1.0, 1.0), 0.9, 3, "content")        # another product
+    weak = region((0.5, 0.5, 1.0, 1.0), regions.OTHER_MIN_SCORE - 0.1, 4)
+    got = regions.choose(whole, [a, a_again, b, weak])
+    assert got.used is a
+    assert got.others == [b]
+
+
+def test_sure_whole_photo_skips_the_boxes():
+    class Counting:
+        calls = 0
+
+        def preprocess(self, im):
+            return np.zeros((3, 8, 8), np.float32)
+
+        def encode_arrays(self, batch):
+            Counting.calls += len(batch)
+            return np.ones((len(batch), 4), np.float32) / 2
+
+        def encode_query_arrays(self, batch):
+            return self.encode_arrays(batch)
+
+    enc = Counting()
+    sure = regions.locate(enc, photo(1), lambda v: (np.full(len(v), 0.99), np.zeros(len(v), int)))
+    assert sure.used.kind == "whole" and Counting.calls == 1
+    regions.locate(enc, photo(1), lambda v: (np.full(len(v), 0.5), np.zeros(len(v), int)))
+    assert Counting.calls > 2
+
+
+# --------------------------------------------------------------------------- the search path
+
+@pytest.fixture(scope="module")
+def store(built_store):
+    from dressfinder.store import Store
+
+    with Store.open(built_store) as s:
+        yield s
+
+
+def two_dress_collage(catalog_dir, i: int, j: int, background=(228, 230, 236)):
+    a = Image.open(catalog_dir / "images" / f"dress-{i:03d}.jpg").convert("RGB")
+    b = Image.open(catalog_dir / "images" / f"dress-{j:03d}.jpg").convert("RGB")
+    page, boxes = collage(a, b)
+    canvas = Image.new("RGB", page.size, background)   # a collage app's page, not white
+    for (l, t, r, btm), im in zip(boxes, (a, b)):
+        canvas.paste(im, (round(l * page.width), round(t * page.height)))
+    return canvas, boxes
+
+
+@pytest.mark.parametrize("pair", [(2, 9), (5, 14)])
+def test_collage_each_region_finds_its_dress(store, catalog_dir, pair):
+    i, j = pair
+    page, truth = two_dress_collage(catalog_dir, i, j)
+    found = store.search_regions(page, 5)
+    regions_found = [(found.region, found.hits)] + [(o.box, o.hits) for o in found.others]
+    assert found.kind == "content" and len(regions_found) == 2
+    for box, hits in regions_found:
+        want = i if regions.iou(box, truth[0]) > regions.iou(box, truth[1]) else j
+        assert max(regions.iou(box, t) for t in truth) > 0.7
+        assert hits[0].id == f"sku-{want:03d}"
+    assert {hits[0].id for _, hits in regions_found} == {f"sku-{i:03d}", f"sku-{j:03d}"}
+    assert store.search(page, 5)[0].id == found.hits[0].id
+
+
+def test_crop_overrides_detection_and_detect_false_is_the_whole_photo(store, catalog_dir):
+    page, truth = two_dress_collage(catalog_dir, 3, 8)
+    auto = store.search_regions(page, 3)
+    other = truth[1] if regions.iou(auto.region, truth[0]) > 0.5 else truth[0]
+    want = "sku-008" if other is truth[1] else "sku-003"
+    boxed = store.search_regions(page, 3, crop=other)
+    assert boxed.kind == "crop" and boxed.region == tuple(other) and boxed.others == []
+    assert boxed.hits[0].id == want
+    whole = store.search_regions(page, 3, detect=False)
+    assert whole.kind == "whole" and whole.region == regions.WHOLE and whole.others == []
+    direct = store.search_vectors(store.embed_query(page)[None], 3)[0]
+    assert [h.id for h in whole.hits] == [h.id for h in direct]
+    assert [h.id for h in store.search(page, 3, detect=False)] == [h.id for h in direct]
+
+
+def test_a_catalogue_photo_is_searched_whole(store, catalog_dir):
+    found = store.search_regions(catalog_dir / "images" / "dress-004.jpg", 3)
+    assert found.kind == "whole" and found.region == regions.WHOLE
+    assert found.hits[0].id == "sku-004"
