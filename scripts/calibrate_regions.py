@@ -25,7 +25,8 @@ from dressfinder import regions
 from dressfinder.catalog import read_catalog
 from dressfinder.embed import embed, fingerprint
 from dressfinder.encoders import get_encoder
-from dressfinder.evaluate import DEFAULT_SEED, KINDS, background_pool, make_variant, variant_rng
+from dressfinder.tools.evaluate.queries import background_pool
+from dressfinder.tools.evaluate.variants import DEFAULT_SEED, KINDS, make_variant, variant_rng
 from dressfinder.images import load_image
 from dressfinder.settings import cache_dir
 from dressfinder.search import query_draft

@@ -2,7 +2,7 @@
 
 ``PhotoAugment`` imitates shoppers' photos: random crops and zoom-outs, new backgrounds, flips,
 tilts, colour/lighting changes, grayscale, blur, down-scaling and JPEG loss. It is written
-independently of the evaluation's variant generator (``dressfinder/evaluate.py``) and draws from
+independently of the evaluation's variant generator (``dressfinder/tools/evaluate/variants.py``) and draws from
 other random streams. ``AugmentedViews`` gives the network input of view ``round`` of image
 ``index``, its randomness from (seed, round, index) alone.
 """
