@@ -63,7 +63,9 @@ def _index_args(p: argparse.ArgumentParser) -> None:
 
 
 def precision_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", default=None, choices=["auto", "int8", "fp32"],
+    from .settings import PRECISIONS
+
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="the default encoder's variant: int8 (8-bit, faster on CPUs with VNNI), fp32, or auto "
                         "(int8 where faster; default $DRESSFINDER_PRECISION or auto). A store's queries use "
                         "the variant it was built with; asking for another is refused")
@@ -71,14 +73,7 @@ def precision_arg(p: argparse.ArgumentParser) -> None:
 
 def requested_precision(a: argparse.Namespace) -> str:
     """--precision, else $DRESSFINDER_PRECISION, else auto."""
-    if a.precision:
-        return a.precision
-    from .settings import Settings
-
-    try:
-        return Settings.from_env().precision
-    except ValueError as e:
-        raise DressfinderError(str(e)) from None
+    return a.precision or _settings(a).precision
 
 
 def check_store_precision(store, a: argparse.Namespace) -> None:
@@ -253,7 +248,8 @@ def _search_run(a: argparse.Namespace) -> int:
             for rank, h in enumerate(hits, 1):
                 p = h.product
                 price = f"  {p.price:.2f} {p.currency or ''}".rstrip() if p.price is not None else ""
-                title = f"  {display_title(p)}" if display_title(p) != h.id else ""
+                shown = display_title(p)
+                title = f"  {shown}" if shown != h.id else ""
                 print(f"  {rank:2d}. {h.score:.3f}  {h.id}{title}{price}" + (f"  {p.url}" if p.url else ""))
     return 1 if failures else 0
 

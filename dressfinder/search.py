@@ -75,6 +75,22 @@ class Snapshot(Protocol):
     def count(self) -> int: ...
 
 
+def find(snap: Snapshot, pid: str) -> tuple[int, Product, str | None]:
+    """(row, product, stored file) of product ``pid``; ``NotFound`` when there is none."""
+    rec = snap.get(pid)
+    if rec is None:
+        raise NotFound(f"no product with id {pid!r}")
+    return rec
+
+
+def cosines(q: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of two float64 arrays of vectors (0 where either vector is zero)."""
+    dots = np.einsum("ij,ij->i", q, cand)
+    den = np.sqrt(np.einsum("ij,ij->i", q, q) * np.einsum("ij,ij->i", cand, cand))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, dots / den, 0.0)
+
+
 def check_k(k: int) -> int:
     k = int(k)
     if k < 1:
@@ -91,14 +107,12 @@ def rescore(snap: Snapshot, queries: np.ndarray, found: list[list[Hit]]) -> list
         return [np.zeros(0) for _ in found]
     rows = np.fromiter((h.row for hits in found for h in hits), np.int64, sum(counts))
     cand = snap.vectors(rows).astype(np.float64)
-    qd = np.asarray(queries, np.float64)
-    dots = np.einsum("ij,ij->i", np.repeat(qd, counts, axis=0), cand)
-    qn2 = np.repeat(np.einsum("ij,ij->i", qd, qd), counts)
-    cn2 = np.einsum("ij,ij->i", cand, cand)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where((qn2 > 0) & (cn2 > 0), dots / np.sqrt(qn2 * cn2), 0.0)
+    q = np.repeat(np.asarray(queries, np.float64), counts, axis=0)
+    cos = cosines(q, cand)
+    dots = np.einsum("ij,ij->i", q, cand)
     if snap.metric == "l2":
-        scores = 1.0 / (1.0 + np.sqrt(np.maximum(qn2 + cn2 - 2.0 * dots, 0.0)))
+        sq = np.einsum("ij,ij->i", q, q) + np.einsum("ij,ij->i", cand, cand) - 2.0 * dots
+        scores = 1.0 / (1.0 + np.sqrt(np.maximum(sq, 0.0)))
     else:
         scores = dots
     out, pos = [], 0
@@ -225,10 +239,7 @@ def best_matches(snap: Snapshot, filters: Filters | None = None):
         cos = np.full(len(rows), -1.0)
         ok = rows >= 0
         if ok.any():
-            cand = snap.vectors(rows[ok]).astype(np.float64)
-            q = np.asarray(vectors, np.float64)[ok]
-            den = np.linalg.norm(q, axis=1) * np.linalg.norm(cand, axis=1)
-            cos[ok] = np.einsum("ij,ij->i", q, cand) / np.where(den > 0, den, 1.0)
+            cos[ok] = cosines(np.asarray(vectors, np.float64)[ok], snap.vectors(rows[ok]).astype(np.float64))
         return cos, rows
     return best
 
@@ -294,20 +305,14 @@ class Searchable:
         self.close()
 
     def record(self, pid: str) -> tuple[int, Product, str | None]:
-        rec = self.snapshot().get(pid)
-        if rec is None:
-            raise NotFound(f"no product with id {pid!r}")
-        return rec
+        return find(self.snapshot(), pid)
 
     def product(self, pid: str) -> Product:
         return self.record(pid)[1]
 
     def vector(self, pid: str) -> np.ndarray:
         snap = self.snapshot()
-        rec = snap.get(pid)
-        if rec is None:
-            raise NotFound(f"no product with id {pid!r}")
-        return snap.vectors(np.array([rec[0]]))[0]
+        return snap.vectors(np.array([find(snap, pid)[0]]))[0]
 
     def image_file(self, pid: str) -> Path:
         """The stored image of a product (by id only; never a path from outside)."""
@@ -349,7 +354,4 @@ class Searchable:
         """Products most like catalogue product ``pid``: never ``pid`` itself and, unless
         ``include_duplicates``, none of its exact duplicates."""
         snap = self.snapshot()
-        rec = snap.get(pid)
-        if rec is None:
-            raise NotFound(f"no product with id {pid!r}")
-        return similar_rows(snap, [rec[0]], k, filters=filters, include_duplicates=include_duplicates)[0]
+        return similar_rows(snap, [find(snap, pid)[0]], k, filters=filters, include_duplicates=include_duplicates)[0]

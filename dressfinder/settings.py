@@ -38,6 +38,8 @@ def cache_dir() -> Path:
     return Path(xdg) / "dressfinder" if xdg else Path.home() / ".cache" / "dressfinder"
 
 
+#: The default encoder's variants one may ask for (--precision, DRESSFINDER_PRECISION).
+PRECISIONS = ("auto", "int8", "fp32")
 #: Threads (or worker processes) a CPU-bound pool uses by default: at most this many, at most one a CPU.
 MAX_DEFAULT_THREADS = 4
 
@@ -134,7 +136,7 @@ class Settings:
             milvus_token=os.environ.get("MILVUS_TOKEN", ""),
             cache=cache_dir(),
             fashion_mnist=os.environ.get("DRESSFINDER_FASHION_MNIST") or None,
-            precision=_choice_env("DRESSFINDER_PRECISION", cls.precision, ("auto", "int8", "fp32")),
+            precision=_choice_env("DRESSFINDER_PRECISION", cls.precision, PRECISIONS),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

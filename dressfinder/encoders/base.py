@@ -14,6 +14,7 @@ from PIL import Image
 
 from ..errors import EncoderError
 from ..images import ImageSource, load_image
+from ..settings import PRECISIONS
 
 
 class Encoder:
@@ -111,7 +112,6 @@ def keep_model_file(src: str | Path, store_dir: str | Path, name: str, sidecars:
 _REGISTRY: dict[str, Callable[..., Encoder]] = {}
 _PRECISIONS: dict[str, tuple[str, ...]] = {}   # name -> the variants its factory takes (precision=...)
 DEFAULT_ENCODER = "effnet-tuned"   # dressfinder/models/effnet-tuned.onnx: docs/quality.md
-PRECISIONS = ("auto", "int8", "fp32")   # what --precision / DRESSFINDER_PRECISION accept
 
 
 def registered(name: str) -> tuple[Callable[..., Encoder], tuple[str, ...]] | None:

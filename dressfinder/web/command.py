@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..errors import DressfinderError
+from ..settings import PRECISIONS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reload-interval", type=float, default=None,
                    help="seconds between checks for a rebuilt store, 0 = never (default 5; SIGHUP reloads now)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    p.add_argument("--precision", default=None, choices=["auto", "int8", "fp32"],
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="check that the store was encoded with this variant of the encoder (queries always use "
                         "the store's; another one is refused). Default $DRESSFINDER_PRECISION or auto")
 
