@@ -8,7 +8,10 @@ Static quantization with onnxruntime's own tools: QDQ format, int8 weights per o
 uint8 activations whose ranges are calibrated (percentile of the histogram) on ``--images``
 (default 200) catalogue pictures, spread evenly over the catalogue (sorted paths, every n-th; the default model's held-out
 dresses are left out), preprocessed exactly as the encoder does. The convolutions are quantized;
-the small head after them (GeM pooling, whitening, normalisation) stays float32. Writes
+the first one (the stem, on raw pixels) and the last one (the 1x1 head conv whose 1280 channels
+are pooled), and the small head after them (GeM pooling, whitening, normalisation) stay float32:
+on 200 region crops of screens, scenes and close-ups the p5 cosine to the float32 vectors rises
+from 0.977 to 0.983 for about 10 % of the speed. Writes
 ``dressfinder/models/effnet-tuned.int8.onnx`` and ``effnet-tuned.int8.json`` (what it was made from).
 """
 
@@ -81,7 +84,8 @@ def quantize(src: Path, dest: Path, images: Sequence[Path], method: str = "perce
     t = time.perf_counter()
     graph = onnx.load(str(src), load_external_data=False).graph
     input_name = graph.input[0].name
-    head = [n.name for n in graph.node if n.op_type in HEAD_OPS]
+    convs = [n.name for n in graph.node if n.op_type == "Conv"]
+    head = [n.name for n in graph.node if n.op_type in HEAD_OPS] + convs[:1] + convs[-1:]
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
@@ -93,7 +97,7 @@ def quantize(src: Path, dest: Path, images: Sequence[Path], method: str = "perce
         shutil.move(str(out), str(dest))
     return {"format": 1, "source": src.name, "quantization": "static, QDQ, per-channel int8 weights, "
             f"uint8 activations, {method} calibration (onnxruntime.quantization.quantize_static); "
-            "the pooling/whitening head kept float32", "float32_nodes": len(head),
+            "the first and last convolutions and the pooling/whitening head kept float32", "float32_nodes": len(head),
             "calibration_images": len(images), "seconds": round(time.perf_counter() - t, 1)}
 
 
