@@ -9,8 +9,9 @@ candidate boxes, as fractions ``(left, top, right, bottom)`` of the photo:
   moiré and JPEG blocks average away) the flat parts (app backgrounds, bars, margins) are told from
   the busy parts; thin strokes (text, icons) are opened away, and each remaining blob of busy
   pixels big enough to be a photo gives a box: the post's photo, each product tile;
-* **windows** (:data:`WINDOWS`): a few fixed, overlapping windows at two scales, for pictures with
-  no flat parts at all (a scene, a photo of a screen).
+* **windows** (:func:`windows`): overlapping windows for pictures with no flat parts at all (a
+  scene, a photo of a screen): a 3x3 grid of half-size windows, and a 5x3 grid of upright ones
+  half the photo's height and three quarters of that wide in pixels (the shape of a dress photo).
 
 The encoder and the index judge the candidates (:func:`locate`): the whole photo is encoded as
 usual (with its mirror image); when its best match is not already sure (:data:`SURE_SCORE`), the
@@ -38,8 +39,13 @@ WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
 
 #: Fixed windows (fractions): the centre, and overlapping quadrants (then refined, see locate).
 WINDOWS: tuple[Box, ...] = tuple((x, y, x + 0.5, y + 0.5) for y in (0.0, 0.25, 0.5) for x in (0.0, 0.25, 0.5))
+#: Upright windows: this share of the photo's height, ``UPRIGHT_ASPECT`` times that wide in pixels,
+#: on a ``UPRIGHT_GRID`` (columns, rows) grid: a dress's photo in a scene or on a screen.
+UPRIGHT_HEIGHT = 0.5
+UPRIGHT_ASPECT = 0.75
+UPRIGHT_GRID = (5, 3)
 #: At most this many candidate boxes are encoded per query (each one forward pass).
-MAX_CANDIDATES = 12
+MAX_CANDIDATES = 30
 #: A box replaces the whole photo when its best match scores this much higher (cosine), for a
 #: box of area 0; a box of area ``a`` needs ``MARGIN * (1 - a)`` (calibrated, see module doc).
 MARGIN = 0.05
@@ -169,10 +175,11 @@ def content_boxes(im: Image.Image, limit: int = 6) -> list[Box]:
         return []
     solid = ndimage.binary_opening(~page_colour(arr, busy), structure=np.ones((5, 5), bool))
     blocks = _cut(solid)
-    page = _page_box(busy)          # the page's own box, when a busy surround frames it (a screen)
+    page = _page_box(busy)          # the page's own box, when a busy surround frames it (a screen):
+    # inside it, what is not the page's flat area (glare makes its colour drift, so not by colour)
     if page is not None:
         x0, y0, x1, y1 = page
-        inner = ndimage.binary_opening(~page_colour(arr[y0:y1, x0:x1], busy[y0:y1, x0:x1]), np.ones((5, 5), bool))
+        inner = ndimage.binary_opening(~biggest_flat(busy[y0:y1, x0:x1]), np.ones((5, 5), bool))
         blocks += [(a + x0, b + y0, c + x0, d + y0) for a, b, c, d in _cut(inner)]
     boxes: list[tuple[float, Box]] = []
     for x0, y0, x1, y1 in blocks:
@@ -188,26 +195,46 @@ def content_boxes(im: Image.Image, limit: int = 6) -> list[Box]:
     return [b for _, b in boxes[:limit]]
 
 
-def _page_box(busy: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The bounding box of the biggest flat area, when it is a page framed by busy parts."""
+def biggest_flat(busy: np.ndarray) -> np.ndarray:
+    """True on the biggest connected flat area (a page, even under a screen's glare, whose colour
+    drifts smoothly), False elsewhere."""
     from scipy import ndimage
 
     flat = ndimage.binary_opening(~busy, structure=np.ones((3, 3), bool))
     labels, n = ndimage.label(flat)
     if n == 0:
+        return np.zeros_like(busy)
+    return labels == int(np.bincount(labels.ravel())[1:].argmax()) + 1
+
+
+def _page_box(busy: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The bounding box of the biggest flat area, when it is a page framed by busy parts."""
+    from scipy import ndimage
+
+    page = biggest_flat(busy)
+    if not page.any():
         return None
-    sizes = np.bincount(labels.ravel())[1:]
-    sl = ndimage.find_objects(labels)[int(sizes.argmax())]
+    sl = ndimage.find_objects(page.astype(np.int32))[0]
     h, w = busy.shape
     y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
     share = (y1 - y0) * (x1 - x0) / (h * w)
     return (x0, y0, x1, y1) if 0.15 < share < 0.85 else None
 
 
+def windows(width: int, height: int) -> list[Box]:
+    """The fixed windows of a ``width`` x ``height`` photo: :data:`WINDOWS`, then the upright ones."""
+    bh = UPRIGHT_HEIGHT
+    bw = min(1.0, UPRIGHT_ASPECT * bh * height / max(width, 1))
+    nx, ny = UPRIGHT_GRID
+    upright = [(float(x), float(y), float(x + bw), float(y + bh))
+               for y in np.linspace(0.0, 1.0 - bh, ny) for x in np.linspace(0.0, 1.0 - bw, nx)]
+    return list(WINDOWS) + upright
+
+
 def candidate_boxes(im: Image.Image, limit: int = MAX_CANDIDATES) -> list[tuple[Box, str]]:
     """The boxes worth encoding: content boxes first, then the fixed windows, near-repeats dropped."""
     out: list[tuple[Box, str]] = []
-    for box, kind in [(b, "content") for b in content_boxes(im)] + [(b, "window") for b in WINDOWS]:
+    for box, kind in [(b, "content") for b in content_boxes(im)] + [(b, "window") for b in windows(*im.size)]:
         if len(out) >= limit:
             break
         if all(iou(box, o) < 0.8 for o, _ in out) and iou(box, WHOLE) < 0.9:
@@ -308,7 +335,7 @@ def choose(whole: Region, regions: list[Region]) -> Located:
 # --------------------------------------------------------------------------- many queries at once
 
 #: Bump when the choice would come out different (cached evaluation vectors key on it).
-VERSION = "5"
+VERSION = "6"
 
 
 def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray, catalogue: np.ndarray,

@@ -79,6 +79,47 @@ def test_flat_free_photo_has_no_content_boxes_but_windows():
     assert all(0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1 for b, _ in cands)
 
 
+def screen_under_glare(seed: int) -> tuple[Image.Image, tuple]:
+    """A hand-made photo of a screen (not the generator's): a busy room, a dark page whose colour
+    drifts by 100 levels under a glare, a photo and some text lines on it."""
+    rng = np.random.default_rng(seed)
+    W, H = 1600, 1200
+    room = Image.fromarray(rng.integers(0, 255, (H // 40, W // 40, 3), dtype=np.uint8)).resize((W, H), Image.NEAREST)
+    yy, xx = np.mgrid[0:800, 0:1200].astype(np.float32)
+    gx, gy = rng.uniform(200, 1000), rng.uniform(100, 700)
+    glare = 100 * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * 350.0 ** 2))
+    page = Image.fromarray(np.clip(30 + glare[..., None] * np.ones(3), 0, 255).astype(np.uint8))
+    d = ImageDraw.Draw(page)
+    px = int(rng.integers(60, 500))
+    page.paste(photo(seed, (360, 540)), (px, 120))
+    for i in range(4):
+        d.rectangle([px + 420, 140 + 40 * i, px + 420 + int(rng.integers(150, 300)), 152 + 40 * i], fill=(220, 220, 220))
+    room.paste(page, (200, 200))
+    return room, ((200 + px) / W, 320 / H, (200 + px + 360) / W, 860 / H)
+
+
+def test_content_box_finds_the_photo_on_a_page_under_glare():
+    for seed in range(3):
+        pic, truth = screen_under_glare(seed)
+        boxes = regions.content_boxes(pic)
+        assert any(regions.iou(b, truth) > 0.6 for b in boxes), (seed, truth, boxes)
+
+
+@pytest.mark.parametrize("size", [(1600, 1200), (1200, 1600), (1080, 2340), (640, 640)])
+def test_windows_include_upright_ones_the_shape_of_a_dress_photo(size):
+    w, h = size
+    wins = regions.windows(w, h)
+    assert wins[:len(regions.WINDOWS)] == list(regions.WINDOWS)
+    upright = wins[len(regions.WINDOWS):]
+    assert len(upright) == regions.UPRIGHT_GRID[0] * regions.UPRIGHT_GRID[1]
+    for b in upright:
+        assert 0 <= b[0] < b[2] <= 1 + 1e-9 and 0 <= b[1] < b[3] <= 1 + 1e-9
+        assert (b[3] - b[1]) == pytest.approx(regions.UPRIGHT_HEIGHT)
+        px_w, px_h = (b[2] - b[0]) * w, (b[3] - b[1]) * h
+        assert px_w <= px_h * regions.UPRIGHT_ASPECT + 1e-6   # never wider than a dress photo is
+    assert min(b[0] for b in upright) == 0 and max(b[2] for b in upright) == pytest.approx(1)
+
+
 @pytest.mark.parametrize("kind", SCENE_KINDS)
 def test_every_scene_kind_puts_the_dress_in_its_box(kind):
     src = photo(7)
