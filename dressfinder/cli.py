@@ -239,7 +239,7 @@ def _search_run(a: argparse.Namespace) -> int:
             print(f"dressfinder search: error: {q}: {e}", file=sys.stderr)
             continue
         if a.json:
-            print(json.dumps({"query": q, "region": {"box": [round(v, 4) for v in found.region], "kind": found.kind},
+            print(json.dumps({"query": q, "region": found.region_dict(),
                               "results": [h.to_dict() for h in hits],
                               "regions": [r.to_dict() for r in found.others]}, ensure_ascii=False), flush=True)
         else:

@@ -205,6 +205,11 @@ def query_draft(input_size: int, crop: Sequence[float] | None = None, detect: bo
     return input_size * 2 if detect else input_size
 
 
+def box_json(box: Sequence[float]) -> list[float]:
+    """A box (fractions l, t, r, b) as the API and ``search --json`` show it."""
+    return [round(float(v), 4) for v in box]
+
+
 @dataclass
 class FoundRegion:
     """A region of the query photo (fractions l, t, r, b), its best match's cosine and its results."""
@@ -215,7 +220,7 @@ class FoundRegion:
     kind: str
 
     def to_dict(self, k: int | None = None) -> dict[str, Any]:
-        return {"box": [round(v, 4) for v in self.box], "score": round(self.score, 6), "kind": self.kind,
+        return {"box": box_json(self.box), "score": round(self.score, 6), "kind": self.kind,
                 "results": [h.to_dict() for h in self.hits[:k]]}
 
 
@@ -229,6 +234,11 @@ class RegionSearch:
     kind: str                         # "whole", "crop", "content" or "window"
     others: list[FoundRegion]
     score: float | None = None        # the searched region's best-match cosine, when regions were compared
+
+    def region_dict(self) -> dict[str, Any]:
+        """What was searched: ``{"box", "kind", "score"}`` (score None when regions were not compared)."""
+        return {"box": box_json(self.region), "kind": self.kind,
+                "score": None if self.score is None else round(self.score, 6)}
 
 
 def best_matches(snap: Snapshot, filters: Filters | None = None):

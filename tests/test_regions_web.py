@@ -113,6 +113,7 @@ def test_cli_json_has_the_region(web_store, tmp_path):
                                     cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     line = json.loads(run().stdout)
     assert line["region"]["kind"] == "content" and max(iou(line["region"]["box"], t) for t in truth) > 0.7
+    assert 0.5 < line["region"]["score"] <= 1   # the same {box, kind, score} as the API's
     assert len(line["regions"]) == 1 and line["regions"][0]["results"][0]["id"] in (product_id(3), product_id(12))
     line = json.loads(run("--no-detect").stdout)
-    assert line["region"] == {"box": [0.0, 0.0, 1.0, 1.0], "kind": "whole"} and line["regions"] == []
+    assert line["region"] == {"box": [0.0, 0.0, 1.0, 1.0], "kind": "whole", "score": None} and line["regions"] == []

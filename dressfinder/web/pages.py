@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 from markupsafe import Markup, escape
 
 from ..catalog import display_title
+from ..search import box_json
 from ..errors import DressfinderError
 from . import service
 from .api import links, run_search
@@ -116,7 +117,7 @@ async def search_page(request: Request, ctx: WebContext = Depends(get_ctx)) -> R
 def _region_context(outcome: service.SearchOutcome, lk: service.Links, k: int) -> dict[str, Any]:
     """The box searched (drawn unless it is the whole photo) and the other regions found, each
     with its first results as cards."""
-    box = [round(float(v), 4) for v in outcome.region] if outcome.region is not None else None
+    box = box_json(outcome.region) if outcome.region is not None else None
     whole = box is None or box == [0.0, 0.0, 1.0, 1.0]
     others = [{"box": [round(float(v), 4) for v in r.box], "score": r.score,
                "cards": [_card(i, h, lk, k) for i, h in enumerate(r.hits[:6], 1)]} for r in outcome.others]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
@@ -21,7 +21,7 @@ from ..catalog import Filters, display_title
 from ..schema import Product
 from ..errors import DressfinderError, ImageError, NotFound
 from ..images import CONTENT_TYPES, EXTENSIONS, load_image, sniff_format
-from ..search import query_draft
+from ..search import FoundRegion, RegionSearch, box_json, query_draft
 
 PREVIEW_SIZE = 960      # big enough to search a region of it again from the results page
 _MEDIA_BY_EXT = {ext: CONTENT_TYPES[fmt] for fmt, ext in EXTENSIONS.items()}
@@ -108,16 +108,22 @@ class SearchOutcome:
     seconds: float
     preview: str | None = None          # data: URL of a small copy of the query photo (pages)
     size: tuple[int, int] | None = None  # the query photo's width, height
-    region: tuple | None = None          # the box searched (fractions l, t, r, b); None: a product's picture
-    region_kind: str | None = None       # "whole", "crop", "content", "window"
-    region_score: float | None = None
-    others: list = field(default_factory=list)   # search.FoundRegion: other regions found, best first
+    found: RegionSearch | None = None   # what an uploaded photo's search searched; None: a product's picture
+
+    @property
+    def region(self) -> tuple | None:
+        return None if self.found is None else self.found.region
+
+    @property
+    def region_kind(self) -> str | None:
+        return None if self.found is None else self.found.kind
+
+    @property
+    def others(self) -> list[FoundRegion]:
+        return [] if self.found is None else self.found.others
 
     def region_json(self) -> dict[str, Any] | None:
-        if self.region is None:
-            return None
-        return {"box": [round(float(v), 4) for v in self.region], "kind": self.region_kind,
-                "score": None if self.region_score is None else round(self.region_score, 6)}
+        return None if self.found is None else self.found.region_dict()
 
 
 def decode_query(data: bytes, *, max_pixels: int, crop: Sequence[float] | None, input_size: int,
@@ -147,13 +153,12 @@ def search_bytes(store: Any, data: bytes, *, k: int, filters: Filters | None, cr
                       max_decode_bytes=max_decode_bytes, detect=detect and crop is None)
     found = store.search_regions(im, k, filters=filters, crop=crop, detect=detect)
     seconds = time.perf_counter() - t0
-    return SearchOutcome(found.hits, seconds, preview_data_url(im) if preview else None, im.size,
-                         found.region, found.kind, found.score, found.others)
+    return SearchOutcome(found.hits, seconds, preview_data_url(im) if preview else None, im.size, found)
 
 
 def found_regions_json(outcome: SearchOutcome, links: Links) -> list[dict[str, Any]]:
     """The other regions found, each with its results (``hit_json``), best first."""
-    return [{"box": [round(float(v), 4) for v in r.box], "kind": r.kind, "score": round(r.score, 6),
+    return [{"box": box_json(r.box), "kind": r.kind, "score": round(r.score, 6),
              "count": len(r.hits), "results": [hit_json(i, h, links) for i, h in enumerate(r.hits, 1)]}
             for r in outcome.others]
 
