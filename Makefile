@@ -28,9 +28,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-## bench: indexing speed, query latency, recall at scale (writes bench/out/)
+## bench: indexing speed, query latency, recall at scale (writes bench/out/, docs/scaling.md's and README's bench tables)
 bench: install
-	$(BIN)/dressfinder bench --data $(DATA) --out bench/out
+	$(BIN)/dressfinder bench --data $(DATA) --out bench/out --doc docs/scaling.md --readme README.md
 
 ## eval: retrieval quality, seed vs pretrained vs default (float32 and int8), on ../shared/data (writes docs/eval.md, README's table)
 eval: install

@@ -33,8 +33,11 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path, catalog_dir):
     out = tmp_path / "out"
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
+    doc, readme = tmp_path / "scaling.md", tmp_path / "README.md"
+    doc.write_text("# Scale\n\nby hand\n<!-- bench:start -->\nold tables\n<!-- bench:end -->\nafter\n")
+    readme.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\n")
     args = parser.parse_args(["--data", str(catalog_dir / "catalog.csv"), "--out", str(out), "--sizes", "24,300",
-                              "--quick", "--queries", "4"])
+                              "--quick", "--queries", "4", "--doc", str(doc), "--readme", str(readme)])
     assert command.run(args) == 0
     report = json.loads((out / "bench.json").read_text())
     md = (out / "bench.md").read_text()
@@ -62,3 +65,35 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path, catalog_dir):
     assert all(lat["24"]["by_precision"][p]["n"] == 4 for p in ("fp32", "int8"))
     assert "## float32 and int8 variants" in md and "by encoder variant" in md
     assert not (out / "stores").exists()  # removed without --keep
+    # the tables are spliced into the hand-written page and the README, the rest kept byte for byte
+    text = doc.read_text()
+    assert text.startswith("# Scale\n\nby hand\n<!-- bench:start -->\n") and text.endswith("<!-- bench:end -->\nafter\n")
+    assert "old tables" not in text and "### Query latency" in text and "| ivfpq |" in text
+    summary = readme.read_text()
+    assert summary.startswith("intro\n<!-- bench:start -->\n| same run | int8 | float32 |") and "old" not in summary
+    assert f"| indexing 24 images, end to end | {bp['int8']['images_per_second']} images/s | " in summary
+    assert "screenshot 1080x2340" in summary and "ours / seed" in summary and report["command"] in summary
+    # --from-json writes the same Markdown again without measuring anything
+    again = tmp_path / "again"
+    args = parser.parse_args(["--from-json", str(out / "bench.json"), "--out", str(again), "--readme", str(readme)])
+    readme.write_text("intro\n<!-- bench:start -->\n<!-- bench:end -->\n")
+    assert command.run(args) == 0
+    assert (again / "bench.md").read_text() == md and readme.read_text() == summary
+
+
+def test_bench_refuses_a_doc_without_markers_before_measuring(tmp_path):
+    from dressfinder.errors import DressfinderError
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers here\n")
+    args = parser.parse_args(["--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"), "--doc", str(plain)])
+    with pytest.raises(DressfinderError, match="no <!-- bench:start --> ... <!-- bench:end --> block"):
+        command.run(args)
+    assert plain.read_text() == "no markers here\n" and not (tmp_path / "o").exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    args = parser.parse_args(["--from-json", str(bad), "--out", str(tmp_path / "o")])
+    with pytest.raises(DressfinderError, match="not a bench report"):
+        command.run(args)

@@ -13,7 +13,8 @@ from ..machine import machine
 from .common import label, load, parse_size, query_photos, section
 from .indexing import bench_indexing
 from .latency import bench_latency
-from .report import markdown
+from ..splice import check, splice
+from .report import doc_body, markdown, summary
 from .scale import bench_scale
 from .seed import bench_seed
 
@@ -35,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="index only the first N catalogue images")
     p.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {', '.join(SECTIONS)}, cli, http")
     p.add_argument("--keep", action="store_true", help="keep the stores built under OUT/stores")
+    p.add_argument("--doc", default=None, metavar="FILE.md",
+                   help="also put the tables between <!-- bench:start --> and <!-- bench:end --> in this file")
+    p.add_argument("--readme", default=None, metavar="FILE.md",
+                   help="put a summary table between <!-- bench:start --> and <!-- bench:end --> in this file")
+    p.add_argument("--from-json", default=None, metavar="BENCH.json",
+                   help="measure nothing: write OUT/bench.md, --doc and --readme from this earlier run's report")
 
 
 class BenchRun:
@@ -97,10 +104,39 @@ class BenchRun:
             self.save()
 
 
+def publish(report: dict[str, Any], args: argparse.Namespace) -> None:
+    """Splice the report into ``--doc`` (all tables) and ``--readme`` (the summary)."""
+    if args.doc:
+        splice(Path(args.doc), doc_body(report), "bench")
+    if args.readme:
+        splice(Path(args.readme), summary(report), "bench")
+
+
+def from_json(args: argparse.Namespace) -> int:
+    from ...errors import DressfinderError
+
+    try:
+        report = json.loads(Path(args.from_json).read_text())
+        text = markdown(report)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DressfinderError(f"{args.from_json} is not a bench report ({e})") from None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.md").write_text(text)
+    publish(report, args)
+    print(f"bench: wrote {out / 'bench.md'} from {args.from_json}", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ...errors import DressfinderError
     from ...store import Store
 
+    for path in (args.doc, args.readme):   # before the long run, not after it
+        if path:
+            check(Path(path), "bench")
+    if args.from_json:
+        return from_json(args)
     data = Path(args.data)
     if not data.exists():
         raise DressfinderError(f"no catalogue at {data}")
@@ -117,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         bench.save()
         if not args.keep:
             shutil.rmtree(bench.stores, ignore_errors=True)
+    publish(bench.report, args)
     print(f"bench: wrote {bench.out / 'bench.json'} and {bench.out / 'bench.md'} "
           f"({bench.report['seconds']:.0f} s)", file=sys.stderr)
     return 0

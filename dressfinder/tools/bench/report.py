@@ -76,9 +76,11 @@ def _latency(lat: dict[str, Any], ix: dict[str, Any]) -> list[str]:
                      f"{ip.get('index+metadata', {}).get('p50', '-')} | {cli_cold} | {cli_warm} | {http_s} |")
     lines += [""] + precision_lines(ix, lat)
     for name, e in lat.items():
-        for kind, st in ((e.get("http") or {}).get("by_picture") or {}).items():
-            lines.append(f"- HTTP POST /api/search, {kind.replace('_', ' ')}: p50 {st.get('p50')} ms, "
+        pictures = ((e.get("http") or {}).get("by_picture") or {}).items()
+        for kind, st in pictures:
+            lines.append(f"- {name}, HTTP POST /api/search, {kind.replace('_', ' ')}: p50 {st.get('p50')} ms, "
                          f"p99 {st.get('p99')} ms (n {st.get('n')}; a region searched in {st.get('region_used')})")
+        lines += [""] if pictures else []
         for part in ("cli", "http"):
             if (e.get(part) or {}).get("error"):
                 lines += [f"{name} {part}: {e[part]['error']}", ""]
@@ -131,4 +133,73 @@ def markdown(report: dict[str, Any]) -> str:
     seed = report.get("seed")
     if seed and "indexing" in seed:
         lines += _seed(seed)
+    return "\n".join(lines) + "\n"
+
+
+def doc_body(report: dict[str, Any]) -> str:
+    """The whole report for a hand-written page (docs/scaling.md): its sections one level down."""
+    lines = markdown(report).splitlines()[2:]   # no "# dressfinder benchmarks" title
+    return "\n".join("#" + ln if ln.startswith("## ") else ln for ln in lines) + "\n"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def _variant_rows(report: dict[str, Any]) -> list[str]:
+    """Rows of the int8 / float32 table: indexing and one photo in-process at each size."""
+    rows = []
+    ix = report.get("indexing") or {}
+    bp = ix.get("by_precision") or {}
+    if "int8" in bp and "fp32" in bp:
+        i8, f32 = bp["int8"].get("images_per_second"), bp["fp32"].get("images_per_second")
+        rows.append(f"| indexing {ix.get('indexed')} images, end to end | {i8} images/s | {f32} images/s | {_ratio(i8, f32)} |")
+    for name, e in (report.get("latency") or {}).items():
+        lp = e.get("by_precision") or {}
+        if "p50" in lp.get("int8", {}) and "p50" in lp.get("fp32", {}):
+            a, b = lp["int8"]["p50"], lp["fp32"]["p50"]
+            rows.append(f"| one more photo in-process at {name} (decode, encode with the flip, search), p50 | "
+                        f"{a} ms | {b} ms | {_ratio(a, b)} |")
+    return rows
+
+
+def _other_rows(report: dict[str, Any]) -> list[str]:
+    """Rows of the second table: indexing (when not by variant), HTTP by picture, index kinds at scale."""
+    rows = []
+    ix = report.get("indexing") or {}
+    if ix.get("images_per_second") and not ix.get("by_precision"):
+        rows.append(f"| indexing {ix.get('indexed')} images, end to end | {ix['images_per_second']} images/s |")
+    for name, e in (report.get("latency") or {}).items():
+        for kind, st in ((e.get("http") or {}).get("by_picture") or {}).items():
+            rows.append(f"| HTTP `POST /api/search` at {name} ({e.get('index')}), {kind.replace('_', ' ')}: p50 / p99 "
+                        f"(a region searched in {st.get('region_used')} of {st.get('n')}) | "
+                        f"{st.get('p50')} / {st.get('p99')} ms |")
+    for sc in (report.get("scale") or {}).values():
+        for kname, r in (sc.get("kinds") or {}).items():
+            st = r.get("search_1_thread", {})
+            rows.append(f"| {label(sc['size'])} vectors, `{kname}`: Recall@10 against exact search; search p50 "
+                        f"(1 thread); size | {r.get('recall_at_10')}; {st.get('p50')} ms; "
+                        f"{r.get('index_bytes', 0) / 2**20:.0f} MiB |")
+    return rows
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The short tables the README shows (spliced by ``--readme``): speed by encoder variant, HTTP
+    latency by picture, each scale's index kinds, the seed side by side; and how it was made."""
+    lines = []
+    variants = _variant_rows(report)
+    if variants:
+        lines += ["| same run | int8 | float32 | int8 / float32 |", "|---|---:|---:|---:|"] + variants + [""]
+    lines += ["| measurement (the default encoder variant here) | value |", "|---|---:|"] + _other_rows(report)
+    seed = report.get("seed") or {}
+    if "ratios_ours_over_seed" in seed:
+        r = seed["ratios_ours_over_seed"]
+        lines += ["", f"Against the seed's method in the same run (ours / seed): indexing "
+                      f"{seed['ours']['images_per_second']} / {seed['indexing']['images_per_second']} images/s = "
+                      f"**{r['indexing_images_per_second']}x**; query latency p50 {seed['ours']['search_p50_ms']} / "
+                      f"{seed['query']['search']['p50']} ms = **{r['query_latency_p50']}x**."]
+    m = report["machine"]
+    lines += ["", f"{m['cpu']}, {m['cpus']} CPUs, {m['memory_gb']} GB; {report['date']}; load average at start "
+                  f"{report['load_start']}, at end {report['load_end']}; {report['seconds']:.0f} s. "
+                  f"Measured by `{report['command']}`."]
     return "\n".join(lines) + "\n"

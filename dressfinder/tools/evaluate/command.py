@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .configs import AUTO_STYLE_PREFIX
+from ..splice import check
 from .report import README_END, README_START, splice_readme, to_markdown, to_summary
 from .run_eval import evaluate
 from .variants import DEFAULT_SEED, KINDS
@@ -58,9 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.per_source < 1:
         raise DressfinderError("--per-source must be at least 1")
     if args.readme:   # before the long run, not after it
-        text = Path(args.readme).read_text() if Path(args.readme).is_file() else ""
-        if README_START not in text or README_END not in text:
-            raise DressfinderError(f"{args.readme} has no {README_START} ... {README_END} block to replace")
+        check(Path(args.readme), "eval")
     cache = None if args.no_cache else Path(args.cache) if args.cache else cache_dir() / "eval"
     configs = [c for c in args.configs.split(",") if c.strip()]
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 import numpy as np
+
+from ..splice import markers, splice
 
 
 
@@ -13,7 +14,7 @@ def _pct(x: float | None) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.3f}"
 
 
-README_START, README_END = "<!-- eval:start -->", "<!-- eval:end -->"
+README_START, README_END = markers("eval")
 
 
 def to_summary(report: dict[str, Any]) -> str:
@@ -52,16 +53,7 @@ def to_summary(report: dict[str, Any]) -> str:
 
 def splice_readme(path: Path, summary: str) -> None:
     """Put ``summary`` between the README markers (atomically); a clear error when they are missing."""
-    from ...errors import DressfinderError
-
-    text = path.read_text()
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise DressfinderError(f"{path} has no {README_START} ... {README_END} block to replace")
-    new = text[:start + len(README_START)] + "\n" + summary + text[end:]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+    splice(path, summary, "eval")
 
 
 def to_markdown(report: dict[str, Any], command: str | None = None) -> str:
