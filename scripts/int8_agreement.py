@@ -41,14 +41,8 @@ def region_crops(catalog: str, n: int, seed: int = 202):
     return crops, [Path(p) for p in g.images[5::60]]
 
 
-def vectors(enc, images) -> np.ndarray:
-    from dressfinder.images import load_image
-
-    out = []
-    for i in range(0, len(images), 16):
-        batch = [load_image(x, draft=448) if isinstance(x, Path) else x for x in images[i:i + 16]]
-        out.append(np.asarray(enc.encode_arrays(np.stack([enc.preprocess(im) for im in batch])), np.float32))
-    v = np.concatenate(out)
+def unit_vectors(enc, images) -> np.ndarray:
+    v = np.asarray(enc.encode(images), np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
@@ -63,7 +57,7 @@ def main() -> int:
     crops, catalogue = region_crops(a.catalog, a.crops)
     fp32, int8 = TunedEffNet(precision="fp32"), TunedEffNet(model=Path(a.int8), precision="int8")
     for name, images in (("region crops", crops), ("catalogue images", catalogue)):
-        c = np.sum(vectors(fp32, images) * vectors(int8, images), axis=1)
+        c = np.sum(unit_vectors(fp32, images) * unit_vectors(int8, images), axis=1)
         print(f"{name} ({len(images)}): cosine median {np.median(c):.4f}, 5th percentile "
               f"{np.percentile(c, 5):.4f}, minimum {c.min():.4f}, mean {c.mean():.4f}")
     return 0
