@@ -219,9 +219,12 @@ class FoundRegion:
     hits: list[Hit]
     kind: str
 
+    def region_dict(self) -> dict[str, Any]:
+        """Where it is: ``{"box", "score", "kind"}``, as :meth:`RegionSearch.region_dict` gives the searched one."""
+        return {"box": box_json(self.box), "score": round(self.score, 6), "kind": self.kind}
+
     def to_dict(self, k: int | None = None) -> dict[str, Any]:
-        return {"box": box_json(self.box), "score": round(self.score, 6), "kind": self.kind,
-                "results": [h.to_dict() for h in self.hits[:k]]}
+        return {**self.region_dict(), "results": [h.to_dict() for h in self.hits[:k]]}
 
 
 @dataclass

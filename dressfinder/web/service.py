@@ -21,7 +21,7 @@ from ..catalog import Filters, display_title
 from ..schema import Product
 from ..errors import DressfinderError, ImageError, NotFound
 from ..images import CONTENT_TYPES, EXTENSIONS, load_image, sniff_format
-from ..search import FoundRegion, RegionSearch, box_json, query_draft
+from ..search import FoundRegion, RegionSearch, query_draft
 
 PREVIEW_SIZE = 960      # big enough to search a region of it again from the results page
 _MEDIA_BY_EXT = {ext: CONTENT_TYPES[fmt] for fmt, ext in EXTENSIONS.items()}
@@ -158,9 +158,8 @@ def search_bytes(store: Any, data: bytes, *, k: int, filters: Filters | None, cr
 
 def found_regions_json(outcome: SearchOutcome, links: Links) -> list[dict[str, Any]]:
     """The other regions found, each with its results (``hit_json``), best first."""
-    return [{"box": box_json(r.box), "kind": r.kind, "score": round(r.score, 6),
-             "count": len(r.hits), "results": [hit_json(i, h, links) for i, h in enumerate(r.hits, 1)]}
-            for r in outcome.others]
+    return [{**r.region_dict(), "count": len(r.hits),
+             "results": [hit_json(i, h, links) for i, h in enumerate(r.hits, 1)]} for r in outcome.others]
 
 
 def best_match_image(store: Any, data: bytes, *, max_pixels: int,
