@@ -11,7 +11,10 @@ the rules below are then the same for all of them:
   batches of any size;
 * ``similar`` never returns the product itself and, unless ``include_duplicates``, none of its exact
   duplicates: products whose stored image is the same bytes (same content-addressed file), or whose
-  vector is the same picture's (cosine >= :data:`NEAR_DUPLICATE_COSINE`, e.g. the same photo saved twice).
+  vector is the same picture's (cosine >= :data:`NEAR_DUPLICATE_COSINE`, e.g. the same photo saved twice);
+* when region search uses a region of the photo, the whole photo's results are woven into the
+  region's (:func:`fuse`, reciprocal-rank fusion): the region's best match stays first, and a wrong
+  region no longer takes all ten places.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ from .schema import Product
 NEAR_DUPLICATE_COSINE = 0.9999
 #: Candidates fetched beyond ``k`` before the exact re-scoring, so ties at the cut are resolved alike.
 MARGIN = 8
+#: :func:`fuse`: a result at rank ``r`` (0 = first) of the searched region's list counts
+#: ``1 / (FUSE_K0 + r)``, of the whole photo's list ``WHOLE_WEIGHT / (FUSE_K0 + r)``; the sums order
+#: the fused list. With these the region's first result always stays first, and the whole photo's
+#: first comes back fourth (after the region's first three) or sooner (on the evaluation's 16,842
+#: pictures Recall@10 0.962 -> 0.967, Recall@1 unchanged; see docs/regions.md).
+FUSE_K0 = 1.0
+WHOLE_WEIGHT = 0.3
 
 
 @dataclass
@@ -153,6 +163,23 @@ def ranked(snap: Snapshot, queries: np.ndarray, fetch: int, *, filters: Filters 
     return found, cosines
 
 
+def fuse(primary: Sequence[Any], secondary: Sequence[Any], k: int, *, key: Any = None,
+         weight: float = WHOLE_WEIGHT) -> list[Any]:
+    """The top ``k`` of two ranked lists woven together by reciprocal-rank fusion (see
+    :data:`FUSE_K0`); items are told apart by ``key(item)`` (default: the item), an item in both
+    lists is the one from ``primary``. Ties keep ``primary``'s order, then ``secondary``'s."""
+    key = key or (lambda item: item)
+    score: dict[Any, float] = {}
+    first: dict[Any, tuple[int, int, Any]] = {}
+    for which, (items, w) in enumerate(((primary, 1.0), (secondary, weight))):
+        for r, item in enumerate(items):
+            kk = key(item)
+            score[kk] = score.get(kk, 0.0) + w / (FUSE_K0 + r)
+            first.setdefault(kk, (which, r, item))
+    order = sorted(score, key=lambda kk: (-score[kk], first[kk][:2]))
+    return [first[kk][2] for kk in order[:k]]
+
+
 def search_vectors(snap: Snapshot, queries: np.ndarray, k: int, *, filters: Filters | None = None,
                    exclude_rows: Sequence[np.ndarray] | None = None, nprobe: int | None = None) -> list[list[Hit]]:
     """The ``k`` products nearest each query vector, best first."""
@@ -264,7 +291,8 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     ``detect``, the region :func:`regions.locate` picks (the whole photo unless a region clearly
     matches better), else the whole photo. Other regions found come back with their own results.
     ``search(queries, k, filters=...)`` ranks the final vectors (default: :func:`search_vectors`),
-    ``embed(image, crop)`` makes a query photo's vector (default: :func:`embed_query`)."""
+    ``embed(image, crop)`` makes a query photo's vector (default: :func:`embed_query`). When a
+    region is used, the whole photo's results are woven into its own (:func:`fuse`)."""
     k = check_k(k)
     if search is None:
         def search(queries, k, filters=None):
@@ -279,10 +307,11 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
                             "crop" if crop is not None else "whole", [])
     im = load_image(image, draft=query_draft(getattr(encoder, "input_size", 224), detect=True))
     found: Located = locate(encoder, im, best_matches(snap, filters), whole_vector=embed(im, None))
-    vectors = np.stack([found.used.vector] + [r.vector for r in found.others])
-    results = search(vectors, k, filters=filters)
-    others = [FoundRegion(r.box, r.score, hits, r.kind) for r, hits in zip(found.others, results[1:])]
-    return RegionSearch(results[0], found.used.box, found.used.kind, others, found.used.score)
+    searched = [found.used] + ([found.whole] if found.whole is not None and found.used is not found.whole else [])
+    results = search(np.stack([r.vector for r in searched + found.others]), k, filters=filters)
+    hits = fuse(results[0], results[1], k, key=lambda h: h.row) if len(searched) == 2 else results[0]
+    others = [FoundRegion(r.box, r.score, res, r.kind) for r, res in zip(found.others, results[len(searched):])]
+    return RegionSearch(hits, found.used.box, found.used.kind, others, found.used.score)
 
 
 # --------------------------------------------------------------------------- what every backend offers

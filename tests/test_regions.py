@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from conftest import dress_image
@@ -177,6 +179,37 @@ def test_sure_whole_photo_skips_the_boxes():
     assert Counting.calls > 2
 
 
+# --------------------------------------------------------------------------- fusing the region's and the whole photo's lists
+
+def test_fuse_keeps_the_regions_first_and_brings_back_the_wholes_first():
+    from dressfinder.search import fuse
+
+    region_list, whole_list = list("abcdefghij"), list("wxyzabcdef")
+    got = fuse(region_list, whole_list, 10)
+    assert got[0] == "a" and len(got) == 10 == len(set(got))
+    assert got.index("w") <= 3                     # the whole photo's best comes back near the top
+    assert got.index("e") < got.index("x")         # in both lists beats in one at a similar rank
+    assert "j" not in got
+    assert fuse(list("abcdef"), list("uvwxyz"), 6) == list("abcude")
+    assert fuse(region_list, [], 4) == list("abcd")
+    assert fuse([], whole_list, 3) == list("wxy")
+
+
+@given(st.lists(st.integers(0, 30), unique=True, max_size=12), st.lists(st.integers(0, 30), unique=True, max_size=12),
+       st.integers(1, 15))
+def test_fuse_is_a_ranked_union(primary, secondary, k):
+    from dressfinder.search import fuse
+
+    got = fuse(primary, secondary, k)
+    assert len(got) == min(k, len(set(primary) | set(secondary))) == len(set(got))
+    assert set(got) <= set(primary) | set(secondary)
+    if primary:
+        assert got[0] == primary[0]
+    both = [x for x in primary if x in secondary]
+    if both and k >= len(set(primary) | set(secondary)):
+        assert got.index(both[0]) <= primary.index(both[0])   # agreement never pushes an item down
+
+
 # --------------------------------------------------------------------------- the search path
 
 @pytest.fixture(scope="module")
@@ -222,6 +255,8 @@ def test_crop_overrides_detection_and_detect_false_is_the_whole_photo(store, cat
     assert boxed.hits[0].id == want
     whole = store.search_regions(page, 3, detect=False)
     assert whole.kind == "whole" and whole.region == regions.WHOLE and whole.others == []
+    if auto.kind != "whole":   # a region was used: the whole photo's best match is woven in (top 7 at worst)
+        assert whole.hits[0].id in [h.id for h in store.search_regions(page, 7).hits]
     direct = store.search_vectors(store.embed_query(page)[None], 3)[0]
     assert [h.id for h in whole.hits] == [h.id for h in direct]
     assert [h.id for h in store.search(page, 3, detect=False)] == [h.id for h in direct]

@@ -141,6 +141,22 @@ def located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray
     return out
 
 
+def fused(index, found: np.ndarray, used: np.ndarray, whole: np.ndarray, k: int) -> np.ndarray:
+    """``found`` (the used regions' top ``k`` rows) with, where a region was used instead of the
+    whole photo, the whole photo's results woven in as the service does (``search.fuse``)."""
+    from ...search import fuse
+
+    moved = np.flatnonzero(np.any(used != whole, axis=1))
+    if not len(moved):
+        return found
+    _, whole_found = index.search(whole[moved], k)
+    out = found.copy()
+    for i, w in zip(moved, whole_found):
+        rows = fuse([int(r) for r in found[i] if r >= 0], [int(r) for r in w if r >= 0], k)
+        out[i] = rows + [-1] * (k - len(rows))
+    return out
+
+
 def measure_latency(enc, index, data: Sequence[bytes], n: int, k: int = 10) -> dict[str, float]:
     """End-to-end time of single queries: decode + preprocess + encode (query path) + search."""
     encode = enc.encode_query_arrays

@@ -13,8 +13,8 @@ import numpy as np
 
 from ...errors import DressfinderError
 
-from .configs import (AUTO_STYLE_PREFIX, QuerySide, catalog_key, embed_cached, located, measure_latency, parse_config,
-                      seed_autoencoder)
+from .configs import (AUTO_STYLE_PREFIX, QuerySide, catalog_key, embed_cached, fused, located, measure_latency,
+                      parse_config, seed_autoencoder)
 from .metrics import catalog_colours, colour_share, hits_at, style_share
 from .queries import make_queries
 from ..machine import describe_machine
@@ -136,6 +136,7 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
     query_keys = [f"{qs.key}:{i}" for i in range(len(qs.data))]
     q_vec, q_ok, q_secs, _ = embed_cached(QuerySide(enc), qs.data, run.cache, query_keys,
                                           f"{cfg.label}: queries", run.progress)
+    whole_vec = q_vec
     if run.detect and len(q_vec):   # the region search's choice (regions.py), as the service makes it
         q_vec = located(enc, [qs.data[int(i)] for i in q_ok], q_vec, cat_vec, run.cache, run.progress)
     index = VectorIndex.build(cfg.index, cat_vec, ids=cat_ok.astype(np.int64), metric=enc.metric,
@@ -144,7 +145,7 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
     ranked = np.full((len(qs.data), k_fetch), -1, np.int64)
     if len(q_vec):
         _, found = index.search(q_vec, k_fetch)
-        ranked[q_ok] = found
+        ranked[q_ok] = fused(index, found, q_vec, whole_vec, k_fetch) if run.detect else found
     figures = {"catalog_encode_seconds": round(cat_secs, 1),
                "catalog_images_per_second": round(len(cat_ok) / cat_secs, 1) if cat_secs else None,
                "catalog_vectors_cached": cat_cached, "query_encode_seconds": round(q_secs, 1),
