@@ -144,3 +144,31 @@ def test_serving_never_imports_training_and_training_imports_torch_late():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["[]", "[]"]
+
+
+def test_quantize_keeps_the_first_blocks_float_and_stays_close_to_float32(tmp_path, catalog_dir):
+    """The int8 tool (scripts/quantize_default_model.sh) on the shipped model, calibrated on a few
+    catalogue pictures: the first FLOAT_FIRST convolutions and the last one keep float weights,
+    every other one reads 8-bit weights, and the vectors stay close to the float32 model's."""
+    import onnx
+
+    from dressfinder.encoders.effnet_tuned import DEFAULT_MODEL, TunedEffNet
+    from dressfinder.training import quantize
+
+    out = tmp_path / "m.int8.onnx"
+    assert quantize.main([str(catalog_dir / "images"), "--images", "4", "--out", str(out)]) == 0
+    meta = json.loads(out.with_name("m.int8.json").read_text())
+    assert meta["precision"] == "int8" and meta["calibration_images"] == 4 and meta["dim"] == 512
+    graph = onnx.load(str(out)).graph
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    weights_from = [made_by.get(n.input[1], "float") for n in graph.node if n.op_type == "Conv"]
+    keep = quantize.FLOAT_FIRST
+    assert weights_from[:keep] + weights_from[-1:] == ["float"] * (keep + 1)
+    assert set(weights_from[keep:-1]) == {"DequantizeLinear"} and len(weights_from) > 40
+    photos = [dress_image(i) for i in range(6)]
+    fp32, int8 = TunedEffNet(precision="fp32"), TunedEffNet(model=out, precision="int8")
+    a, b = np.asarray(fp32.encode(photos)), np.asarray(int8.encode(photos))
+    cos = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.98, cos
+    assert DEFAULT_MODEL.is_file()
+    assert quantize.main([str(tmp_path / "missing"), "--out", str(out)]) == 2
