@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -81,7 +80,7 @@ def replay(recs, margin: float, sure: float = 2.0) -> tuple[float, float]:
     r1, r10 = [], []
     try:
         for rec in recs:
-            (whole, h1, h10), rest = rec["regions"][0], rec["regions"][1:]
+            (whole, _, _), rest = rec["regions"][0], rec["regions"][1:]
             used = whole if whole.score >= sure else regions.choose(whole, [r for r, _, _ in rest]).used
             hit = {id(r): (a, b) for r, a, b in rec["regions"]}[id(used)]
             r1.append(hit[0])

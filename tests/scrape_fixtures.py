@@ -486,7 +486,7 @@ def build_structured_shop(site: Site) -> dict[str, dict]:
         </div>"""))
     # No id in the microdata, no priceCurrency: OpenGraph gives both (its currency beats the
     # "$" of the text and the en-AU of the page).
-    site.routes["/p/og"] = html(f"""<!DOCTYPE html><html lang="en-AU"><head><meta charset="utf-8">
+    site.routes["/p/og"] = html("""<!DOCTYPE html><html lang="en-AU"><head><meta charset="utf-8">
         <title>OG</title><meta property="og:type" content="product">
         <meta property="product:retailer_item_id" content="OG-77">
         <meta property="product:price:amount" content="45.00">
