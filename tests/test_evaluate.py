@@ -98,6 +98,23 @@ def test_recall_rank_and_style_share_on_a_toy_case():
     assert share[3] == 0.0
 
 
+def test_fused_weaves_the_whole_photos_rows_in_only_where_a_region_was_used():
+    from dressfinder.search import fuse
+
+    class Index:   # rows by the first coordinate of the whole photo's vector
+        def search(self, q, k):
+            rows = np.array([[int(v[0]) * 10 + j for j in range(k)] for v in q], np.int64)
+            return np.zeros(rows.shape, np.float32), rows
+
+    whole = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]], np.float32)
+    used = whole.copy()
+    used[1] = [9.0, 9.0]                                          # query 1 used a region
+    found = np.array([[10, 11, 12, 13], [90, 91, -1, -1], [30, 31, 32, 33]], np.int64)
+    got = configs.fused(Index(), found, used, whole, 4)
+    assert got[0].tolist() == found[0].tolist() and got[2].tolist() == found[2].tolist()
+    assert got[1].tolist() == fuse([90, 91], [20, 21, 22, 23], 4) == [90, 91, 20, 21]
+
+
 def test_parse_config():
     seed = configs.parse_config("seed")
     assert (seed.encoder, seed.index, seed.index_params, seed.train_seed_autoencoder) == \
