@@ -119,7 +119,7 @@ def _region_context(outcome: service.SearchOutcome, lk: service.Links, k: int) -
     with its first results as cards."""
     box = box_json(outcome.region) if outcome.region is not None else None
     whole = box is None or box == [0.0, 0.0, 1.0, 1.0]
-    others = [{"box": [round(float(v), 4) for v in r.box], "score": r.score,
+    others = [{"box": box_json(r.box), "score": r.score,
                "cards": [_card(i, h, lk, k) for i, h in enumerate(r.hits[:6], 1)]} for r in outcome.others]
     return {"crop": None if whole else box, "region": box, "region_kind": outcome.region_kind, "others": others}
 
