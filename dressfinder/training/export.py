@@ -63,8 +63,12 @@ def export_onnx(module, path: Path, outputs: Sequence[str] = ("features",), size
 
 def write_model(net, out: Path, cfg: FitConfig, n: int, held_list: Sequence[str], steps: int,
                 validation: dict[str, float], t_start: float) -> dict[str, Any]:
-    """Export the fitted network to ``out`` with its held-out list and settings beside it; return the settings."""
+    """Export the fitted network to ``out`` (with the ``patches`` output, ``training/patches.py``) and
+    its held-out list and settings beside it; return the settings."""
+    from .patches import rewrite
+
     export_onnx(net, out)
+    rewrite(out)
     held_path = out.with_name(out.stem + ".heldout.txt")
     held_path.write_text("".join(f"{h}\n" for h in held_list))
     meta = {

@@ -10,8 +10,8 @@ uint8 activations whose ranges are calibrated (percentile of the histogram) on `
 dresses are left out), preprocessed exactly as the encoder does. The convolutions are quantized
 except the first :data:`FLOAT_FIRST` (the stem on raw pixels and the first two blocks, at full resolution,
 whose depthwise convolutions lose the most to int8 weights) and the last one (the 1x1 head conv
-whose 1280 channels are pooled); the small head after them (GeM pooling, whitening, normalisation)
-stays float32 too. Measured by ``scripts/int8_agreement.py`` on 200 region crops of screens, scenes
+whose 1280 channels are pooled); the small head after them (GeM pooling, whitening, normalisation,
+and all of the ``patches`` output's nodes) stays float32 too. Measured by ``scripts/int8_agreement.py`` on 200 region crops of screens, scenes
 and close-ups (cosine to the float32 vectors; 2026-12-01): with only the stem and head conv float
 the median was 0.992, 5th percentile 0.984, minimum 0.947; with the first two blocks float as well
 0.998 / 0.996 / 0.994, for about 19 % of the model's int8 speed at batch 32 (326 -> 266 images/s;
@@ -45,6 +45,8 @@ METHODS = {"minmax": lambda c: c.MinMax, "percentile": lambda c: c.Percentile, "
 #: L2 normalisations) stays float32: a negligible share of the time, and its inputs (x**p, the
 #: projection) are where rounding would hurt most
 HEAD_OPS = ("Pow", "ReduceMean", "Reciprocal", "Mul", "Sub", "MatMul", "Div", "ReduceL2")
+#: the nodes of the ``patches`` output (training/patches.py) stay float32 too, all of them
+PATCH_NODES = "/patches/"
 
 
 def calibration_images(folder: Path, n: int, exclude: Sequence[str] = ()) -> list[Path]:
@@ -108,7 +110,8 @@ def quantize(src: Path, dest: Path, images: Sequence[Path], method: str = "perce
     graph = onnx.load(str(src), load_external_data=False).graph
     input_name = graph.input[0].name
     convs = [n.name for n in graph.node if n.op_type == "Conv"]
-    head = [n.name for n in graph.node if n.op_type in HEAD_OPS] + convs[:max(1, float_first)] + convs[-1:]
+    head = [n.name for n in graph.node if n.op_type in HEAD_OPS or n.name.startswith(PATCH_NODES)] \
+        + convs[:max(1, float_first)] + convs[-1:]
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
