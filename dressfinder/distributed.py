@@ -35,9 +35,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .embed import BatchResult, EmbedResult, cpu_count, progress_bar, encode_batch, store_image_bytes, worker_encoder, \
+from .embed import BatchResult, EmbedResult, catalogue_width, cpu_count, progress_bar, encode_batch, store_image_bytes, worker_encoder, \
     worker_spec
 from .encoders import Encoder
+from .encoders.base import split_patches
 from .errors import DressfinderError
 from .extras import require
 
@@ -205,11 +206,12 @@ def embed_with_dask(encoder: Encoder, sources: Sequence, images_dir: Path | None
             if cluster is not None:
                 close_local(cluster)
     ordered = [results[b0] for b0 in sorted(results)]
-    dim = encoder.dim
-    vectors = np.concatenate([r.vectors for r in ordered]) if ordered else np.zeros((0, dim), np.float32)
+    wide = np.concatenate([r.vectors for r in ordered]) if ordered else np.zeros((0, catalogue_width(encoder)), np.float32)
+    vectors, patches = split_patches(encoder, wide)
     ok = np.array([i for r in ordered for i in r.ok], np.int64)
     skipped = [s for r in ordered for s in r.skipped]
     for i, reason in skipped:
         log.warning("skipped %s: %s", sources[i] if isinstance(sources[i], (str, os.PathLike)) else f"#{i}", reason)
     return EmbedResult(vectors.astype(np.float32, copy=False), ok, [stored[i] for i in ok.tolist()], skipped,
-                       time.perf_counter() - t0, {k: round(v, 3) for k, v in timings.items()}, "dask", n_workers)
+                       time.perf_counter() - t0, {k: round(v, 3) for k, v in timings.items()}, "dask", n_workers,
+                       patches)

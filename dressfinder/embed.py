@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .encoders import Encoder
+from .encoders.base import split_patches
 from .errors import DressfinderError
 from .images import EXTENSIONS, load_image, sniff_format
 from .settings import default_threads
@@ -66,6 +67,7 @@ class EmbedResult:
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage (summed over workers)
     mode: str = "threads"                     # how the CPUs were used: threads or processes (or dask)
     workers: int = 1
+    patches: np.ndarray | None = None         # (n_ok, patch_dim) when the encoder makes patch vectors
 
     @property
     def rate(self) -> float:
@@ -233,16 +235,22 @@ def embed(encoder: Encoder, sources: Sequence, *, images_dir: Path | None = None
                 parts.append(done.pop(start))
                 bar.update(stop - start)
             else:
-                parts.append(_collect(results, start, stop, runner.batch, sources, encoder.dim, bar))
+                parts.append(_collect(results, start, stop, runner.batch, sources, catalogue_width(encoder), bar))
                 cache.save(start, parts[-1])
     finally:
         runner.close()
         bar.close()
-    vectors = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, encoder.dim), np.float32)
+    wide = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, catalogue_width(encoder)), np.float32)
+    vectors, patches = split_patches(encoder, wide)
     ok = np.concatenate([np.asarray(p[1], np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
     return EmbedResult(vectors, ok, [f for p in parts for f in p[2]], [s for p in parts for s in p[3]],
                        time.perf_counter() - t0, {k: round(v, 3) for k, v in runner.timings.items()},
-                       runner.mode, runner.workers)
+                       runner.mode, runner.workers, patches)
+
+
+def catalogue_width(encoder: Encoder) -> int:
+    """Floats a catalogue image gets from ``encoder.encode_catalogue_arrays``: its vector and patch vector."""
+    return encoder.dim + encoder.patch_dim
 
 
 # --------------------------------------------------------------------------- the two runners
@@ -292,11 +300,11 @@ def finish_batch(encoder: Encoder, prepared: list[Prepared], first: int,
     if arrays:
         te = time.perf_counter()
         step = sub_batch or len(arrays)
-        vectors = np.concatenate([np.asarray(encoder.encode_arrays(np.stack(arrays[i:i + step])), np.float32)
+        vectors = np.concatenate([np.asarray(encoder.encode_catalogue_arrays(np.stack(arrays[i:i + step])), np.float32)
                                   for i in range(0, len(arrays), step)])
         timer["encode"] = timer.get("encode", 0.0) + time.perf_counter() - te
     else:
-        vectors = np.zeros((0, encoder.dim), np.float32)
+        vectors = np.zeros((0, catalogue_width(encoder)), np.float32)
     return BatchResult(len(prepared), vectors, ok, files, skipped, timer)
 
 

@@ -6,6 +6,7 @@
       store.json                 the manifest, and the commit point (replaced atomically)
       catalog-<gen>.sqlite       products (id, row, image, title, price, ...)
       vectors-<seg>.npy          row-aligned embeddings, append-only segments
+      patches-<seg>.npy          their patch vectors (close-ups of the fabric), when the encoder makes them
       index-<gen>.faiss          the FAISS index, keyed by row
       deleted-<gen>.npy          tombstoned rows (kinds that cannot remove, e.g. hnsw)
       images/ab/<sha256>.<ext>   the catalogue images, content-addressed, served by product id
@@ -138,6 +139,10 @@ class StoreSnapshot:
         self.segments = [np.load(root / s, mmap_mode="r") for s in files["vectors"]]
         self.offsets = np.cumsum([0] + [len(s) for s in self.segments])
         self.metric = self.index.metric
+        # patch vectors (close-ups of the fabric), row-aligned with the vectors, one file a segment
+        patches = files.get("patches") or []
+        self.patch_segments = [np.load(root / s, mmap_mode="r") for s in patches] \
+            if len(patches) == len(self.segments) and patches else None
 
     @property
     def n_rows(self) -> int:
@@ -150,6 +155,20 @@ class StoreSnapshot:
         for s in np.unique(seg):
             m = seg == s
             out[m] = self.segments[s][rows[m] - self.offsets[s]]
+        return out
+
+    def patch_vectors(self, rows: np.ndarray) -> np.ndarray | None:
+        """The rows' patch vectors (``Encoder.encode_catalogue_arrays``), or None: the store has none."""
+        if self.patch_segments is None:
+            return None
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(self.patch_segments) == 1 and len(rows) == self.n_rows and (rows == np.arange(len(rows))).all():
+            return np.asarray(self.patch_segments[0], np.float32)   # every row, in order: the file itself
+        out = np.empty((len(rows), self.patch_segments[0].shape[1]), np.float32)
+        seg = np.searchsorted(self.offsets, rows, side="right") - 1
+        for s in np.unique(seg):
+            m = seg == s
+            out[m] = self.patch_segments[s][rows[m] - self.offsets[s]]
         return out
 
     def all_vectors(self) -> np.ndarray:
@@ -316,7 +335,7 @@ class Store(Searchable):
             if kind == "auto":
                 kind = auto_kind(len(kept), vectors.shape[1])   # the rule and its numbers: index.auto_kind
             vindex = VectorIndex.build(kind, vectors, metric=enc.metric, **(index_params or {}))
-            manifest = cls._commit_new(root, enc, vindex, vectors, kept, result.files, {
+            manifest = cls._commit_new(root, enc, vindex, (vectors, result.patches), kept, result.files, {
                 "source": source, "products": len(kept), "skipped": len(result.skipped) + len(pre_skipped),
                 "seconds": round(time.perf_counter() - t0, 2), "encode_seconds": round(result.seconds, 2),
                 "images_per_second": round(result.rate, 1)})
@@ -329,13 +348,15 @@ class Store(Searchable):
 
     @classmethod
     def from_vectors(cls, root: str | Path, encoder: Encoder, index: VectorIndex, vectors: np.ndarray,
-                     products: list[Product], files: list[str | None], built: dict[str, Any]) -> "Store":
+                     products: list[Product], files: list[str | None], built: dict[str, Any],
+                     patches: np.ndarray | None = None) -> "Store":
         """Write a store from vectors already made (row i = ``products[i]``, its image ``files[i]``
-        under ``root/images``), replacing one that is there, atomically."""
+        under ``root/images``; ``patches``: their patch vectors, if any), replacing one that is
+        there, atomically."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         with writer_lock(root, timeout=0.5):
-            manifest = cls._commit_new(root, encoder, index, vectors, products, files, built)
+            manifest = cls._commit_new(root, encoder, index, (vectors, patches), products, files, built)
         return cls(root, StoreSnapshot(root, manifest), encoder)
 
     @staticmethod
@@ -363,16 +384,21 @@ class Store(Searchable):
         return get_encoder(name, precision=precision, **({"model": str(model)} if model else {}))
 
     @classmethod
-    def _commit_new(cls, root: Path, enc: Encoder, vindex: VectorIndex, vectors: np.ndarray,
+    def _commit_new(cls, root: Path, enc: Encoder, vindex: VectorIndex,
+                    vectors_patches: tuple[np.ndarray, np.ndarray | None],
                     products: list[Product], files: list[str | None], built: dict[str, Any]) -> dict[str, Any]:
+        vectors, patches = vectors_patches
         old = cls._try_manifest(root)
         gen = (old["generation"] + 1) if old else 1
         tag = f"{gen:06d}-{secrets.token_hex(3)}"
         names = {"catalog": f"catalog-{tag}.sqlite", "index": f"index-{tag}.faiss",
-                 "vectors": [f"vectors-{tag}.npy"], "deleted": None}
+                 "vectors": [f"vectors-{tag}.npy"], "deleted": None,
+                 "patches": [f"patches-{tag}.npy"] if patches is not None else None}
         with CatalogDB(root / names["catalog"]) as db:
             db.insert((row, p, f) for row, (p, f) in enumerate(zip(products, files)))
         np.save(root / names["vectors"][0], np.ascontiguousarray(vectors, np.float32))
+        if patches is not None:
+            np.save(root / names["patches"][0], np.ascontiguousarray(patches, np.float32))
         vindex.save(root / names["index"])
         encoder_spec = enc.save_into(root)
         manifest = {
@@ -394,7 +420,8 @@ class Store(Searchable):
     @staticmethod
     def _write_manifest(root: Path, manifest: dict[str, Any], *, full_image_sweep: bool = True) -> None:
         files = manifest["files"]
-        for name in [files["catalog"], files["index"], *files["vectors"], files.get("deleted")]:
+        for name in [files["catalog"], files["index"], *files["vectors"], *(files.get("patches") or []),
+                     files.get("deleted")]:
             if name:
                 _fsync_file(root / name)
         tmp = root / f".{MANIFEST}.{os.getpid()}.tmp"
@@ -418,8 +445,9 @@ class Store(Searchable):
                 if files.get(key):
                     keep.add(files[key])
             keep.update(files.get("vectors") or [])
+            keep.update(files.get("patches") or [])
         for path in root.iterdir():
-            if path.is_file() and path.name.split("-")[0] in ("catalog", "index", "vectors", "deleted") \
+            if path.is_file() and path.name.split("-")[0] in ("catalog", "index", "vectors", "patches", "deleted") \
                     and path.name not in keep:
                 path.unlink(missing_ok=True)
             elif path.is_file() and path.name.startswith(f".{MANIFEST}.") and path.name.endswith(".tmp"):
@@ -481,7 +509,7 @@ class Store(Searchable):
                 report.skipped += [(fresh[i].id, r) for i, r in result.skipped]
                 kept = [fresh[i] for i in result.ok]
                 if kept:
-                    self._commit_change(snap, add=(result.vectors, kept, result.files), remove_ids=dupes,
+                    self._commit_change(snap, add=(result.vectors, kept, result.files, result.patches), remove_ids=dupes,
                                         full_image_sweep=stale)
             report.added, report.removed = len(kept), len(dupes) if kept else 0
             report.encode_seconds = result.seconds
@@ -501,7 +529,7 @@ class Store(Searchable):
                 result = embed(self.encoder, [image], images_dir=self.root / "images", progress=False)
                 if not len(result.ok):
                     raise DressfinderError(result.skipped[0][1])
-                self._commit_change(snap, add=(result.vectors, [product], result.files), remove_ids=[],
+                self._commit_change(snap, add=(result.vectors, [product], result.files, result.patches), remove_ids=[],
                                     full_image_sweep=stale)
         return ChangeReport(added=1, seconds=time.perf_counter() - t0, encode_seconds=result.seconds)
 
@@ -527,6 +555,7 @@ class Store(Searchable):
         files["catalog"] = f"catalog-{tag}.sqlite"
         files["index"] = f"index-{tag}.faiss"
         files["vectors"] = list(old["files"]["vectors"])
+        files["patches"] = list(old["files"].get("patches") or []) or None
         vindex = VectorIndex.load(root / old["files"]["index"], old["index"],
                                   np.load(root / old["files"]["deleted"]) if old["files"].get("deleted") else None)
         snap.db.backup_to(root / files["catalog"])
@@ -538,11 +567,16 @@ class Store(Searchable):
                 gone = np.array(db.delete(remove_ids), np.int64)
                 vindex.remove(gone)
             if add is not None:
-                vectors, products, stored = add
+                vectors, products, stored, patches = add
                 rows = np.arange(rows_total, rows_total + len(vectors), dtype=np.int64)
                 seg = f"vectors-{tag}.npy"
                 np.save(root / seg, np.ascontiguousarray(vectors, np.float32))
                 files["vectors"].append(seg)
+                if files["patches"] and patches is not None:   # kept row-aligned, else dropped whole
+                    np.save(root / f"patches-{tag}.npy", np.ascontiguousarray(patches, np.float32))
+                    files["patches"].append(f"patches-{tag}.npy")
+                else:
+                    files["patches"] = None
                 db.insert(zip(rows.tolist(), products, stored))
                 vindex.add(vectors, rows)
                 rows_total += len(vectors)

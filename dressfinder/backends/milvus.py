@@ -192,6 +192,10 @@ class MilvusSnapshot:
         found = self._by_rows(rows, ["vector"])
         return np.array([found[int(r)]["vector"] for r in rows], np.float32).reshape(len(rows), -1)
 
+    def patch_vectors(self, rows: np.ndarray) -> None:
+        """Milvus collections keep one vector a product: no patch vectors (close-ups search as photos)."""
+        return None
+
     def rows(self, filters: Filters | None = None) -> np.ndarray:
         return np.array(sorted(int(e["row"]) for e in self._scan(["row"], filter_expr(filters))), np.int64)
 

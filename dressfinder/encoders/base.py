@@ -29,6 +29,9 @@ class Encoder:
     near_duplicate_cosine: float = 0.97
     #: which variant of the network makes the vectors ("fp32", or "int8" for a quantized one)
     precision: str = "fp32"
+    #: width of a catalogue image's *patch* vector (its centre, for close-ups of the fabric), made
+    #: by the same forward pass as its vector; 0: the encoder has none (see ``encode_catalogue_arrays``)
+    patch_dim: int = 0
 
     # -- the two halves of the work ------------------------------------------------------
     def preprocess(self, im: Image.Image) -> np.ndarray:
@@ -36,6 +39,16 @@ class Encoder:
 
     def encode_arrays(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def encode_catalogue_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """What the catalogue side stores per image: its vector, then (when ``patch_dim``) its patch
+        vector, side by side: ``(n, dim + patch_dim)``. Default: ``encode_arrays``."""
+        return self.encode_arrays(batch)
+
+    def encode_closeup(self, im: Image.Image) -> np.ndarray | None:
+        """A query photo read as a close-up of the fabric: a vector to compare with the catalogue's
+        patch vectors; None when the encoder has none."""
+        return None
 
     # -- conveniences ------------------------------------------------------------------------
     def load(self, src: ImageSource) -> Image.Image:
@@ -74,6 +87,14 @@ class Encoder:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} v{self.version} dim={self.dim} metric={self.metric}>"
+
+
+def split_patches(encoder: Encoder, wide: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``encode_catalogue_arrays``' rows -> (vectors, patch vectors or None)."""
+    wide = np.asarray(wide, np.float32)
+    if not encoder.patch_dim:
+        return wide, None
+    return wide[:, :encoder.dim], wide[:, encoder.dim:encoder.dim + encoder.patch_dim]
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

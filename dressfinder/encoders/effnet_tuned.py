@@ -13,6 +13,12 @@ exists, else fp32); ``None`` reads ``DRESSFINDER_PRECISION`` (default auto). A s
 variant made its vectors (``spec()["precision"]``) and its queries use the same one.
 On the query side the photo and its mirror image are both encoded and their vectors averaged
 (``encode_query_arrays``): about one more forward pass per query, none per catalogue image.
+
+Close-ups of the fabric: a model with a ``patches`` output (``training/patches.py``; the shipped
+ones have it) also gives each catalogue image a *patch vector*, the middle 3/7 of its feature maps
+pooled and whitened alike, from the same forward pass (``encode_catalogue_arrays``). A query photo
+read as a close-up (``encode_closeup``) is shrunk to :data:`CLOSEUP_SIDE` pixels in the middle of a
+white picture, so its fabric is at about the catalogue's scale, and the same centre is pooled.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODEL_DIR / "effnet-tuned.onnx"
 INPUT_SIZE = 224
 INT8_SUFFIX = ".int8.onnx"
+#: A close-up's longer side in the 224-pixel picture it is encoded in (``encode_closeup``): the
+#: centre cells the patch output pools cover 96 pixels; 96-128 were tried on 150 close-ups
+#: (``docs/regions.md``), 128 found the most.
+CLOSEUP_SIDE = 128
 
 
 def int8_path(fp32: Path) -> Path:
@@ -102,6 +112,7 @@ class TunedEffNet(Encoder):
         self._model: OnnxModel | None = None
         self.query_flip = bool(query_flip)
         self.dim = int(meta.get("dim") or self._probe_dim())
+        self._patches: bool | None = None
 
     def _probe_dim(self) -> int:
         return int(self.model(np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.float32)).shape[1])
@@ -114,6 +125,28 @@ class TunedEffNet(Encoder):
 
     def preprocess(self, im: Image.Image) -> np.ndarray:
         return to_input(im, INPUT_SIZE)
+
+    @property
+    def patch_dim(self) -> int:  # type: ignore[override]
+        """``dim`` when the model has the ``patches`` output, else 0 (looked at once, lazily)."""
+        if self._patches is None:
+            self._patches = "patches" in self.model.outputs
+        return self.dim if self._patches else 0
+
+    def encode_catalogue_arrays(self, batch: np.ndarray) -> np.ndarray:
+        if not self.patch_dim:
+            return self.encode_arrays(batch)
+        features, patches = self.model.run_all(batch)[:2]
+        return np.concatenate([l2_normalize(features), l2_normalize(patches)], axis=1)
+
+    def encode_closeup(self, im: Image.Image) -> np.ndarray | None:
+        if not self.patch_dim:
+            return None
+        small = (im if im.mode == "RGB" else im.convert("RGB")).copy()
+        small.thumbnail((CLOSEUP_SIDE, CLOSEUP_SIDE), Image.Resampling.BILINEAR)
+        canvas = Image.new("RGB", (INPUT_SIZE, INPUT_SIZE), (255, 255, 255))
+        canvas.paste(small, ((INPUT_SIZE - small.width) // 2, (INPUT_SIZE - small.height) // 2))
+        return l2_normalize(self.model.run_all(to_input(canvas, INPUT_SIZE)[None])[1])[0]
 
     def encode_arrays(self, batch: np.ndarray) -> np.ndarray:
         return l2_normalize(self.model(batch))
