@@ -306,6 +306,13 @@ def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATE
     return choose(whole, found + windows)
 
 
+def wants_closeup(located: Located, im: Image.Image) -> bool:
+    """Whether the photo should also be read as a close-up of the fabric (``search.closeup_hits``):
+    no region won and the whole photo's best match is not sure."""
+    used = located.used
+    return used.kind == "whole" and used.score < SURE_SCORE and min(im.size) >= MIN_SIDE
+
+
 def choose(whole: Region, regions: list[Region]) -> Located:
     """The rule: the best box wins over the whole photo only by :func:`needed`; others are boxes
     apart from the used one whose best match is another product, scored like a real match (in a
@@ -335,7 +342,7 @@ def choose(whole: Region, regions: list[Region]) -> Located:
 # --------------------------------------------------------------------------- many queries at once
 
 #: Bump when the choice would come out different (cached evaluation vectors key on it).
-VERSION = "6"
+VERSION = "7"
 
 
 def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray, catalogue: np.ndarray,

@@ -14,7 +14,10 @@ the rules below are then the same for all of them:
   vector is the same picture's (cosine >= :data:`NEAR_DUPLICATE_COSINE`, e.g. the same photo saved twice);
 * when region search uses a region of the photo, the whole photo's results are woven into the
   region's (:func:`fuse`, reciprocal-rank fusion): the region's best match stays first, and a wrong
-  region no longer takes all ten places.
+  region no longer takes all ten places;
+* when no region won and the whole photo's best match is not sure (a close-up of the fabric, say),
+  and the store has patch vectors, each candidate is scored by its cosine to the photo and its
+  patch vector's cosine to the photo read as a close-up (:func:`closeup_scores`, :func:`closeup_hits`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 from .catalog import Filters
 from .errors import DressfinderError, NotFound
 from .images import ImageSource, crop_relative, load_image
-from .regions import WHOLE, Box, Located, locate
+from .regions import WHOLE, Box, Located, locate, wants_closeup
 from .schema import Product
 
 #: Vectors at least this alike (cosine) count as the same picture: left out of ``similar`` unless asked for.
@@ -42,6 +45,13 @@ MARGIN = 8
 #: pictures Recall@10 0.962 -> 0.967, Recall@1 unchanged; see docs/regions.md).
 FUSE_K0 = 1.0
 WHOLE_WEIGHT = 0.3
+#: :func:`closeup_scores`: the weight of the patch vectors' cosine beside the photo's own. Chosen on
+#: 150 sources x 14 kinds made with another seed than the evaluation's (scripts/calibrate_closeups.py,
+#: docs/regions.md): 0.3 took close-ups from Recall@1 0.593 to 0.760 (Recall@10 0.907 -> 0.967) for
+#: 6 of 1,350 photo edits at rank 1 (0.1 already cost 5); 0.5 gave 0.807 for 8, 1.0 0.847 for 13.
+CLOSEUP_WEIGHT = 0.3
+#: :func:`closeup_hits` scores this many candidates of each list (the photo's, the close-up's) both ways.
+CLOSEUP_FETCH = 100
 
 
 @dataclass
@@ -69,6 +79,8 @@ class Snapshot(Protocol):
     def vectors(self, rows: np.ndarray) -> np.ndarray: ...
 
     def rows(self, filters: Filters | None = None) -> np.ndarray: ...
+
+    def patch_vectors(self, rows: np.ndarray) -> np.ndarray | None: ...
 
     def records(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]: ...
 
@@ -180,6 +192,36 @@ def fuse(primary: Sequence[Any], secondary: Sequence[Any], k: int, *, key: Any =
     return [first[kk][2] for kk in order[:k]]
 
 
+def closeup_scores(photo_cos: np.ndarray, patch_cos: np.ndarray) -> np.ndarray:
+    """A product's score for a photo read as a close-up: its cosine to the photo and its patch
+    vector's cosine to the close-up, weighted (:data:`CLOSEUP_WEIGHT`) and averaged."""
+    return (np.asarray(photo_cos, np.float64) + CLOSEUP_WEIGHT * np.asarray(patch_cos, np.float64)) \
+        / (1.0 + CLOSEUP_WEIGHT)
+
+
+def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int, *,
+                 filters: Filters | None = None) -> list[Hit] | None:
+    """The ``k`` best products for a photo whose vector is ``vector`` and close-up vector
+    ``closeup``, by :func:`closeup_scores` (the score each hit carries); None when the snapshot has
+    no patch vectors. Candidates: the photo's own and the close-up's best :data:`CLOSEUP_FETCH`."""
+    rows = snap.rows(filters)
+    patches = snap.patch_vectors(rows) if len(rows) else None
+    if patches is None:
+        return None
+    rough = patches @ np.asarray(closeup, np.float32)          # float32 over all rows, to pick candidates
+    top = np.argsort(-rough, kind="stable")[:CLOSEUP_FETCH]
+    found, _ = ranked(snap, np.asarray(vector, np.float32)[None], CLOSEUP_FETCH, filters=filters)
+    cand = np.union1d(rows[top], np.array([h.row for h in found[0]], np.int64))
+    q = np.repeat(np.asarray(vector, np.float64)[None], len(cand), axis=0)
+    c = np.repeat(np.asarray(closeup, np.float64)[None], len(cand), axis=0)
+    scores = closeup_scores(cosines(q, snap.vectors(cand).astype(np.float64)),
+                            cosines(c, snap.patch_vectors(cand).astype(np.float64)))
+    order = sorted(range(len(cand)), key=lambda j: (-scores[j], int(cand[j])))[:k]
+    records = snap.records([int(cand[j]) for j in order])
+    return [Hit(records[int(cand[j])][0].id, float(scores[j]), records[int(cand[j])][0], int(cand[j]),
+                records[int(cand[j])][1]) for j in order if int(cand[j]) in records]
+
+
 def search_vectors(snap: Snapshot, queries: np.ndarray, k: int, *, filters: Filters | None = None,
                    exclude_rows: Sequence[np.ndarray] | None = None, nprobe: int | None = None) -> list[list[Hit]]:
     """The ``k`` products nearest each query vector, best first."""
@@ -264,11 +306,13 @@ class RegionSearch:
     kind: str                         # "whole", "crop", "content" or "window"
     others: list[FoundRegion]
     score: float | None = None        # the searched region's best-match cosine, when regions were compared
+    closeup: bool = False             # the whole photo was also read as a close-up of the fabric
 
     def region_dict(self) -> dict[str, Any]:
-        """What was searched: ``{"box", "kind", "score"}`` (score None when regions were not compared)."""
+        """What was searched: ``{"box", "kind", "score", "closeup"}`` (score None when regions were
+        not compared; closeup true when the results weigh the catalogue's patch vectors in)."""
         return {"box": box_json(self.region), "kind": self.kind,
-                "score": None if self.score is None else round(self.score, 6)}
+                "score": None if self.score is None else round(self.score, 6), "closeup": self.closeup}
 
 
 def best_matches(snap: Snapshot, filters: Filters | None = None):
@@ -311,7 +355,13 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     results = search(np.stack([r.vector for r in searched + found.others]), k, filters=filters)
     hits = fuse(results[0], results[1], k, key=lambda h: h.row) if len(searched) == 2 else results[0]
     others = [FoundRegion(r.box, r.score, res, r.kind) for r, res in zip(found.others, results[len(searched):])]
-    return RegionSearch(hits, found.used.box, found.used.kind, others, found.used.score)
+    closeup = None   # no region won, nothing sure: read the photo as a close-up too, if the store can
+    if wants_closeup(found, im) and snap.patch_vectors(np.zeros(0, np.int64)) is not None:
+        vector = encoder.encode_closeup(im)
+        closeup = None if vector is None else closeup_hits(snap, found.used.vector, vector, k, filters=filters)
+    if closeup is not None:
+        hits = closeup
+    return RegionSearch(hits, found.used.box, found.used.kind, others, found.used.score, closeup is not None)
 
 
 # --------------------------------------------------------------------------- what every backend offers

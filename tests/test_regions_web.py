@@ -63,7 +63,7 @@ def test_api_detect_false_and_crop(client):
     data, truth = collage(3, 12)
     r = client.post("/api/search", files={"file": ("c.jpg", data, "image/jpeg")}, data={"detect": "false"})
     body = r.json()
-    assert body["region"] == {"box": [0.0, 0.0, 1.0, 1.0], "kind": "whole", "score": None}
+    assert body["region"] == {"box": [0.0, 0.0, 1.0, 1.0], "kind": "whole", "score": None, "closeup": False}
     assert body["regions"] == [] and body["query"]["detect"] is False
     crop = ",".join(f"{v:.4f}" for v in truth[1])
     r = client.post("/api/search", files={"file": ("c.jpg", data, "image/jpeg")}, data={"crop": crop})
@@ -113,7 +113,7 @@ def test_cli_json_has_the_region(web_store, tmp_path):
                                     cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     line = json.loads(run().stdout)
     assert line["region"]["kind"] == "content" and max(iou(line["region"]["box"], t) for t in truth) > 0.7
-    assert 0.5 < line["region"]["score"] <= 1   # the same {box, kind, score} as the API's
+    assert 0.5 < line["region"]["score"] <= 1   # the same {box, kind, score, closeup} as the API's
     assert len(line["regions"]) == 1 and line["regions"][0]["results"][0]["id"] in (product_id(3), product_id(12))
     line = json.loads(run("--no-detect").stdout)
-    assert line["region"] == {"box": [0.0, 0.0, 1.0, 1.0], "kind": "whole", "score": None} and line["regions"] == []
+    assert line["region"] == {"box": [0.0, 0.0, 1.0, 1.0], "kind": "whole", "score": None, "closeup": False} and line["regions"] == []

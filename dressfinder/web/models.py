@@ -190,7 +190,8 @@ def _described_fields() -> dict[str, Any]:
 
 HitOut = create_model(
     "HitOut", rank=(int, ...), id=(str, ...),
-    score=(float, Field(description="similarity, higher is more alike (cosine for the default encoder)")),
+    score=(float, Field(description="similarity, higher is more alike (cosine for the default encoder; for a "
+                                    "close-up, the photo's and the fabric's cosines averaged)")),
     **_described_fields(), image=(str, Field(description="URL of the product's image on this server")),
     links=(LinksOut, ...))
 
@@ -212,6 +213,8 @@ class RegionOut(BaseModel):
     box: tuple[float, float, float, float] = Field(description=BOX_DOC, examples=[[0.05, 0.12, 0.95, 0.7]])
     kind: str = Field(description=KIND_DOC, examples=["content"])
     score: float | None = Field(None, description="cosine of its best match, when regions were compared")
+    closeup: bool = Field(False, description="no region won and nothing matched surely: the photo was also read "
+                                             "as a close-up of the fabric (the catalogue's patch vectors)")
 
 
 class FoundRegionOut(BaseModel):

@@ -121,7 +121,8 @@ def _region_context(outcome: service.SearchOutcome, lk: service.Links, k: int) -
     whole = box is None or box == [0.0, 0.0, 1.0, 1.0]
     others = [{"box": box_json(r.box), "score": r.score,
                "cards": [_card(i, h, lk, k) for i, h in enumerate(r.hits[:6], 1)]} for r in outcome.others]
-    return {"crop": None if whole else box, "region": box, "region_kind": outcome.region_kind, "others": others}
+    return {"crop": None if whole else box, "region": box, "region_kind": outcome.region_kind, "others": others,
+            "closeup": bool(outcome.found is not None and outcome.found.closeup)}
 
 
 @router.get("/search", response_class=HTMLResponse)
