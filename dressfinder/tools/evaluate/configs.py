@@ -65,18 +65,22 @@ def parse_config(text: str) -> Config:
 
 
 class QuerySide:
-    """Wraps an encoder so ``embed`` runs its query path (``encode_query_arrays``)."""
+    """Wraps an encoder so ``embed`` runs its query path (``encode_query_arrays``), in this process:
+    a worker process would rebuild the plain encoder from its spec and run the catalogue side."""
+
+    prefer_processes = False
 
     def __init__(self, enc):
         self.enc = enc
         self.input_size = enc.input_size
         self.batch_size = enc.batch_size
         self.dim = enc.dim
+        self.patch_dim = 0
         self.preprocess = enc.preprocess
-        self.encode_arrays = enc.encode_query_arrays
+        self.encode_arrays = self.encode_catalogue_arrays = enc.encode_query_arrays
 
     def spec(self):
-        return {**self.enc.spec(), "side": "query"}
+        return {**self.enc.spec(), "side": "query", "path": "encode_query_arrays"}
 
 
 def catalog_key(ids: Sequence[str], images: Sequence[str]) -> str:
@@ -103,8 +107,9 @@ def seed_autoencoder(images: Sequence[str], cat_key: str, cache: Path, epochs: i
 
 
 def embed_cached(enc, sources: Sequence, cache: Path | None, keys: Sequence[str], desc: str,
-                  progress: bool) -> tuple[np.ndarray, np.ndarray, float, bool]:
-    """Vectors, which sources gave one, the seconds the encoding took, whether they came from the cache."""
+                  progress: bool) -> tuple[np.ndarray, np.ndarray, float, bool, np.ndarray | None]:
+    """Vectors, which sources gave one, the seconds the encoding took, whether they came from the
+    cache, and their patch vectors (None when the encoder makes none)."""
     from ...embed import embed, fingerprint
 
     work = None
@@ -113,12 +118,14 @@ def embed_cached(enc, sources: Sequence, cache: Path | None, keys: Sequence[str]
         done = work / "done.npz"
         if done.exists():
             with np.load(done) as z:
-                return z["vectors"], z["ok"], float(z["seconds"]), True
+                patches = z["patches"] if "patches" in z.files else None
+                return z["vectors"], z["ok"], float(z["seconds"]), True, patches
     res = embed(enc, sources, work_dir=work, progress=progress, desc=desc)
     if work is not None:
-        np.savez(work / "done.tmp.npz", vectors=res.vectors, ok=res.ok, seconds=res.seconds)
+        extra = {} if res.patches is None else {"patches": res.patches}
+        np.savez(work / "done.tmp.npz", vectors=res.vectors, ok=res.ok, seconds=res.seconds, **extra)
         os.replace(work / "done.tmp.npz", work / "done.npz")
-    return res.vectors, res.ok, res.seconds, False
+    return res.vectors, res.ok, res.seconds, False, res.patches
 
 
 def located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray, cache: Path | None,
@@ -138,6 +145,57 @@ def located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray
     if path is not None:
         np.save(path.with_name(path.stem + ".tmp.npy"), out)
         os.replace(path.with_name(path.stem + ".tmp.npy"), path)
+    return out
+
+
+def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, cat_vec: np.ndarray,
+             cache: Path | None, progress: bool) -> dict[int, np.ndarray]:
+    """The close-up vectors (``Encoder.encode_closeup``) of the photos the service reads as
+    close-ups (``regions.wants_closeup``: no region used, best match not sure), by photo index;
+    cached by photos, encoder and catalogue."""
+    from tqdm import tqdm
+
+    from ... import regions
+    from ...images import load_image
+    from ...search import query_draft
+
+    best = (np.asarray(whole, np.float32) @ np.asarray(cat_vec, np.float32).T).max(axis=1) if len(cat_vec) else \
+        np.zeros(len(whole))
+    h = hashlib.sha256(f"closeup|{regions.VERSION}|{sorted(enc.spec().items())}".encode())
+    for d in photos:
+        h.update(hashlib.sha256(d).digest())
+    h.update(np.ascontiguousarray(cat_vec[:: max(1, len(cat_vec) // 64)]).tobytes())
+    path = cache / f"closeups-{h.hexdigest()[:16]}.npz" if cache is not None else None
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            return dict(zip(z["index"].tolist(), z["vectors"]))
+    out: dict[int, np.ndarray] = {}
+    draft = query_draft(enc.input_size, detect=True)
+    for i in tqdm(np.flatnonzero(~np.any(used != whole, axis=1) & (best < regions.SURE_SCORE)),
+                  desc="close-ups", unit="img", disable=not progress, dynamic_ncols=True):
+        im = load_image(photos[i], draft=draft)
+        located = regions.Located(regions.Region(regions.WHOLE, float(best[i]), whole[i], "whole"))
+        vector = enc.encode_closeup(im) if regions.wants_closeup(located, im) else None
+        if vector is not None:
+            out[int(i)] = vector
+    if path is not None:
+        np.savez(path.with_name(path.stem + ".tmp.npz"), index=np.array(sorted(out), np.int64),
+                 vectors=np.array([out[i] for i in sorted(out)], np.float32).reshape(len(out), -1))
+        os.replace(path.with_name(path.stem + ".tmp.npz"), path)
+    return out
+
+
+def closeup_ranked(found: np.ndarray, vectors: dict[int, np.ndarray], whole: np.ndarray, cat_vec: np.ndarray,
+                   cat_patches: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+    """``found`` with the close-up photos' rows ranked as the service ranks them
+    (``search.closeup_scores`` over the whole catalogue)."""
+    from ...search import closeup_scores
+
+    out = found.copy()
+    for i, c in vectors.items():
+        scores = closeup_scores(cat_vec @ whole[i], cat_patches @ c)
+        top = np.argsort(-scores, kind="stable")[:k]
+        out[i, :len(top)] = ids[top]
     return out
 
 

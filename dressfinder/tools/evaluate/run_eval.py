@@ -13,8 +13,8 @@ import numpy as np
 
 from ...errors import DressfinderError
 
-from .configs import (AUTO_STYLE_PREFIX, QuerySide, catalog_key, embed_cached, fused, located, measure_latency,
-                      parse_config, seed_autoencoder)
+from .configs import (AUTO_STYLE_PREFIX, QuerySide, catalog_key, closeup_ranked, closeups, embed_cached, fused,
+                      located, measure_latency, parse_config, seed_autoencoder)
 from .metrics import catalog_colours, colour_share, hits_at, style_share
 from .queries import make_queries
 from ..machine import describe_machine
@@ -131,11 +131,11 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
     if run.progress:
         print(f"[{cfg.label}] {enc!r}", file=sys.stderr)
     cat_keys = [f"{i}\0{p}" for i, p in zip(g.ids, g.images)]
-    cat_vec, cat_ok, cat_secs, cat_cached = embed_cached(enc, g.images, run.cache, cat_keys,
-                                                          f"{cfg.label}: catalogue", run.progress)
+    cat_vec, cat_ok, cat_secs, cat_cached, cat_patches = embed_cached(enc, g.images, run.cache, cat_keys,
+                                                                       f"{cfg.label}: catalogue", run.progress)
     query_keys = [f"{qs.key}:{i}" for i in range(len(qs.data))]
-    q_vec, q_ok, q_secs, _ = embed_cached(QuerySide(enc), qs.data, run.cache, query_keys,
-                                          f"{cfg.label}: queries", run.progress)
+    q_vec, q_ok, q_secs, _, _ = embed_cached(QuerySide(enc), qs.data, run.cache, query_keys,
+                                             f"{cfg.label}: queries", run.progress)
     whole_vec = q_vec
     if run.detect and len(q_vec):   # the region search's choice (regions.py), as the service makes it
         q_vec = located(enc, [qs.data[int(i)] for i in q_ok], q_vec, cat_vec, run.cache, run.progress)
@@ -145,7 +145,14 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
     ranked = np.full((len(qs.data), k_fetch), -1, np.int64)
     if len(q_vec):
         _, found = index.search(q_vec, k_fetch)
-        ranked[q_ok] = fused(index, found, q_vec, whole_vec, k_fetch) if run.detect else found
+        if run.detect:   # as the service ranks: the whole photo woven in, close-ups with the patch vectors
+            found = fused(index, found, q_vec, whole_vec, k_fetch)
+            if cat_patches is not None:
+                near = closeups(enc, [qs.data[int(i)] for i in q_ok], whole_vec, q_vec, cat_vec, run.cache,
+                                run.progress)
+                found = closeup_ranked(found, near, whole_vec, cat_vec, cat_patches, cat_ok.astype(np.int64),
+                                       k_fetch)
+        ranked[q_ok] = found
     figures = {"catalog_encode_seconds": round(cat_secs, 1),
                "catalog_images_per_second": round(len(cat_ok) / cat_secs, 1) if cat_secs else None,
                "catalog_vectors_cached": cat_cached, "query_encode_seconds": round(q_secs, 1),
