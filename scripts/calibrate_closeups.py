@@ -1,0 +1,112 @@
+"""Calibrate the close-up reading (``search.CLOSEUP_WEIGHT``) on generated data.
+
+For sources picked apart from the evaluation's order, with another variant seed than the
+evaluation's, it makes every query kind, searches each as the service does (``regions.locate``
+against the whole catalogue; ``regions.wants_closeup`` decides whether the photo is also read as a
+close-up, ``Encoder.encode_closeup``), and replays the ranking for a grid of weights
+(0 = the photo alone): Recall@1/@10 per kind, the photo edits' mean and the close-ups'.
+
+    PYTHONPATH=. python scripts/calibrate_closeups.py ../shared/data --sources 150
+
+The catalogue's vectors and patch vectors come from the evaluation's cache (``dressfinder evaluate``
+makes them; this makes them if absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from dressfinder import regions, search
+from dressfinder.encoders import get_encoder
+from dressfinder.images import load_image
+from dressfinder.settings import cache_dir
+from dressfinder.tools.evaluate.configs import embed_cached
+from dressfinder.tools.evaluate.queries import background_pool
+from dressfinder.tools.evaluate.run_eval import pick_sources, read_ground
+from dressfinder.tools.evaluate.variants import DEFAULT_SEED, KINDS, PHOTO_KINDS, make_variant, variant_rng
+
+WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+
+
+def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The photo's vector, the vector of the region the service uses, and its close-up vector (or None)."""
+    def best(vectors):
+        sims = np.asarray(vectors, np.float32) @ cat.T
+        rows = sims.argmax(axis=1)
+        return sims[np.arange(len(rows)), rows], rows
+
+    im = load_image(data, draft=search.query_draft(enc.input_size, detect=True))
+    whole = np.asarray(enc.encode_query_arrays(enc.preprocess(im)[None]), np.float32)[0]
+    found = regions.locate(enc, im, best, whole_vector=whole)
+    close = enc.encode_closeup(im) if regions.wants_closeup(found, im) else None
+    return whole, found.used.vector, close
+
+
+def ranks(rec, cat, patches, weight: float, k: int = 10) -> list[int]:
+    whole, used, close = rec
+    if close is not None and weight > 0:
+        keep, search.CLOSEUP_WEIGHT = search.CLOSEUP_WEIGHT, weight
+        try:
+            return np.argsort(-search.closeup_scores(cat @ whole, patches @ close), kind="stable")[:k].tolist()
+        finally:
+            search.CLOSEUP_WEIGHT = keep
+    top = np.argsort(-(cat @ used), kind="stable")[:k].tolist()
+    if np.array_equal(used, whole):
+        return top
+    return search.fuse(top, np.argsort(-(cat @ whole), kind="stable")[:k].tolist(), k)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("catalog")
+    p.add_argument("--sources", type=int, default=150)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED + 7, help="variant seed (default: the evaluation's + 7)")
+    p.add_argument("--precision", default="fp32")
+    a = p.parse_args()
+    g = read_ground(a.catalog, "auto", None)
+    enc = get_encoder("effnet-tuned", precision=a.precision)
+    cat, ok, _, _, patches = embed_cached(enc, g.images, cache_dir() / "eval",
+                                          [f"{i}\0{p}" for i, p in zip(g.ids, g.images)], "catalogue", True)
+    if patches is None:
+        print("this encoder makes no patch vectors", file=sys.stderr)
+        return 1
+    row_of = {int(s): r for r, s in enumerate(ok)}
+    sources = pick_sources(g.ids, [], a.sources, 13)
+    pool = background_pool(g.images, set(sources), a.seed)
+    recs: dict[str, list] = {k: [] for k in KINDS}
+    t0 = time.time()
+    for n, s in enumerate(sources):
+        im = load_image(g.images[s])
+        targets = {row_of[i] for i in g.by_digest[g.digests[s]] if i in row_of}
+        for kind in KINDS:
+            data = make_variant(im, kind, variant_rng(a.seed, g.ids[s], kind), pool)
+            recs[kind].append((one(enc, cat, data), targets))
+        if n % 10 == 0:
+            print(f"{n}/{len(sources)} sources, {time.time() - t0:.0f} s", file=sys.stderr)
+    report(recs, cat, patches)
+    return 0
+
+
+def report(recs, cat, patches) -> None:
+    read = {k: sum(r[0][2] is not None for r in v) for k, v in recs.items()}
+    print("read as close-ups:", ", ".join(f"{k} {n}/{len(recs[k])}" for k, n in read.items()))
+    print("weight  " + "  ".join(f"{k[:10]:>11}" for k in recs) + "   photo edits   fabric")
+    for w in WEIGHTS:
+        row = {}
+        for kind, v in recs.items():
+            rk = [ranks(rec, cat, patches, w) for rec, _ in v]
+            r1 = np.mean([bool(r) and r[0] in t for r, (_, t) in zip(rk, v)])
+            r10 = np.mean([bool(set(r) & t) for r, (_, t) in zip(rk, v)])
+            row[kind] = (r1, r10)
+        edits = [row[k] for k in PHOTO_KINDS]
+        print(f"{w:6.2f}  " + "  ".join(f"{r1:.3f}/{r10:.3f}" for r1, r10 in row.values())
+              + f"   {np.mean([e[0] for e in edits]):.4f}/{np.mean([e[1] for e in edits]):.4f}"
+              + f"   {row['fabric'][0]:.3f}/{row['fabric'][1]:.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Close-ups of the fabric: the model's patch output, the store's patch vectors, the search's
+close-up ranking (search.closeup_hits) and the evaluation's copy of it."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_catalog
+from dressfinder import search
+from dressfinder.encoders import get_encoder
+from dressfinder.schema import Product
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return get_encoder("effnet-tuned", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def tuned_store(tmp_path_factory):
+    """A store of the generated catalogue with the default encoder (which makes patch vectors)."""
+    from dressfinder.store import Store
+
+    folder = tmp_path_factory.mktemp("closeup")
+    write_catalog(folder / "cat", n=16)
+    with Store.build(folder / "cat" / "catalog.csv", folder / "store", index="flat", progress=False,
+                     precision="fp32") as s:
+        yield s
+
+
+def test_patch_output_is_the_centre_of_the_maps_pooled_and_whitened_like_the_vector(encoder, catalog_dir):
+    """The shipped model's ``patches`` against numpy: GeM over the centre cells of the two maps the
+    vector pools whole, the same powers and whitening (read from the model file)."""
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from dressfinder.training.patches import CENTRE
+
+    model = onnx.load(str(encoder.model_path))
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    maps = {}
+    for tag in ("head", "mid"):
+        clip = next(n for n in model.graph.node if n.name == f"/gem_{tag}/Clip_1")
+        maps[tag] = clip.input[0]
+        model.graph.output.append(onnx.helper.make_empty_tensor_value_info(clip.input[0]))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.stack([encoder.preprocess(encoder.load(catalog_dir / "images" / f"dress-{i:03d}.jpg")) for i in (1, 6)])
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"images": x})))
+    parts = []
+    for tag, scale in (("head", 1), ("mid", 2)):
+        p = float(np.clip(init[f"gem_{tag}.p"], 1, 8))
+        a, b = CENTRE[0] * scale, CENTRE[1] * scale
+        g = (np.clip(out[maps[tag]][:, :, a:b, a:b], 1e-6, None) ** p).mean(axis=(2, 3)) ** (1 / p)
+        parts.append(g / np.linalg.norm(g, axis=1, keepdims=True))
+    proj = next(n for n in model.graph.node if n.name == "/proj/MatMul")
+    want = (np.concatenate(parts, 1) - init["mean"]) @ init[proj.input[1]]
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(out["patches"], want, atol=2e-5)
+    wide = encoder.encode_catalogue_arrays(x)
+    assert wide.shape == (2, 1024) and encoder.patch_dim == encoder.dim == 512
+    np.testing.assert_allclose(wide[:, :512], encoder.encode_arrays(x), atol=1e-6)   # one pass, the same vectors
+    np.testing.assert_allclose(wide[:, 512:], want, atol=2e-5)
+    assert float(wide[0, :512] @ wide[0, 512:]) < 0.99    # the centre is not the whole picture
+
+
+def test_the_tool_adds_the_output_without_touching_the_vector(encoder, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    from dressfinder.training.patches import OUTPUT, PREFIX, main
+
+    model = onnx.load(str(encoder.model_path))
+    keep = [n for n in model.graph.node if not n.name.startswith(PREFIX)]
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    outs = [o for o in model.graph.output if o.name != OUTPUT]
+    del model.graph.output[:]
+    model.graph.output.extend(outs)
+    path = tmp_path / "plain.onnx"
+    onnx.save(model, str(path))
+    assert main([str(path)]) == 0
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 3, 224, 224)).astype(np.float32)
+    ours = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": x})
+    shipped = ort.InferenceSession(str(encoder.model_path), providers=["CPUExecutionProvider"]).run(None, {"images": x})
+    assert np.array_equal(ours[0], shipped[0])
+    np.testing.assert_allclose(ours[1], shipped[1], atol=1e-6)
+    assert main([str(tmp_path / "missing.onnx")]) == 1
+
+
+def test_closeup_vector_is_a_unit_vector_and_none_without_patches(encoder, catalog_dir):
+    im = Image.open(catalog_dir / "images" / "dress-002.jpg")
+    v = encoder.encode_closeup(im)
+    assert v.shape == (512,) and abs(float(np.linalg.norm(v)) - 1) < 1e-5
+    assert get_encoder("effnet-lite0").encode_closeup(im) is None
+
+
+def test_store_keeps_patch_vectors_row_aligned_through_changes(tuned_store, tmp_path, catalog_dir, encoder):
+    import shutil
+
+    from dressfinder.store import Store
+
+    root = tmp_path / "copy"
+    shutil.copytree(tuned_store.root, root)
+    with Store.open(root) as s:
+        snap = s.snapshot()
+        assert s.manifest["files"]["patches"] and snap.patch_vectors(np.arange(3)).shape == (3, 512)
+        im = catalog_dir / "images" / "dress-005.jpg"
+        want = encoder.encode_catalogue_arrays(encoder.preprocess(encoder.load(im))[None])[0, 512:]
+        row = snap.get("sku-005")[0]
+        np.testing.assert_allclose(snap.patch_vectors(np.array([row]))[0], want, atol=1e-5)
+        s.remove(["sku-001"])
+        s.add_image(Product(id="new-5", title="again", image="x.jpg"), im.read_bytes())
+        snap = s.snapshot()
+        assert len(s.manifest["files"]["patches"]) == len(s.manifest["files"]["vectors"]) == 2
+        new_row = snap.get("new-5")[0]
+        np.testing.assert_allclose(snap.patch_vectors(np.array([new_row]))[0], want, atol=1e-5)
+    with Store.open(root) as again:   # and after a reopen
+        assert again.snapshot().patch_vectors(np.array([new_row])).shape == (1, 512)
+
+
+def test_a_store_without_patch_vectors_has_none(built_store):
+    from dressfinder.store import Store
+
+    with Store.open(built_store) as s:   # effnet-lite0: no patch output
+        assert s.manifest["files"].get("patches") is None
+        assert s.snapshot().patch_vectors(np.arange(2)) is None
+
+
+def closeup_of(path, box=(0.3, 0.4, 0.7, 0.7), size=(480, 360)) -> bytes:
+    im = Image.open(path).convert("RGB")
+    w, h = im.size
+    patch = im.crop((int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h)))
+    buf = io.BytesIO()
+    patch.resize(size, Image.Resampling.BICUBIC).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def test_closeup_hits_rank_by_the_combined_score_over_the_whole_catalogue(tuned_store, encoder, catalog_dir):
+    snap = tuned_store.snapshot()
+    photo = Image.open(io.BytesIO(closeup_of(catalog_dir / "images" / "dress-009.jpg")))
+    vec = tuned_store.embed_query(photo)
+    close = encoder.encode_closeup(photo)
+    hits = search.closeup_hits(snap, vec, close, 5)
+    rows = snap.rows()
+    want = search.closeup_scores(snap.vectors(rows) @ vec, snap.patch_vectors(rows) @ close)
+    order = rows[np.argsort(-want, kind="stable")[:5]]
+    assert [h.row for h in hits] == order.tolist()
+    np.testing.assert_allclose([h.score for h in hits], np.sort(want)[::-1][:5], atol=1e-5)
+    sub = search.closeup_hits(snap, vec, close, 5, filters=search.Filters(category="maxi"))
+    assert sub and all(h.product.category == "maxi" for h in sub)
+
+
+def test_search_reads_a_photo_as_a_closeup_only_when_nothing_is_sure(tuned_store, catalog_dir):
+    data = closeup_of(catalog_dir / "images" / "dress-009.jpg")
+    found = tuned_store.search_regions(data, 3)
+    whole = tuned_store.search_regions(data, 3, detect=False)
+    assert not whole.closeup and whole.region_dict()["closeup"] is False
+    if found.kind == "whole" and found.score < 0.8:
+        assert found.closeup and found.region_dict()["closeup"] is True
+    plain = tuned_store.search_regions(catalog_dir / "images" / "dress-004.jpg", 3)   # sure: no close-up
+    assert not plain.closeup and plain.hits[0].id == "sku-004"
+    boxed = tuned_store.search_regions(data, 3, crop=(0, 0, 1, 1))
+    assert not boxed.closeup
+
+
+def test_closeups_find_real_dresses_better_than_the_photo_alone(tmp_path_factory):
+    """Close-ups of the middle of 40 of the 1,083 DeepFashion dresses of ../shared/data, searched
+    against all of them."""
+    from conftest import shared_data
+    from dressfinder.store import Store
+
+    data = shared_data() / "deepfashion-dresses"
+    root = tmp_path_factory.mktemp("deepfashion") / "store"
+    with Store.build(data, root, index="flat", progress=False, precision="fp32") as s:
+        ids = [p.id for p in s.products()][::27]
+        both = alone = used = 0
+        for pid in ids:
+            q = closeup_of(s.image_file(pid), (0.28, 0.38, 0.72, 0.68))
+            found = s.search_regions(q, 1)
+            used += found.closeup
+            both += found.hits[0].id == pid
+            alone += s.search_regions(q, 1, detect=False).hits[0].id == pid
+    assert used >= len(ids) // 2
+    assert both >= alone + len(ids) // 10 and both >= len(ids) // 2
+
+
+def test_evaluation_ranks_closeups_as_the_service_does():
+    from dressfinder.tools.evaluate.configs import closeup_ranked
+
+    rng = np.random.default_rng(0)
+    cat = rng.normal(size=(30, 8)).astype(np.float32)
+    cat /= np.linalg.norm(cat, axis=1, keepdims=True)
+    patches = rng.normal(size=(30, 8)).astype(np.float32)
+    patches /= np.linalg.norm(patches, axis=1, keepdims=True)
+    whole = cat[[3, 4]] + 0.01
+    found = np.tile(np.arange(10), (2, 1))
+    out = closeup_ranked(found, {1: patches[17]}, whole, cat, patches, np.arange(100, 130), 10)
+    assert out[0].tolist() == found[0].tolist()          # not a close-up: unchanged
+    want = np.argsort(-search.closeup_scores(cat @ whole[1], patches @ patches[17]), kind="stable")[:10] + 100
+    assert out[1].tolist() == want.tolist() and out[1][0] in (104, 117)
+
+
+def test_api_and_page_say_when_the_photo_was_read_as_a_closeup(tuned_store, catalog_dir):
+    from fastapi.testclient import TestClient
+
+    from webfixtures import make_app
+
+    data = closeup_of(catalog_dir / "images" / "dress-009.jpg")
+    found = tuned_store.search_regions(data, 5)
+    with TestClient(make_app(tuned_store.root)) as c:
+        r = c.post("/api/search", files={"file": ("c.jpg", data, "image/jpeg")}, data={"k": "5"})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["region"]["closeup"] is found.closeup
+        assert [h["id"] for h in body["results"]] == [h.id for h in found.hits]
+        page = c.post("/search", files={"file": ("c.jpg", data, "image/jpeg")}, data={"k": "5"})
+        assert page.status_code == 200 and ('id="closeup-note"' in page.text) is found.closeup
+        off = c.post("/api/search", files={"file": ("c.jpg", data, "image/jpeg")}, data={"detect": "false"})
+        assert off.json()["region"]["closeup"] is False
