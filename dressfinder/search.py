@@ -45,11 +45,15 @@ MARGIN = 8
 #: pictures Recall@10 0.962 -> 0.967, Recall@1 unchanged; see docs/regions.md).
 FUSE_K0 = 1.0
 WHOLE_WEIGHT = 0.3
-#: :func:`closeup_scores`: the weight of the patch vectors' cosine beside the photo's own. Chosen on
-#: 150 sources x 14 kinds made with another seed than the evaluation's (scripts/calibrate_closeups.py,
-#: docs/regions.md): 0.3 took close-ups from Recall@1 0.593 to 0.760 (Recall@10 0.907 -> 0.967) for
-#: 6 of 1,350 photo edits at rank 1 (0.1 already cost 5); 0.5 gave 0.807 for 8, 1.0 0.847 for 13.
-CLOSEUP_WEIGHT = 0.3
+#: :func:`closeup_scores`: the weight of the patch vectors' cosine beside the photo's own, and
+#: :data:`CLOSEUP_MIN_PATCH`: the least cosine of the close-up's best patch match for the photo to be
+#: read as a close-up at all (below it, nothing in the catalogue has that fabric: the photo is more
+#: likely a whole dress on a busy background). Chosen on 150 sources x 14 kinds made with another
+#: seed than the evaluation's (scripts/calibrate_closeups.py, docs/regions.md): of 139 close-ups and
+#: 137 photo edits read as close-ups, the photo alone finds 85 and 128 first; weight 0.5 without the
+#: gate 117 and 120, with it 107 and 128 (0.3 without it: 110 and 122).
+CLOSEUP_WEIGHT = 0.5
+CLOSEUP_MIN_PATCH = 0.60
 #: :func:`closeup_hits` scores this many candidates of each list (the photo's, the close-up's) both ways.
 CLOSEUP_FETCH = 100
 
@@ -199,16 +203,25 @@ def closeup_scores(photo_cos: np.ndarray, patch_cos: np.ndarray) -> np.ndarray:
         / (1.0 + CLOSEUP_WEIGHT)
 
 
+def reads_as_closeup(best_patch: float) -> bool:
+    """Whether a photo whose close-up vector's best patch match scores ``best_patch`` (cosine) is
+    read as a close-up (:data:`CLOSEUP_MIN_PATCH`)."""
+    return float(best_patch) >= CLOSEUP_MIN_PATCH
+
+
 def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int, *,
                  filters: Filters | None = None) -> list[Hit] | None:
     """The ``k`` best products for a photo whose vector is ``vector`` and close-up vector
     ``closeup``, by :func:`closeup_scores` (the score each hit carries); None when the snapshot has
-    no patch vectors. Candidates: the photo's own and the close-up's best :data:`CLOSEUP_FETCH`."""
+    no patch vectors or no patch matches the close-up well enough (:func:`reads_as_closeup`).
+    Candidates: the photo's own and the close-up's best :data:`CLOSEUP_FETCH`."""
     rows = snap.rows(filters)
     patches = snap.patch_vectors(rows) if len(rows) else None
     if patches is None:
         return None
     rough = patches @ np.asarray(closeup, np.float32)          # float32 over all rows, to pick candidates
+    if not reads_as_closeup(rough.max()):
+        return None
     top = np.argsort(-rough, kind="stable")[:CLOSEUP_FETCH]
     found, _ = ranked(snap, np.asarray(vector, np.float32)[None], CLOSEUP_FETCH, filters=filters)
     cand = np.union1d(rows[top], np.array([h.row for h in found[0]], np.int64))

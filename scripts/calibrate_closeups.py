@@ -4,7 +4,8 @@ For sources picked apart from the evaluation's order, with another variant seed 
 evaluation's, it makes every query kind, searches each as the service does (``regions.locate``
 against the whole catalogue; ``regions.wants_closeup`` decides whether the photo is also read as a
 close-up, ``Encoder.encode_closeup``), and replays the ranking for a grid of weights
-(0 = the photo alone): Recall@1/@10 per kind, the photo edits' mean and the close-ups'.
+(0 = the photo alone), alone and with a least best-patch cosine (the gate): Recall@1/@10 per kind,
+the photo edits' mean and the close-ups'.
 
     PYTHONPATH=. python scripts/calibrate_closeups.py ../shared/data --sources 150
 
@@ -30,6 +31,8 @@ from dressfinder.tools.evaluate.run_eval import pick_sources, read_ground
 from dressfinder.tools.evaluate.variants import DEFAULT_SEED, KINDS, PHOTO_KINDS, make_variant, variant_rng
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+#: (weight, least best patch cosine) pairs replayed besides the weights alone
+GATED = tuple((w, g) for w in (0.3, 0.5, 0.7) for g in (0.55, 0.6, 0.65))
 
 
 def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -46,12 +49,13 @@ def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.n
     return whole, found.used.vector, close
 
 
-def ranks(rec, cat, patches, weight: float, k: int = 10) -> list[int]:
+def ranks(rec, cat, patches, weight: float, gate: float, k: int = 10) -> list[int]:
     whole, used, close = rec
-    if close is not None and weight > 0:
+    patch = patches @ close if close is not None else None
+    if patch is not None and weight > 0 and patch.max() >= gate:
         keep, search.CLOSEUP_WEIGHT = search.CLOSEUP_WEIGHT, weight
         try:
-            return np.argsort(-search.closeup_scores(cat @ whole, patches @ close), kind="stable")[:k].tolist()
+            return np.argsort(-search.closeup_scores(cat @ whole, patch), kind="stable")[:k].tolist()
         finally:
             search.CLOSEUP_WEIGHT = keep
     top = np.argsort(-(cat @ used), kind="stable")[:k].tolist()
@@ -66,6 +70,8 @@ def main() -> int:
     p.add_argument("--sources", type=int, default=150)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED + 7, help="variant seed (default: the evaluation's + 7)")
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--save", default=None, help="also write the records here (.npz) for other rules")
+    p.add_argument("--records", default=None, help="replay records written by --save (no searching)")
     a = p.parse_args()
     g = read_ground(a.catalog, "auto", None)
     enc = get_encoder("effnet-tuned", precision=a.precision)
@@ -74,6 +80,9 @@ def main() -> int:
     if patches is None:
         print("this encoder makes no patch vectors", file=sys.stderr)
         return 1
+    if a.records:
+        report(load(a.records), cat, patches)
+        return 0
     row_of = {int(s): r for r, s in enumerate(ok)}
     sources = pick_sources(g.ids, [], a.sources, 13)
     pool = background_pool(g.images, set(sources), a.seed)
@@ -88,22 +97,46 @@ def main() -> int:
         if n % 10 == 0:
             print(f"{n}/{len(sources)} sources, {time.time() - t0:.0f} s", file=sys.stderr)
     report(recs, cat, patches)
+    if a.save:
+        save(a.save, recs)
     return 0
+
+
+def save(path: str, recs) -> None:
+    kinds, whole, used, close, has, targets = [], [], [], [], [], []
+    for kind, v in recs.items():
+        for (w, u, c), t in v:
+            kinds.append(kind)
+            whole.append(w)
+            used.append(u)
+            has.append(c is not None)
+            close.append(c if c is not None else np.zeros_like(w))
+            targets.append(",".join(map(str, sorted(t))))
+    np.savez(path, kind=np.array(kinds), whole=np.array(whole), used=np.array(used), close=np.array(close),
+             has=np.array(has), targets=np.array(targets))
+
+
+def load(path: str) -> dict[str, list]:
+    z = np.load(path)
+    recs: dict[str, list] = {}
+    for kind, w, u, c, has, t in zip(z["kind"], z["whole"], z["used"], z["close"], z["has"], z["targets"]):
+        recs.setdefault(str(kind), []).append(((w, u, c if has else None), {int(x) for x in str(t).split(",") if x}))
+    return recs
 
 
 def report(recs, cat, patches) -> None:
     read = {k: sum(r[0][2] is not None for r in v) for k, v in recs.items()}
     print("read as close-ups:", ", ".join(f"{k} {n}/{len(recs[k])}" for k, n in read.items()))
-    print("weight  " + "  ".join(f"{k[:10]:>11}" for k in recs) + "   photo edits   fabric")
-    for w in WEIGHTS:
+    print("weight  gate  " + "  ".join(f"{k[:10]:>11}" for k in recs) + "   photo edits   fabric")
+    for w, gate in [(w, -1.0) for w in WEIGHTS] + list(GATED):
         row = {}
         for kind, v in recs.items():
-            rk = [ranks(rec, cat, patches, w) for rec, _ in v]
+            rk = [ranks(rec, cat, patches, w, gate) for rec, _ in v]
             r1 = np.mean([bool(r) and r[0] in t for r, (_, t) in zip(rk, v)])
             r10 = np.mean([bool(set(r) & t) for r, (_, t) in zip(rk, v)])
             row[kind] = (r1, r10)
         edits = [row[k] for k in PHOTO_KINDS]
-        print(f"{w:6.2f}  " + "  ".join(f"{r1:.3f}/{r10:.3f}" for r1, r10 in row.values())
+        print(f"{w:6.2f}  {'   -' if gate < 0 else f'{gate:.2f}'}  " + "  ".join(f"{r1:.3f}/{r10:.3f}" for r1, r10 in row.values())
               + f"   {np.mean([e[0] for e in edits]):.4f}/{np.mean([e[1] for e in edits]):.4f}"
               + f"   {row['fabric'][0]:.3f}/{row['fabric'][1]:.3f}")
 

@@ -189,11 +189,14 @@ def closeup_ranked(found: np.ndarray, vectors: dict[int, np.ndarray], whole: np.
                    cat_patches: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
     """``found`` with the close-up photos' rows ranked as the service ranks them
     (``search.closeup_scores`` over the whole catalogue)."""
-    from ...search import closeup_scores
+    from ...search import closeup_scores, reads_as_closeup
 
     out = found.copy()
     for i, c in vectors.items():
-        scores = closeup_scores(cat_vec @ whole[i], cat_patches @ c)
+        patch = cat_patches @ c
+        if not reads_as_closeup(patch.max()):
+            continue
+        scores = closeup_scores(cat_vec @ whole[i], patch)
         top = np.argsort(-scores, kind="stable")[:k]
         out[i, :len(top)] = ids[top]
     return out
