@@ -168,17 +168,26 @@ def test_closeup_hits_rank_by_the_combined_score_over_the_whole_catalogue(tuned_
     assert search.closeup_hits(snap, vec, close, 5) is None
 
 
-def test_search_reads_a_photo_as_a_closeup_only_when_nothing_is_sure(tuned_store, catalog_dir):
-    data = closeup_of(catalog_dir / "images" / "dress-009.jpg")
-    found = tuned_store.search_regions(data, 3)
-    whole = tuned_store.search_regions(data, 3, detect=False)
-    assert not whole.closeup and whole.region_dict()["closeup"] is False
-    if found.kind == "whole" and found.score < 0.8:
-        assert found.closeup and found.region_dict()["closeup"] is True
+def test_search_reads_a_photo_as_a_closeup_only_when_nothing_is_sure(tuned_store, catalog_dir, encoder,
+                                                                      monkeypatch):
+    snap = tuned_store.snapshot()
+    patches = snap.patch_vectors(snap.rows())
+    for gate in (search.CLOSEUP_MIN_PATCH, -1.0):   # as shipped, and with the gate open
+        monkeypatch.setattr(search, "CLOSEUP_MIN_PATCH", gate)
+        read = 0
+        for i in range(8, 16):
+            data = closeup_of(catalog_dir / "images" / f"dress-{i:03d}.jpg")
+            found = tuned_store.search_regions(data, 3)
+            best_patch = float((patches @ encoder.encode_closeup(Image.open(io.BytesIO(data)))).max())
+            want = found.kind == "whole" and found.score < 0.8 and best_patch >= gate
+            assert found.closeup == want and found.region_dict()["closeup"] is want
+            read += want
+            whole = tuned_store.search_regions(data, 3, detect=False)
+            assert not whole.closeup and whole.region_dict()["closeup"] is False
+            assert not tuned_store.search_regions(data, 3, crop=(0, 0, 1, 1)).closeup
+        assert read or gate > 0
     plain = tuned_store.search_regions(catalog_dir / "images" / "dress-004.jpg", 3)   # sure: no close-up
     assert not plain.closeup and plain.hits[0].id == "sku-004"
-    boxed = tuned_store.search_regions(data, 3, crop=(0, 0, 1, 1))
-    assert not boxed.closeup
 
 
 def test_closeups_find_real_dresses_better_than_the_photo_alone(tmp_path_factory):
