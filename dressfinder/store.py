@@ -149,12 +149,16 @@ class StoreSnapshot:
         return int(self.offsets[-1])
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
+        return self._gather(self.segments, rows, self.manifest["encoder"]["dim"])
+
+    def _gather(self, segments: list, rows: np.ndarray, width: int) -> np.ndarray:
+        """The rows of row-aligned segment files (vectors or patch vectors), in the order asked."""
         rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), self.manifest["encoder"]["dim"]), np.float32)
+        out = np.empty((len(rows), width), np.float32)
         seg = np.searchsorted(self.offsets, rows, side="right") - 1
         for s in np.unique(seg):
             m = seg == s
-            out[m] = self.segments[s][rows[m] - self.offsets[s]]
+            out[m] = segments[s][rows[m] - self.offsets[s]]
         return out
 
     def patch_vectors(self, rows: np.ndarray) -> np.ndarray | None:
@@ -164,12 +168,7 @@ class StoreSnapshot:
         rows = np.asarray(rows, dtype=np.int64)
         if len(self.patch_segments) == 1 and len(rows) == self.n_rows and (rows == np.arange(len(rows))).all():
             return np.asarray(self.patch_segments[0], np.float32)   # every row, in order: the file itself
-        out = np.empty((len(rows), self.patch_segments[0].shape[1]), np.float32)
-        seg = np.searchsorted(self.offsets, rows, side="right") - 1
-        for s in np.unique(seg):
-            m = seg == s
-            out[m] = self.patch_segments[s][rows[m] - self.offsets[s]]
-        return out
+        return self._gather(self.patch_segments, rows, self.patch_segments[0].shape[1])
 
     def all_vectors(self) -> np.ndarray:
         """Every row's vector (removed products' rows too: rows are never reused)."""

@@ -128,17 +128,23 @@ def embed_cached(enc, sources: Sequence, cache: Path | None, keys: Sequence[str]
     return res.vectors, res.ok, res.seconds, False, res.patches
 
 
+def photos_key(head: str, photos: Sequence[bytes], cat_vec: np.ndarray) -> str:
+    """A cache key for a stage that depends on ``head`` (what decides it), the photos and the catalogue."""
+    h = hashlib.sha256(head.encode())
+    for d in photos:
+        h.update(hashlib.sha256(d).digest())
+    h.update(np.ascontiguousarray(cat_vec[:: max(1, len(cat_vec) // 64)]).tobytes())
+    return h.hexdigest()[:16]
+
+
 def located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray, cache: Path | None,
             progress: bool) -> np.ndarray:
     """Query vectors of the regions the region search uses (``regions.locate``, as the service
     decides), cached by photos, encoder and catalogue."""
     from ... import regions
 
-    h = hashlib.sha256(f"{regions.VERSION}|{sorted(enc.spec().items())}".encode())
-    for d in photos:
-        h.update(hashlib.sha256(d).digest())
-    h.update(np.ascontiguousarray(cat_vec[:: max(1, len(cat_vec) // 64)]).tobytes())
-    path = cache / f"regions-{h.hexdigest()[:16]}.npy" if cache is not None else None
+    key = photos_key(f"{regions.VERSION}|{sorted(enc.spec().items())}", photos, cat_vec)
+    path = cache / f"regions-{key}.npy" if cache is not None else None
     if path is not None and path.exists():
         return np.load(path)
     out = regions.located_vectors(enc, photos, whole, cat_vec, progress)
@@ -161,11 +167,8 @@ def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, 
 
     best = (np.asarray(whole, np.float32) @ np.asarray(cat_vec, np.float32).T).max(axis=1) if len(cat_vec) else \
         np.zeros(len(whole))
-    h = hashlib.sha256(f"closeup|{regions.VERSION}|{sorted(enc.spec().items())}".encode())
-    for d in photos:
-        h.update(hashlib.sha256(d).digest())
-    h.update(np.ascontiguousarray(cat_vec[:: max(1, len(cat_vec) // 64)]).tobytes())
-    path = cache / f"closeups-{h.hexdigest()[:16]}.npz" if cache is not None else None
+    key = photos_key(f"closeup|{regions.VERSION}|{sorted(enc.spec().items())}", photos, cat_vec)
+    path = cache / f"closeups-{key}.npz" if cache is not None else None
     if path is not None and path.exists():
         with np.load(path) as z:
             return dict(zip(z["index"].tolist(), z["vectors"]))
