@@ -165,19 +165,22 @@ def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, 
     from ...images import load_image
     from ...search import query_draft
 
-    best = (np.asarray(whole, np.float32) @ np.asarray(cat_vec, np.float32).T).max(axis=1) if len(cat_vec) else \
-        np.zeros(len(whole))
     key = photos_key(f"closeup|{regions.VERSION}|{sorted(enc.spec().items())}", photos, cat_vec)
     path = cache / f"closeups-{key}.npz" if cache is not None else None
     if path is not None and path.exists():
         with np.load(path) as z:
             return dict(zip(z["index"].tolist(), z["vectors"]))
+    cat = np.asarray(cat_vec, np.float32)
+    whole_used = np.flatnonzero(~np.any(used != whole, axis=1)) if len(cat) else np.zeros(0, np.int64)
+    best = {int(i): float(b) for start in range(0, len(whole_used), 1024)   # each photo's best match, in chunks
+            for i, b in zip(whole_used[start:start + 1024],
+                            (np.asarray(whole[whole_used[start:start + 1024]], np.float32) @ cat.T).max(axis=1))}
     out: dict[int, np.ndarray] = {}
     draft = query_draft(enc.input_size, detect=True)
-    for i in tqdm(np.flatnonzero(~np.any(used != whole, axis=1) & (best < regions.SURE_SCORE)),
+    for i in tqdm([i for i, b in best.items() if b < regions.SURE_SCORE],
                   desc="close-ups", unit="img", disable=not progress, dynamic_ncols=True):
         im = load_image(photos[i], draft=draft)
-        located = regions.Located(regions.Region(regions.WHOLE, float(best[i]), whole[i], "whole"))
+        located = regions.Located(regions.Region(regions.WHOLE, best[i], whole[i], "whole"))
         vector = enc.encode_closeup(im) if regions.wants_closeup(located, im) else None
         if vector is not None:
             out[int(i)] = vector
