@@ -179,6 +179,57 @@ def test_sure_whole_photo_skips_the_boxes():
     assert Counting.calls > 2
 
 
+class WhereEncoder:
+    """A fake encoder whose vector says which part of a gradient photo a crop is: the crop's mean
+    red and green (its centre) and its size as shares of the photo."""
+
+    def __init__(self, size):
+        self.size, self.query_calls = size, 0
+
+    def preprocess(self, im):
+        a = np.asarray(im, np.float32)
+        return np.array([a[..., 0].mean() / 255, a[..., 1].mean() / 255, im.width / self.size[0],
+                         im.height / self.size[1]], np.float32)
+
+    def encode_arrays(self, batch):
+        return np.asarray(batch, np.float32)
+
+    def encode_query_arrays(self, batch):
+        self.query_calls += 1
+        return self.encode_arrays(batch) + np.float32(1000)     # marks the vector as a query-side one
+
+
+def gradient_photo(w=400, h=400) -> Image.Image:
+    x = np.linspace(0, 255, w)[None, :].repeat(h, 0)
+    y = np.linspace(0, 255, h)[:, None].repeat(w, 1)
+    return Image.fromarray(np.stack([x, y, np.zeros_like(x)], axis=2).astype(np.uint8))
+
+
+def test_the_dress_inside_a_window_that_is_not_the_best_one_is_found(monkeypatch):
+    """A look-alike fills the best window; the dress is small inside the second best: refining the
+    best windows (REFINE_TOP) finds it, and the box used is encoded as a query photo is."""
+    im = gradient_photo()
+    decoy, dress, other = (0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0), (0.5, 0.0, 1.0, 0.5)
+    monkeypatch.setattr(regions, "candidate_boxes", lambda im, limit: [(b, "window") for b in (decoy, dress, other)])
+
+    def best(vectors):
+        v = vectors % 1000
+        cx, cy, w = v[:, 0], v[:, 1], v[:, 2]
+        near = lambda x, y, r: (np.abs(cx - x) < r) & (np.abs(cy - y) < r)   # noqa: E731
+        found = near(0.825, 0.825, 0.05) & (w < 0.4)            # the dress's own box, inside `dress`
+        scores = np.where(found, 0.9, np.where(near(0.25, 0.25, 0.15), 0.70, np.where(near(0.75, 0.75, 0.05), 0.60, 0.5)))
+        rows = np.where(found | near(0.75, 0.75, 0.05), 1, np.where(near(0.25, 0.25, 0.15), 2, 3))
+        return scores, rows
+
+    enc = WhereEncoder(im.size)
+    got = regions.locate(enc, im, best, whole_vector=np.array([0.5, 0.5, 1, 1], np.float32))
+    assert got.used.best_row == 1 and got.used.score == pytest.approx(0.9)
+    assert got.used.box == pytest.approx((1 - regions.REFINE_SCALE / 2, 1 - regions.REFINE_SCALE / 2, 1.0, 1.0))
+    assert enc.query_calls == 1 and got.used.vector[0] > 999     # re-encoded on the query side, once
+    monkeypatch.setattr(regions, "REFINE_TOP", 1)                 # refining only the best window misses it
+    assert regions.locate(enc, im, best, whole_vector=np.array([0.5, 0.5, 1, 1], np.float32)).used.best_row == 2
+
+
 # --------------------------------------------------------------------------- fusing the region's and the whole photo's lists
 
 def test_fuse_keeps_the_regions_first_and_brings_back_the_wholes_first():
