@@ -73,6 +73,14 @@ def test_bench_quick_run_writes_json_and_markdown(tmp_path, catalog_dir):
     assert summary.startswith("intro\n<!-- bench:start -->\n| same run | int8 | float32 |") and "old" not in summary
     assert f"| indexing 24 images, end to end | {bp['int8']['images_per_second']} images/s | " in summary
     assert "screenshot 1080x2340" in summary and "ours / seed" in summary and report["command"] in summary
+    # the machine line says whether the CPU has the 8-bit instructions that --precision auto looks for
+    from dressfinder.encoders.onnx_runtime import int8_is_faster
+    from dressfinder.tools.machine import describe_machine
+
+    vnni = report["machine"]["int8_instructions"]
+    assert bool(vnni) == int8_is_faster()
+    note = ", ".join(vnni) or "no VNNI"
+    assert f"CPUs, {note}," in md and f"CPUs, {note}," in summary and describe_machine().endswith(note)
     # --from-json writes the same Markdown again without measuring anything
     again = tmp_path / "again"
     args = parser.parse_args(["--from-json", str(out / "bench.json"), "--out", str(again), "--readme", str(readme)])

@@ -24,8 +24,10 @@ def machine() -> dict[str, Any]:
     except (OSError, StopIteration):  # pragma: no cover
         pass
     from ..embed import cpu_count
+    from ..encoders.onnx_runtime import INT8_FLAGS, cpu_flags
 
-    info = {"cpu": cpu, "cpus": cpu_count(), "memory_gb": round(mem / 2**30, 1), "python": platform.python_version(),
+    info = {"cpu": cpu, "int8_instructions": sorted(cpu_flags() & set(INT8_FLAGS)), "cpus": cpu_count(),
+            "memory_gb": round(mem / 2**30, 1), "python": platform.python_version(),
             "platform": platform.platform(), "numpy": np.__version__, "faiss": faiss.__version__}
     try:
         import onnxruntime
@@ -37,6 +39,9 @@ def machine() -> dict[str, Any]:
 
 
 def describe_machine() -> str:
-    """'AMD EPYC ..., 2 cores'."""
+    """'AMD EPYC ..., 2 cores, no VNNI': whether the CPU has the 8-bit dot-product instructions
+    decides ``--precision auto`` and how the int8 encoder's numbers come out (see
+    ``dressfinder/models/README.md``)."""
     info = machine()
-    return f"{info['cpu'] or platform.machine()}, {info['cpus']} cores"
+    vnni = ", ".join(info["int8_instructions"]) or "no VNNI"
+    return f"{info['cpu'] or platform.machine()}, {info['cpus']} cores, {vnni}"

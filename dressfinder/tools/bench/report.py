@@ -25,10 +25,17 @@ def precision_lines(ix: dict[str, Any], lat: dict[str, Any]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def _int8_note(m: dict[str, Any]) -> str:
+    """Which 8-bit dot-product instructions the CPU has (reports written before say nothing)."""
+    if "int8_instructions" not in m:
+        return "8-bit instructions not recorded"
+    return ", ".join(m["int8_instructions"]) or "no VNNI"
+
+
 def _header(report: dict[str, Any]) -> list[str]:
     m = report["machine"]
     return ["# dressfinder benchmarks", "",
-            f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gb']} GB; Python {m['python']}, "
+            f"Machine: {m['cpu']}, {m['cpus']} CPUs, {_int8_note(m)}, {m['memory_gb']} GB; Python {m['python']}, "
             f"faiss {m['faiss']}, onnxruntime {m.get('onnxruntime', '?')}. Date: {report['date']}. "
             f"Command: `{report['command']}`. Load average (1/5/15 min) at start {report['load_start']}, "
             f"at end {report['load_end']}; total {report['seconds']:.0f} s.", ""]
@@ -199,7 +206,7 @@ def summary(report: dict[str, Any]) -> str:
                       f"**{r['indexing_images_per_second']}x**; query latency p50 {seed['ours']['search_p50_ms']} / "
                       f"{seed['query']['search']['p50']} ms = **{r['query_latency_p50']}x**."]
     m = report["machine"]
-    lines += ["", f"{m['cpu']}, {m['cpus']} CPUs, {m['memory_gb']} GB; {report['date']}; load average at start "
+    lines += ["", f"{m['cpu']}, {m['cpus']} CPUs, {_int8_note(m)}, {m['memory_gb']} GB; {report['date']}; load average at start "
                   f"{report['load_start']}, at end {report['load_end']}; {report['seconds']:.0f} s. "
                   f"Measured by `{report['command']}`."]
     return "\n".join(lines) + "\n"
