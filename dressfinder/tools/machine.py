@@ -43,5 +43,9 @@ def describe_machine() -> str:
     decides ``--precision auto`` and how the int8 encoder's numbers come out (see
     ``dressfinder/models/README.md``)."""
     info = machine()
-    vnni = ", ".join(info["int8_instructions"]) or "no VNNI"
-    return f"{info['cpu'] or platform.machine()}, {info['cpus']} cores, {vnni}"
+    return f"{info['cpu'] or platform.machine()}, {info['cpus']} cores, {int8_note(info['int8_instructions'])}"
+
+
+def int8_note(instructions: list[str]) -> str:
+    """'avx512_vnni, avx_vnni' or 'no VNNI': how reports name the CPU's 8-bit instructions."""
+    return ", ".join(instructions) or "no VNNI"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 from typing import Any
 
+from ..machine import int8_note
 from .common import label
 
 
@@ -29,7 +30,7 @@ def _int8_note(m: dict[str, Any]) -> str:
     """Which 8-bit dot-product instructions the CPU has (reports written before say nothing)."""
     if "int8_instructions" not in m:
         return "8-bit instructions not recorded"
-    return ", ".join(m["int8_instructions"]) or "no VNNI"
+    return int8_note(m["int8_instructions"])
 
 
 def _header(report: dict[str, Any]) -> list[str]:
