@@ -290,7 +290,7 @@ def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATE
     image, ``encode_query_arrays``): the candidates were judged on one pass each, the search uses
     the steadier vector."""
     if whole_vector is None:
-        whole_vector = np.asarray(encoder.encode_query_arrays(encoder.preprocess(im)[None]), np.float32)[0]
+        whole_vector = _query_vector(encoder, im)
     scores, rows = best(whole_vector[None])
     whole = Region(WHOLE, float(scores[0]), whole_vector, "whole", int(rows[0]))
     if min(im.size) < MIN_SIDE or whole.score >= SURE_SCORE:
@@ -298,9 +298,13 @@ def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATE
     located = _pick(encoder, im, best, whole, limit)
     used = located.used
     if used is not whole:
-        used.vector = np.asarray(encoder.encode_query_arrays(encoder.preprocess(crop_box(im, used.box))[None]),
-                                 np.float32)[0]
+        used.vector = _query_vector(encoder, crop_box(im, used.box))
     return located
+
+
+def _query_vector(encoder, im: Image.Image) -> np.ndarray:
+    """A picture's vector as query photos get it: with its mirror image (``encode_query_arrays``)."""
+    return np.asarray(encoder.encode_query_arrays(encoder.preprocess(im)[None]), np.float32)[0]
 
 
 def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int) -> Located:
