@@ -10,7 +10,8 @@ in it (fractions ``l, t, r, b``; for a photo of a screen, the box of the warped 
   "add to bag" button, a "you may also like" row of other products;
 * ``screen``: a photo of a laptop screen showing a page with the dress: perspective, moiré,
   glare, noise, a desk or room around it;
-* ``scene``: the dress small (about a third of the frame's height) among clutter;
+* ``scene``: the dress small (about a third of the frame's height) among clutter (often cut out
+  from its backdrop: then the box is the cut-out's);
 * ``fabric``: a close-up of the dress's fabric.
 
 Layouts, colours, sizes, text (drawn with Pillow's own font) are all drawn from ``rng``.
@@ -323,7 +324,8 @@ def make_scene(im: Image.Image, rng, pool: Sequence[Image.Image] = ()) -> tuple[
     x, y = int(rng.integers(0, W - photo.width + 1)), int(rng.integers(0, H - photo.height + 1))
     mask = dress_mask(photo) if rng.random() < 0.7 else None
     canvas.paste(photo, (x, y), mask)
-    return canvas, _frac(x, y, x + photo.width, y + photo.height, W, H)
+    l, t, r, b = (0, 0, photo.width, photo.height) if mask is None else mask.point(lambda v: 255 * (v > 64)).getbbox()
+    return canvas, _frac(x + l, y + t, x + r, y + b, W, H)   # cut out: the box of what was pasted
 
 
 def make_fabric(im: Image.Image, rng, pool: Sequence[Image.Image] = ()) -> tuple[Image.Image, Box]:
