@@ -55,7 +55,7 @@ def build_backbone():
     return model.eval()
 
 
-def _block(block, x):
+def block_forward(block, x):
     """MBConvBlock.forward (Lite: no squeeze-excitation; eval: no drop-connect), also returning the
     expansion activations."""
     a = block._block_args
@@ -68,6 +68,18 @@ def _block(block, x):
     if block.id_skip and a.stride == 1 and a.input_filters == a.output_filters:
         x = x + inp
     return x, expanded
+
+
+def block_outputs(model, x, taps) -> list:
+    """The stem and every block of an EfficientNet (``build_backbone``) on ``x``: the outputs of the
+    blocks numbered in ``taps``, then the last block's."""
+    x = model._swish(model._bn0(model._conv_stem(x)))
+    out = []
+    for i, b in enumerate(model._blocks):
+        x, _ = block_forward(b, x)
+        if i in taps:
+            out.append(x)
+    return out + [x]
 
 
 def _gem_class(torch):
@@ -107,7 +119,7 @@ def _retrieval_net_class(torch):
             n = self.net
             x = n._swish(n._bn0(n._conv_stem(x)))
             for b in n._blocks[:split]:
-                x, _ = _block(b, x)
+                x, _ = block_forward(b, x)
             return x
 
         def raw_from(self, x, split: int):
@@ -117,7 +129,7 @@ def _retrieval_net_class(torch):
             for i, b in enumerate(n._blocks):
                 if i < split:
                     continue
-                x, expanded = _block(b, x)
+                x, expanded = block_forward(b, x)
                 if i == MID_BLOCK:
                     mid = expanded
             x = n._swish(n._bn1(n._conv_head(x)))
