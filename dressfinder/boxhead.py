@@ -1,0 +1,102 @@
+"""The box head: where a product's photo is in a bigger picture, from one small forward pass.
+
+A frozen EfficientNet-Lite0 trunk (ImageNet weights) with a small convolutional head trained on
+pictures composed from product photos (``dressfinder.training.boxhead``; shipped as
+``dressfinder/models/boxhead.onnx``, made by ``scripts/train_box_head.sh``). For each cell of a
+20x20 grid over the picture (longer side 320, padded square) it gives how central the cell lies in
+a product photo's box, and the distances from the cell to that box's four edges. Each local peak
+of the first map gives a box (:func:`decode`); :class:`BoxHead` returns them as fractions of the
+picture, best first. ``regions.locate`` encodes them as candidate boxes beside its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from .images import fit_square
+
+MODEL = Path(__file__).parent / "models" / "boxhead.onnx"
+Box = tuple[float, float, float, float]
+#: A peak must be at least this high (the head's centre-ness, 0-1) to give a box.
+MIN_PEAK = 0.15
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def decode(centre: np.ndarray, edges: np.ndarray, *, min_peak: float = MIN_PEAK, limit: int = 3,
+           overlap: float = 0.5) -> list[tuple[Box, float]]:
+    """Boxes (fractions of the square) from the head's maps: one per local peak of ``centre`` (G, G)
+    at least ``min_peak``, from that cell's ``edges`` (4, G, G); overlapping ones dropped, best first."""
+    g = centre.shape[0]
+    padded = np.pad(centre, 1, constant_values=-1.0)
+    peak = np.max([padded[dy:dy + g, dx:dx + g] for dy in range(3) for dx in range(3)], axis=0)
+    ys, xs = np.nonzero((centre >= peak) & (centre >= min_peak))
+    out: list[tuple[Box, float]] = []
+    for i in np.argsort(-centre[ys, xs]):
+        y, x = int(ys[i]), int(xs[i])
+        cx, cy = (x + 0.5) / g, (y + 0.5) / g
+        l, t, r, b = (float(v) for v in edges[:, y, x])
+        box = (max(0.0, cx - l), max(0.0, cy - t), min(1.0, cx + r), min(1.0, cy + b))
+        if box[2] - box[0] < 1e-3 or box[3] - box[1] < 1e-3:
+            continue
+        if all(_iou(box, o) < overlap for o, _ in out):
+            out.append((box, float(centre[y, x])))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def from_square(size: tuple[int, int], box: Sequence[float]) -> Box:
+    """A box in fractions of a picture's padded square -> fractions of the picture (clipped)."""
+    w, h = size
+    s = max(w, h)
+    ox, oy = (s - w) / 2, (s - h) / 2
+    fx = lambda v: min(1.0, max(0.0, (v * s - ox) / w))   # noqa: E731
+    fy = lambda v: min(1.0, max(0.0, (v * s - oy) / h))   # noqa: E731
+    return (fx(box[0]), fy(box[1]), fx(box[2]), fy(box[3]))
+
+
+class BoxHead:
+    """``BoxHead()(image)``: the product photos' boxes in a picture, best first (a ``regions.ProposeFn``)."""
+
+    def __init__(self, path: str | Path = MODEL, threads: int | None = None):
+        from .encoders.onnx_runtime import OnnxModel
+
+        self.path = Path(path)
+        self.model = OnnxModel(self.path, threads)
+        info = self.path.with_suffix(".json")
+        self.size = int(json.loads(info.read_text())["size"]) if info.exists() else 320
+        self.digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
+
+    def maps(self, im: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        """The head's two maps for a picture: centre-ness (G, G) and edges (4, G, G), of its square."""
+        arr = np.asarray(fit_square(im.convert("RGB"), self.size), np.float32)
+        centre, edges = self.model.run_all(((arr - 127.0) / 128.0).transpose(2, 0, 1)[None])
+        return centre[0], edges[0]
+
+    def boxes(self, im: Image.Image, *, min_peak: float = MIN_PEAK, limit: int = 3) -> list[tuple[Box, float]]:
+        """Up to ``limit`` boxes (fractions ``l, t, r, b`` of the picture) with their peak, best first."""
+        centre, edges = self.maps(im)
+        found = decode(centre, edges, min_peak=min_peak, limit=limit)
+        return [(from_square(im.size, b), p) for b, p in found]
+
+    __call__ = boxes
+
+
+@functools.cache
+def shipped() -> BoxHead | None:
+    """The shipped box head, loaded on first use (None when its file is missing)."""
+    return BoxHead(MODEL) if MODEL.exists() else None
