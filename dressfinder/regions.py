@@ -9,6 +9,8 @@ candidate boxes, as fractions ``(left, top, right, bottom)`` of the photo:
   moiré and JPEG blocks average away) the flat parts (app backgrounds, bars, margins) are told from
   the busy parts; thin strokes (text, icons) are opened away, and each remaining blob of busy
   pixels big enough to be a photo gives a box: the post's photo, each product tile;
+* **the box head's boxes** (``propose``, the shipped :mod:`dressfinder.boxhead`): where a small
+  network trained on composed pictures sees a product's photo (a scene, a photo of a screen);
 * **windows** (:func:`windows`): overlapping windows for pictures with no flat parts at all (a
   scene, a photo of a screen): a 3x3 grid of half-size windows, and a 5x3 grid of upright ones
   half the photo's height and three quarters of that wide in pixels (the shape of a dress photo).
@@ -16,7 +18,8 @@ candidate boxes, as fractions ``(left, top, right, bottom)`` of the photo:
 The encoder and the index judge the candidates (:func:`locate`): the whole photo is encoded as
 usual (with its mirror image); when its best match is not already sure (:data:`SURE_SCORE`), the
 content boxes are encoded once each (no flip), then, unless one of them clearly won
-(:data:`CONTENT_SURE`), the windows and smaller boxes inside the best three. A box is used instead of
+(:data:`CONTENT_SURE`), the box head's boxes; when none of those wins, the windows and smaller
+boxes inside the best three. A box is used instead of
 the whole photo only when its best score beats the whole photo's by :data:`MARGIN` (bigger boxes
 need less: see :func:`needed`), so a small window never wins by accident. Boxes whose best match is some *other* product, at a score a real match gets
 (:data:`OTHER_MIN_SCORE`), come back as the other regions found (collages, product rows).
@@ -67,6 +70,10 @@ SURE_SCORE = 0.80
 CONTENT_SURE = 0.75
 #: Another region is reported when its best match scores at least this (cosine).
 OTHER_MIN_SCORE = 0.80
+#: The box head's boxes (``propose``) are tried when their peak (0-1) is at least this; the best
+#: one also at these scales about its centre (calibrated on 600 queries, see docs/regions.md).
+HEAD_MIN_PEAK = 0.10
+HEAD_SCALES = (0.85, 1.15)
 #: Photos with a shorter side below this many pixels are searched whole (no detail to find).
 MIN_SIDE = 160
 #: Content boxes: the small copy's longer side, and the least share of the photo a box covers.
@@ -81,7 +88,7 @@ class Region:
     box: Box
     score: float
     vector: np.ndarray
-    kind: str                  # "whole", "crop", "content", "window"
+    kind: str                  # "whole", "crop", "content", "head", "window"
     best_row: int = -1         # the row of its best match (to tell regions apart)
 
     def area(self) -> float:
@@ -281,8 +288,11 @@ def _encode_boxes(encoder, im: Image.Image, boxes: list[tuple[Box, str]], best: 
     return [Region(b, float(s), v, kind, int(r)) for (b, kind), s, v, r in zip(boxes, scores, vectors, rows)]
 
 
+ProposeFn = Callable[[Image.Image], Sequence[tuple[Box, float]]]
+
+
 def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATES,
-           whole_vector: np.ndarray | None = None) -> Located:
+           whole_vector: np.ndarray | None = None, propose: ProposeFn | None = None) -> Located:
     """Search the whole photo and, unless its best match is already sure, the content boxes; when
     none of those wins, the windows (and smaller boxes inside the best three). Pick the region to use
     and the others. ``best(vectors)`` gives each vector's best match: (cosines, rows), each (n,).
@@ -295,7 +305,7 @@ def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATE
     whole = Region(WHOLE, float(scores[0]), whole_vector, "whole", int(rows[0]))
     if min(im.size) < MIN_SIDE or whole.score >= SURE_SCORE:
         return Located(whole, [], whole)
-    located = _pick(encoder, im, best, whole, limit)
+    located = _pick(encoder, im, best, whole, limit, propose)
     used = located.used
     if used is not whole:
         used.vector = _query_vector(encoder, crop_box(im, used.box))
@@ -307,13 +317,19 @@ def _query_vector(encoder, im: Image.Image) -> np.ndarray:
     return np.asarray(encoder.encode_query_arrays(encoder.preprocess(im)[None]), np.float32)[0]
 
 
-def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int) -> Located:
-    """:func:`locate`'s search for a photo whose whole is not sure: content boxes, then windows."""
+def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int,
+          propose: ProposeFn | None = None) -> Located:
+    """:func:`locate`'s search for a photo whose whole is not sure: content boxes, then the box
+    head's boxes (``propose``) and the windows."""
     cands = candidate_boxes(im, limit)
     found = _encode_boxes(encoder, im, [c for c in cands if c[1] == "content"], best)
     located = choose(whole, found)
     if located.used.kind == "content" and located.used.score >= CONTENT_SURE:
         return located                      # a laid-out picture: its block is the answer
+    found += _encode_boxes(encoder, im, [(b, "head") for b in head_boxes(im, propose)], best)
+    located = choose(whole, found)
+    if located.used.kind == "head":
+        return located                      # the box head found the photo: no windows
     windows = _encode_boxes(encoder, im, [c for c in cands if c[1] == "window"], best)
     if not windows:
         return located
@@ -327,6 +343,19 @@ def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int) -> 
             break
         tops, top_score = [step], step.score
     return choose(whole, found + windows)
+
+
+def scaled(box: Sequence[float], scale: float) -> Box:
+    """``box`` grown or shrunk about its centre by ``scale``, clipped to the photo."""
+    cx, cy, w, h = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, (box[2] - box[0]) * scale, (box[3] - box[1]) * scale
+    return (max(0.0, cx - w / 2), max(0.0, cy - h / 2), min(1.0, cx + w / 2), min(1.0, cy + h / 2))
+
+
+def head_boxes(im: Image.Image, propose: ProposeFn | None) -> list[Box]:
+    """The box head's boxes with a peak of at least :data:`HEAD_MIN_PEAK`, and the best one also
+    :data:`HEAD_SCALES` of its size (its edges are a guess, its centre is good)."""
+    found = [tuple(float(v) for v in b) for b, p in (propose(im) if propose else []) if p >= HEAD_MIN_PEAK]
+    return found + [scaled(found[0], s) for s in HEAD_SCALES] if found else []
 
 
 def wants_closeup(located: Located, im: Image.Image) -> bool:
@@ -365,11 +394,11 @@ def choose(whole: Region, regions: list[Region]) -> Located:
 # --------------------------------------------------------------------------- many queries at once
 
 #: Bump when the choice would come out different (cached evaluation vectors key on it).
-VERSION = "8"
+VERSION = "9"
 
 
 def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray, catalogue: np.ndarray,
-                    progress: bool = False) -> np.ndarray:
+                    progress: bool = False, propose: ProposeFn | None = None) -> np.ndarray:
     """For each query photo, the vector of the region :func:`locate` uses (the evaluation's path;
     ``whole_vectors`` are the photos' usual query vectors, ``catalogue`` the vectors searched)."""
     from tqdm import tqdm
@@ -388,5 +417,5 @@ def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray,
     size = getattr(encoder, "input_size", 224)
     for i, data in enumerate(tqdm(photos, desc="regions", unit="img", disable=not progress, dynamic_ncols=True)):
         im = load_image(data, draft=2 * size)
-        out[i] = locate(encoder, im, best, whole_vector=out[i]).used.vector
+        out[i] = locate(encoder, im, best, whole_vector=out[i], propose=propose).used.vector
     return out

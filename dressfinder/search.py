@@ -28,6 +28,7 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from . import boxhead
 from .catalog import Filters
 from .errors import DressfinderError, NotFound
 from .images import ImageSource, crop_relative, load_image
@@ -316,7 +317,7 @@ class RegionSearch:
 
     hits: list[Hit]
     region: Box
-    kind: str                         # "whole", "crop", "content" or "window"
+    kind: str                         # "whole", "crop", "content", "head" or "window"
     others: list[FoundRegion]
     score: float | None = None        # the searched region's best-match cosine, when regions were compared
     closeup: bool = False             # the whole photo was also read as a close-up of the fabric
@@ -343,12 +344,13 @@ def best_matches(snap: Snapshot, filters: Filters | None = None):
 
 def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, filters: Filters | None = None,
                  crop: Sequence[float] | None = None, detect: bool = True, search: Any = None,
-                 embed: Any = None) -> RegionSearch:
+                 embed: Any = None, propose: Any = "shipped") -> RegionSearch:
     """The region-aware query path: the shopper's ``crop`` if given (it always wins), else, with
     ``detect``, the region :func:`regions.locate` picks (the whole photo unless a region clearly
     matches better), else the whole photo. Other regions found come back with their own results.
     ``search(queries, k, filters=...)`` ranks the final vectors (default: :func:`search_vectors`),
-    ``embed(image, crop)`` makes a query photo's vector (default: :func:`embed_query`). When a
+    ``embed(image, crop)`` makes a query photo's vector (default: :func:`embed_query`),
+    ``propose(image)`` gives the box head's boxes (default: the shipped ``boxhead``; None: none). When a
     region is used, the whole photo's results are woven into its own (:func:`fuse`)."""
     k = check_k(k)
     if search is None:
@@ -363,7 +365,9 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
         return RegionSearch(hits, tuple(float(v) for v in crop) if crop is not None else WHOLE,
                             "crop" if crop is not None else "whole", [])
     im = load_image(image, draft=query_draft(getattr(encoder, "input_size", 224), detect=True))
-    found: Located = locate(encoder, im, best_matches(snap, filters), whole_vector=embed(im, None))
+    if propose == "shipped":
+        propose = boxhead.shipped()
+    found: Located = locate(encoder, im, best_matches(snap, filters), whole_vector=embed(im, None), propose=propose)
     searched = [found.used] + ([found.whole] if found.whole is not None and found.used is not found.whole else [])
     results = search(np.stack([r.vector for r in searched + found.others]), k, filters=filters)
     hits = fuse(results[0], results[1], k, key=lambda h: h.row) if len(searched) == 2 else results[0]

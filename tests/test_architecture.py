@@ -16,14 +16,14 @@ PKG = Path(__file__).resolve().parents[1] / "dressfinder"
 LAYERS = [
     {"errors", "schema", "settings", "extras", "prices"},
     {"images"},
-    {"catalog", "index", "encoders", "regions"},
+    {"catalog", "index", "encoders", "regions", "boxhead"},
     {"embed", "search", "distributed"},
     {"store"},
     {"backends"},
     {"web", "scrape", "tools", "training"},
     {"cli", "demo", "__init__", "__main__"},
 ]
-SERVING = ("dressfinder.search", "dressfinder.regions", "dressfinder.store", "dressfinder.backends", "dressfinder.web",
+SERVING = ("dressfinder.search", "dressfinder.regions", "dressfinder.boxhead", "dressfinder.store", "dressfinder.backends", "dressfinder.web",
            "dressfinder.catalog", "dressfinder.embed", "dressfinder.encoders", "dressfinder.index")
 OFFLINE = ("dressfinder.tools", "dressfinder.training")
 # The one deliberate crossing: ``Store.build(encoder="autoencoder")`` without a model trains the

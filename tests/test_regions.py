@@ -230,6 +230,38 @@ def test_the_dress_inside_a_window_that_is_not_the_best_one_is_found(monkeypatch
     assert regions.locate(enc, im, best, whole_vector=np.array([0.5, 0.5, 1, 1], np.float32)).used.best_row == 2
 
 
+def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped(monkeypatch):
+    """The box head's box is encoded after the content boxes; when it beats the whole photo by the
+    margin it is used and no window is encoded; a box head box on the wrong thing does not stop the
+    windows from finding the dress."""
+    im = gradient_photo()
+    dress, clutter = (0.5, 0.5, 1.0, 1.0), (0.0, 0.0, 0.4, 0.4)
+    windows = [(b, "window") for b in ((0.0, 0.5, 0.5, 1.0), dress, (0.5, 0.0, 1.0, 0.5))]
+    monkeypatch.setattr(regions, "candidate_boxes", lambda im, limit: list(windows))
+    encoded = []
+
+    def best(vectors):
+        v = vectors % 1000
+        encoded.extend(map(tuple, np.round(v[:, :3], 3)))
+        cx, cy = v[:, 0], v[:, 1]
+        on_dress = (np.abs(cx - 0.75) < 0.05) & (np.abs(cy - 0.75) < 0.05)
+        return np.where(on_dress, 0.9, 0.5), np.where(on_dress, 1, 2)
+
+    whole = np.array([0.5, 0.5, 1, 1], np.float32)
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(dress, 0.8)])
+    assert got.used.kind == "head" and got.used.best_row == 1
+    assert regions.iou(got.used.box, dress) > 0.7
+    # the whole photo, the box head's box and its two rescalings (HEAD_SCALES); no window
+    assert len(encoded) == 2 + len(regions.HEAD_SCALES)
+    encoded.clear()
+    weak = regions.HEAD_MIN_PEAK / 2                # a box the head is not sure of is not tried
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(dress, weak)])
+    assert got.used.kind == "window" and len(encoded) > 3
+    encoded.clear()
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(clutter, 0.8)])
+    assert got.used.kind == "window" and got.used.best_row == 1 and len(encoded) > 3
+
+
 # --------------------------------------------------------------------------- fusing the region's and the whole photo's lists
 
 def test_fuse_keeps_the_regions_first_and_brings_back_the_wholes_first():

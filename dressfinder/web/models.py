@@ -204,7 +204,8 @@ ProductOut = create_model(
 
 BOX_DOC = "[left, top, right, bottom] as fractions of the photo's width and height"
 KIND_DOC = ("whole: the whole photo; crop: the box you sent; content: a block of a screenshot or page "
-            "(a post's photo, a product tile); window: a part of a photo with no layout")
+            "(a post's photo, a product tile); head: where the box head (a small trained network) saw a "
+            "product's photo; window: a part of a photo with no layout")
 
 
 class RegionOut(BaseModel):

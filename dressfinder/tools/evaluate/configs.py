@@ -137,17 +137,26 @@ def photos_key(head: str, photos: Sequence[bytes], cat_vec: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+def regions_version() -> str:
+    """What the region search's choices depend on: its code's version and the shipped box head."""
+    from ... import boxhead, regions
+
+    head = boxhead.shipped()
+    return f"{regions.VERSION}|{head.digest if head is not None else 'no box head'}"
+
+
 def located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray, cache: Path | None,
             progress: bool) -> np.ndarray:
     """Query vectors of the regions the region search uses (``regions.locate``, as the service
     decides), cached by photos, encoder and catalogue."""
-    from ... import regions
+    from ... import boxhead, regions
 
-    key = photos_key(f"{regions.VERSION}|{sorted(enc.spec().items())}", photos, cat_vec)
+    head = boxhead.shipped()
+    key = photos_key(f"{regions_version()}|{sorted(enc.spec().items())}", photos, cat_vec)
     path = cache / f"regions-{key}.npy" if cache is not None else None
     if path is not None and path.exists():
         return np.load(path)
-    out = regions.located_vectors(enc, photos, whole, cat_vec, progress)
+    out = regions.located_vectors(enc, photos, whole, cat_vec, progress, propose=head)
     if path is not None:
         np.save(path.with_name(path.stem + ".tmp.npy"), out)
         os.replace(path.with_name(path.stem + ".tmp.npy"), path)
@@ -165,7 +174,7 @@ def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, 
     from ...images import load_image
     from ...search import query_draft
 
-    key = photos_key(f"closeup|{regions.VERSION}|{sorted(enc.spec().items())}", photos, cat_vec)
+    key = photos_key(f"closeup|{regions_version()}|{sorted(enc.spec().items())}", photos, cat_vec)
     path = cache / f"closeups-{key}.npz" if cache is not None else None
     if path is not None and path.exists():
         with np.load(path) as z:
