@@ -7,6 +7,9 @@ product-photo background). It refuses what is not a raster image we support, any
 pixel budget (decompression bombs) and, when asked (web uploads), anything whose decoded pixels
 would need more than a memory budget, *before* decoding the pixels. Large images are reduced
 before they are converted, so the conversion costs little beyond the decode itself.
+
+``descreen`` takes a photographed screen's moiré out of a decoded picture (the region search
+uses it on pictures that are not laid-out screenshots).
 """
 
 from __future__ import annotations
@@ -235,3 +238,78 @@ def fit_square(im: Image.Image, size: int, *, background=BACKGROUND,
     canvas = Image.new("RGB", (size, size), background)
     canvas.paste(im, ((size - nw) // 2, (size - nh) // 2))
     return canvas
+
+
+#: :func:`descreen`: a spectral peak counts as a screen's beat pattern when it stands this many
+#: times above the geometric mean of its ring of frequencies; periods longer than this share of the
+#: picture's shorter side are the picture's own content; at most this many peaks are removed; a
+#: peak must stand this many times above its direction's spectrum nearer and farther out.
+DESCREEN_PEAK_RATIO = 12.0
+DESCREEN_MAX_PERIOD = 0.1
+DESCREEN_MAX_PEAKS = 4
+DESCREEN_RADIAL = 3.0
+#: :func:`descreen` works on at most this many pixels on the longer side (a bigger picture is
+#: reduced first, by a whole factor, and comes back reduced): about 25 ms at this size.
+DESCREEN_MAX_SIDE = 1024
+
+
+def descreen(im: Image.Image) -> Image.Image | None:
+    """``im`` without the moiré of a photographed screen: the strong, isolated peaks of its
+    log-brightness spectrum (a fine beat pattern multiplies the picture) notched out, the same
+    correction applied to each colour. None when there is no such peak (nothing to remove)."""
+    if max(im.size) > DESCREEN_MAX_SIDE:
+        im = im.reduce(-(-max(im.size) // DESCREEN_MAX_SIDE))
+    rgb = np.asarray(im.convert("RGB"), np.float32)
+    h, w = rgb.shape[:2]
+    if min(h, w) < 32:
+        return None
+    lum = np.log1p(rgb @ np.array([0.299, 0.587, 0.114], np.float32))
+    spec = np.fft.rfft2(lum - lum.mean())
+    fy, fx = np.fft.fftfreq(h).astype(np.float32)[:, None], np.fft.rfftfreq(w).astype(np.float32)[None, :]
+    radius = np.hypot(fy, fx)
+    notch = _moire_notch(np.abs(spec), fy, fx, radius, 1.0 / (DESCREEN_MAX_PERIOD * min(h, w)))
+    if notch is None:
+        return None
+    pattern = np.fft.irfft2(spec * (1.0 - notch), s=(h, w)) - (lum - lum.mean())   # minus the beat
+    out = rgb * np.exp(pattern)[..., None]
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+
+
+def _moire_notch(mag: np.ndarray, fy: np.ndarray, fx: np.ndarray, radius: np.ndarray,
+                 min_freq: float) -> np.ndarray | None:
+    """A mask (1 at the peaks :func:`descreen` removes, 0 elsewhere) or None when there are none."""
+    rings = np.minimum((radius / radius.max() * 64).astype(np.int64), 63)
+    logm = np.log(mag + 1e-9)
+    counts = np.bincount(rings.ravel(), minlength=64)
+    level = np.bincount(rings.ravel(), logm.ravel(), minlength=64) / np.maximum(counts, 1)   # each ring's log-mean
+    ratio = np.where(radius >= min_freq, np.exp(logm - level[rings]), 0.0)
+    width = 1.5 / min(mag.shape[0], 2 * (mag.shape[1] - 1))      # about 1.5 frequency bins
+    notch = np.zeros_like(mag)
+    found = 0
+    for _ in range(4 * DESCREEN_MAX_PEAKS):                  # edge streaks are looked at and passed over
+        if found == DESCREEN_MAX_PEAKS:
+            break
+        iy, ix = np.unravel_index(np.argmax(ratio * (1.0 - notch)), ratio.shape)
+        if ratio[iy, ix] * (1.0 - notch[iy, ix]) < DESCREEN_PEAK_RATIO:
+            break
+        ratio[iy, ix] = 0.0                                  # looked at: not again
+        if not _isolated(mag, iy, ix):
+            continue                                         # a straight edge's streak, not a beat
+        found += 1
+        for sy, sx in ((fy[iy, 0], fx[0, ix]), (-fy[iy, 0], -fx[0, ix])):   # the peak and its mirror
+            d2 = (fy - sy) ** 2 + (fx - sx) ** 2
+            notch = np.maximum(notch, np.exp(-d2 / (2 * width ** 2)))
+    return notch if notch.any() else None
+
+
+def _isolated(mag: np.ndarray, iy: int, ix: int) -> bool:
+    """Whether the spectral peak at ``(iy, ix)`` stands :data:`DESCREEN_RADIAL` times above the
+    same direction at 0.7 and 1.4 times its frequency (a straight edge puts a streak of energy
+    through the origin, falling off with frequency; a beat pattern is a dot)."""
+    h, half = mag.shape
+    fy = iy if iy <= h // 2 else iy - h
+    for s in (0.7, 1.4):
+        y, x = int(round(fy * s)) % h, int(round(ix * s))
+        if x < half and abs(int(round(fy * s))) <= h // 2 and mag[iy, ix] < DESCREEN_RADIAL * mag[y, x]:
+            return False
+    return True

@@ -19,7 +19,8 @@ The encoder and the index judge the candidates (:func:`locate`): the whole photo
 usual (with its mirror image); when its best match is not already sure (:data:`SURE_SCORE`), the
 content boxes are encoded once each (no flip), then, unless one of them clearly won
 (:data:`CONTENT_SURE`), the box head's boxes; when none of those wins, the windows and smaller
-boxes inside the best three. A box is used instead of
+boxes inside the best three. The head's boxes and the windows are cut from the picture without a
+photographed screen's moiré (``images.descreen``: the picture itself when it has none). A box is used instead of
 the whole photo only when its best score beats the whole photo's by :data:`MARGIN` (bigger boxes
 need less: see :func:`needed`), so a small window never wins by accident. Boxes whose best match is some *other* product, at a score a real match gets
 (:data:`OTHER_MIN_SCORE`), come back as the other regions found (collages, product rows).
@@ -36,6 +37,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
+
+from .images import descreen
 
 Box = tuple[float, float, float, float]
 WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
@@ -305,10 +308,10 @@ def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATE
     whole = Region(WHOLE, float(scores[0]), whole_vector, "whole", int(rows[0]))
     if min(im.size) < MIN_SIDE or whole.score >= SURE_SCORE:
         return Located(whole, [], whole)
-    located = _pick(encoder, im, best, whole, limit, propose)
+    located, seen = _pick(encoder, im, best, whole, limit, propose)
     used = located.used
     if used is not whole:
-        used.vector = _query_vector(encoder, crop_box(im, used.box))
+        used.vector = _query_vector(encoder, crop_box(seen if used.kind != "content" else im, used.box))
     return located
 
 
@@ -318,31 +321,34 @@ def _query_vector(encoder, im: Image.Image) -> np.ndarray:
 
 
 def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int,
-          propose: ProposeFn | None = None) -> Located:
+          propose: ProposeFn | None = None) -> tuple[Located, Image.Image]:
     """:func:`locate`'s search for a photo whose whole is not sure: content boxes, then the box
-    head's boxes (``propose``) and the windows."""
+    head's boxes (``propose``) and the windows, these on the picture without a photographed
+    screen's moiré (``images.descreen``; a laid-out screenshot has none). Returns the choice and
+    the picture the head's boxes and the windows were cut from."""
     cands = candidate_boxes(im, limit)
     found = _encode_boxes(encoder, im, [c for c in cands if c[1] == "content"], best)
     located = choose(whole, found)
     if located.used.kind == "content" and located.used.score >= CONTENT_SURE:
-        return located                      # a laid-out picture: its block is the answer
-    found += _encode_boxes(encoder, im, [(b, "head") for b in head_boxes(im, propose)], best)
+        return located, im                  # a laid-out picture: its block is the answer
+    seen = descreen(im) or im
+    found += _encode_boxes(encoder, seen, [(b, "head") for b in head_boxes(seen, propose)], best)
     located = choose(whole, found)
     if located.used.kind == "head":
-        return located                      # the box head found the photo: no windows
-    windows = _encode_boxes(encoder, im, [c for c in cands if c[1] == "window"], best)
+        return located, seen                # the box head found the photo: no windows
+    windows = _encode_boxes(encoder, seen, [c for c in cands if c[1] == "window"], best)
     if not windows:
-        return located
+        return located, seen
     tops = sorted(windows, key=lambda r: -r.score)[:REFINE_TOP]
     top_score = tops[0].score
     for _ in range(REFINE_STEPS):           # coarse to fine, while it helps
-        finer = _encode_boxes(encoder, im, [(b, "window") for t in tops for b in refine_boxes(t.box)], best)
+        finer = _encode_boxes(encoder, seen, [(b, "window") for t in tops for b in refine_boxes(t.box)], best)
         windows += finer
         step = max(finer, key=lambda r: r.score)
         if step.score <= top_score:
             break
         tops, top_score = [step], step.score
-    return choose(whole, found + windows)
+    return choose(whole, found + windows), seen
 
 
 def scaled(box: Sequence[float], scale: float) -> Box:
@@ -394,7 +400,7 @@ def choose(whole: Region, regions: list[Region]) -> Located:
 # --------------------------------------------------------------------------- many queries at once
 
 #: Bump when the choice would come out different (cached evaluation vectors key on it).
-VERSION = "9"
+VERSION = "10"
 
 
 def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray, catalogue: np.ndarray,

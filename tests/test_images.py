@@ -200,3 +200,55 @@ def test_fuzz_mutated_images(seed, cut, fmt):
     except ImageError:
         return
     assert im.mode == "RGB" and im.size[0] * im.size[1] <= 1_000_000
+
+
+def _dress_picture(w: int = 320, h: int = 420, seed: int = 0) -> np.ndarray:
+    """A drawn dress photo: a light backdrop, a dress of two shades with soft edges, some noise."""
+    from PIL import ImageDraw, ImageFilter
+    rng = np.random.default_rng(seed)
+    im = Image.new("RGB", (w, h), (235, 232, 228))
+    d = ImageDraw.Draw(im)
+    colour = tuple(int(c) for c in rng.integers(40, 200, 3))
+    d.polygon([(w * 0.4, h * 0.1), (w * 0.6, h * 0.1), (w * 0.8, h * 0.9), (w * 0.2, h * 0.9)], fill=colour)
+    d.ellipse([w * 0.35, h * 0.25, w * 0.65, h * 0.45], fill=tuple(min(255, c + 40) for c in colour))
+    arr = np.asarray(im.filter(ImageFilter.GaussianBlur(2)), np.float32)
+    return np.clip(arr + rng.normal(0, 3, arr.shape), 0, 255).astype(np.float32)
+
+
+def _with_beat(arr: np.ndarray, f1: float, f2: float, angle: float, amount: float) -> np.ndarray:
+    """``arr`` times a screen's beat pattern: two crossed fine gratings (a pixel grid seen by a camera)."""
+    h, w = arr.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = xx * np.cos(angle) + yy * np.sin(angle), -xx * np.sin(angle) + yy * np.cos(angle)
+    beat = 1 + amount * np.sin(f1 * u) * (0.5 + 0.5 * np.sin(f2 * v))
+    return np.clip(arr * beat[..., None], 0, 255)
+
+
+@settings(max_examples=12, deadline=None)
+@given(f1=st.floats(0.6, 2.2), f2=st.floats(0.6, 2.2), angle=st.floats(0, np.pi), amount=st.floats(0.06, 0.2),
+       seed=st.integers(0, 50))
+def test_descreen_takes_most_of_a_screens_beat_pattern_away(f1, f2, angle, amount, seed):
+    from dressfinder.images import descreen
+    clean = _dress_picture(seed=seed)
+    seen = _with_beat(clean, f1, f2, angle, amount)
+    out = descreen(Image.fromarray(seen.astype(np.uint8)))
+    assert out is not None and out.size == (clean.shape[1], clean.shape[0])
+    before = np.abs(seen - clean).mean()
+    after = np.abs(np.asarray(out, np.float32) - clean).mean()
+    assert after < 0.6 * before, (before, after)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_descreen_leaves_a_picture_without_a_beat_pattern_alone(seed):
+    from dressfinder.images import descreen
+    im = Image.fromarray(_dress_picture(seed=seed).astype(np.uint8))
+    out = descreen(im)
+    assert out is None or np.abs(np.asarray(out, np.float32) - np.asarray(im, np.float32)).mean() < 1.0
+    assert descreen(Image.new("RGB", (20, 300), "red")) is None     # too small to tell
+
+
+def test_descreen_works_on_a_big_picture_reduced():
+    from dressfinder.images import DESCREEN_MAX_SIDE, descreen
+    big = np.tile(_dress_picture(), (3, 5, 1))                        # 1600x1260
+    out = descreen(Image.fromarray(_with_beat(big, 1.2, 0.9, 0.5, 0.15).astype(np.uint8)))
+    assert out is not None and max(out.size) <= DESCREEN_MAX_SIDE and out.size == (800, 630)

@@ -262,6 +262,35 @@ def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped
     assert got.used.kind == "window" and got.used.best_row == 1 and len(encoded) > 3
 
 
+def test_boxes_on_a_photographed_screen_are_judged_and_used_without_its_moire(monkeypatch):
+    """On a picture with a screen's beat pattern, the box head sees, and the head's boxes and the
+    windows are encoded from, the picture with the pattern taken out (images.descreen)."""
+    smooth = np.asarray(gradient_photo(), np.float32)
+    yy, xx = np.mgrid[0:400, 0:400].astype(np.float32)
+    beat = 1 + 0.12 * np.sin(1.3 * xx + 0.4 * yy)
+    im = Image.fromarray(np.clip(smooth * beat[..., None], 0, 255).astype(np.uint8))
+
+    def roughness(a):
+        a = np.asarray(a, np.float32)
+        return float(np.abs(np.diff(a, axis=1)).mean())
+
+    class Rough(WhereEncoder):
+        def preprocess(self, crop):
+            return np.array([roughness(crop), 0, 0, 0], np.float32)
+
+    seen_by_head = []
+    dress = (0.5, 0.5, 1.0, 1.0)
+    monkeypatch.setattr(regions, "candidate_boxes", lambda im, limit: [(dress, "window")])
+    raw = roughness(regions.crop_box(im, dress))
+    def best(v):     # a crop without the beat matches the dress; the whole photo (rough) does not
+        return np.where(v[:, 0] % 1000 < 0.5 * raw, 0.9, 0.5), np.zeros(len(v), int)
+
+    got = regions.locate(Rough(im.size), im, best, whole_vector=np.array([10 * raw, 0, 0, 0], np.float32),
+                         propose=lambda p: seen_by_head.append(roughness(p)) or [(dress, 0.8)])
+    assert seen_by_head[0] < 0.5 * roughness(im)
+    assert got.used.kind == "head" and got.used.vector[0] - 1000 < 0.5 * raw
+
+
 # --------------------------------------------------------------------------- fusing the region's and the whole photo's lists
 
 def test_fuse_keeps_the_regions_first_and_brings_back_the_wholes_first():
