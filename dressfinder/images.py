@@ -256,7 +256,8 @@ DESCREEN_MAX_SIDE = 1024
 def descreen(im: Image.Image) -> Image.Image | None:
     """``im`` without the moiré of a photographed screen: the strong, isolated peaks of its
     log-brightness spectrum (a fine beat pattern multiplies the picture) notched out, the same
-    correction applied to each colour. None when there is no such peak (nothing to remove)."""
+    correction applied to each colour; a picture over :data:`DESCREEN_MAX_SIDE` comes back
+    reduced. None when there is no such peak (nothing to remove)."""
     if max(im.size) > DESCREEN_MAX_SIDE:
         im = im.reduce(-(-max(im.size) // DESCREEN_MAX_SIDE))
     rgb = np.asarray(im.convert("RGB"), np.float32)
@@ -309,7 +310,7 @@ def _isolated(mag: np.ndarray, iy: int, ix: int) -> bool:
     h, half = mag.shape
     fy = iy if iy <= h // 2 else iy - h
     for s in (0.7, 1.4):
-        y, x = int(round(fy * s)) % h, int(round(ix * s))
-        if x < half and abs(int(round(fy * s))) <= h // 2 and mag[iy, ix] < DESCREEN_RADIAL * mag[y, x]:
+        y, x = int(round(fy * s)), int(round(ix * s))
+        if x < half and abs(y) <= h // 2 and mag[iy, ix] < DESCREEN_RADIAL * mag[y % h, x]:
             return False
     return True

@@ -282,6 +282,7 @@ def test_boxes_on_a_photographed_screen_are_judged_and_used_without_its_moire(mo
     dress = (0.5, 0.5, 1.0, 1.0)
     monkeypatch.setattr(regions, "candidate_boxes", lambda im, limit: [(dress, "window")])
     raw = roughness(regions.crop_box(im, dress))
+
     def best(v):     # a crop without the beat matches the dress; the whole photo (rough) does not
         return np.where(v[:, 0] % 1000 < 0.5 * raw, 0.9, 0.5), np.zeros(len(v), int)
 
