@@ -318,9 +318,10 @@ def test_fuse_is_a_ranked_union(primary, secondary, k):
     assert set(got) <= set(primary) | set(secondary)
     if primary:
         assert got[0] == primary[0]
-    both = [x for x in primary if x in secondary]
-    if both and k >= len(set(primary) | set(secondary)):
-        assert got.index(both[0]) <= primary.index(both[0])   # agreement never pushes an item down
+    for x in [x for x in primary if x in secondary]:      # agreement never pushes an item down:
+        alone = fuse(primary, [s for s in secondary if s != x], k)   # ... against the lists without it
+        if x in alone:
+            assert x in got and got.index(x) <= alone.index(x)
 
 
 # --------------------------------------------------------------------------- the search path
