@@ -301,7 +301,7 @@ def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATE
     and the others. ``best(vectors)`` gives each vector's best match: (cosines, rows), each (n,).
     A box used instead of the whole photo is then encoded as query photos are (with its mirror
     image, ``encode_query_arrays``): the candidates were judged on one pass each, the search uses
-    the steadier vector."""
+    the steadier vector (and the used region's ``score`` is then its best match's)."""
     if whole_vector is None:
         whole_vector = _query_vector(encoder, im)
     scores, rows = best(whole_vector[None])
@@ -310,8 +310,9 @@ def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATE
         return Located(whole, [], whole)
     located, seen = _pick(encoder, im, best, whole, limit, propose)
     used = located.used
-    if used is not whole:
+    if used is not whole:   # the steadier vector, and its best match's score (the one searched)
         used.vector = _query_vector(encoder, crop_box(seen if used.kind != "content" else im, used.box))
+        used.score = float(best(used.vector[None])[0][0])
     return located
 
 
@@ -364,11 +365,22 @@ def head_boxes(im: Image.Image, propose: ProposeFn | None) -> list[Box]:
     return found + [scaled(found[0], s) for s in HEAD_SCALES] if found else []
 
 
+#: A photo is not read as a close-up when the region used beats the whole photo's best match by
+#: this much (cosine): that region explains the picture (calibrated, see :func:`wants_closeup`).
+CLOSEUP_MAX_GAIN = 0.10
+#: Bump when which photos are read as close-ups changes (cached evaluation close-ups key on it).
+CLOSEUP_VERSION = "3"
+
+
 def wants_closeup(located: Located, im: Image.Image) -> bool:
-    """Whether the photo should also be read as a close-up of the fabric (``search.closeup_hits``):
-    no region won and the whole photo's best match is not sure."""
-    used = located.used
-    return used.kind == "whole" and used.score < SURE_SCORE and min(im.size) >= MIN_SIDE
+    """Whether the photo should also be read as a close-up of the fabric (``search.closeup_hits``,
+    whose gate then decides): the whole photo's best match is not sure, and no region explains the
+    picture much better (:data:`CLOSEUP_MAX_GAIN`). A region may have been used: on a close-up the
+    box head often finds a big box that wins by little (19 of 150 close-ups in calibration; see
+    docs/regions.md), on a screen or a scene the dress's box wins by far more."""
+    whole = located.whole if located.whole is not None else located.used
+    return (whole.score < SURE_SCORE and located.used.score - whole.score < CLOSEUP_MAX_GAIN
+            and min(im.size) >= MIN_SIDE)
 
 
 def choose(whole: Region, regions: list[Region]) -> Located:

@@ -15,9 +15,12 @@ the rules below are then the same for all of them:
 * when region search uses a region of the photo, the whole photo's results are woven into the
   region's (:func:`fuse`, reciprocal-rank fusion): the region's best match stays first, and a wrong
   region no longer takes all ten places;
-* when no region won and the whole photo's best match is not sure (a close-up of the fabric, say),
-  and the store has patch vectors, each candidate is scored by its cosine to the photo and its
-  patch vector's cosine to the photo read as a close-up (:func:`closeup_scores`, :func:`closeup_hits`).
+* when the whole photo's best match is not sure (a close-up of the fabric, say), no region explains
+  the picture much better (``regions.wants_closeup``) and the store has patch vectors, the photo is
+  also read as a close-up; when one of the catalogue's patch vectors matches that well, each
+  candidate is scored by its cosine to the searched region and its patch vector's cosine to the
+  close-up, the more so the less sure the whole photo is (:func:`closeup_weight`,
+  :func:`closeup_scores`, :func:`closeup_hits`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from . import boxhead
 from .catalog import Filters
 from .errors import DressfinderError, NotFound
 from .images import ImageSource, crop_relative, load_image
-from .regions import WHOLE, Box, Located, locate, wants_closeup
+from .regions import SURE_SCORE, WHOLE, Box, Located, locate, wants_closeup
 from .schema import Product
 
 #: Vectors at least this alike (cosine) count as the same picture: left out of ``similar`` unless asked for.
@@ -46,15 +49,18 @@ MARGIN = 8
 #: pictures Recall@10 0.962 -> 0.967, Recall@1 unchanged; see docs/regions.md).
 FUSE_K0 = 1.0
 WHOLE_WEIGHT = 0.3
-#: :func:`closeup_scores`: the weight of the patch vectors' cosine beside the photo's own, and
-#: :data:`CLOSEUP_MIN_PATCH`: the least cosine of the close-up's best patch match for the photo to be
-#: read as a close-up at all (below it, nothing in the catalogue has that fabric: the photo is more
-#: likely a whole dress on a busy background). Chosen on 150 sources x 14 kinds made with another
-#: seed than the evaluation's (scripts/calibrate_closeups.py, docs/regions.md): of 139 close-ups and
-#: 137 photo edits read as close-ups, the photo alone finds 85 and 128 first; weight 0.5 without the
-#: gate 117 and 120, with it 107 and 128 (0.3 without it: 110 and 122).
-CLOSEUP_WEIGHT = 0.5
-CLOSEUP_MIN_PATCH = 0.60
+#: :func:`closeup_weight`: the weight of the patch vectors' cosine beside the searched region's,
+#: for a photo whose whole is ``CLOSEUP_RAMP`` or more below sure (``regions.SURE_SCORE``); less
+#: the surer the whole photo is. :data:`CLOSEUP_MIN_PATCH`: the least cosine of the close-up's best
+#: patch match for the photo to be read as a close-up at all (below it, nothing in the catalogue has
+#: that fabric: the photo is more likely a whole dress on a busy background). Chosen on generated
+#: queries apart from the evaluation's (scripts/calibrate_closeups.py, docs/regions.md): on 300
+#: sources (variant seed + 7) close-ups found first 190 (photo alone) -> 227 (weight 0.5, gate
+#: 0.60, before) -> 248, with blur_jpeg -1 and background, combo, screen, colour unchanged; a flat
+#: weight 1.0 found 255 but cost 10 queries of the others.
+CLOSEUP_WEIGHT = 1.0
+CLOSEUP_RAMP = 0.15
+CLOSEUP_MIN_PATCH = 0.55
 #: :func:`closeup_hits` scores this many candidates of each list (the photo's, the close-up's) both ways.
 CLOSEUP_FETCH = 100
 
@@ -197,11 +203,18 @@ def fuse(primary: Sequence[Any], secondary: Sequence[Any], k: int, *, key: Any =
     return [first[kk][2] for kk in order[:k]]
 
 
-def closeup_scores(photo_cos: np.ndarray, patch_cos: np.ndarray) -> np.ndarray:
-    """A product's score for a photo read as a close-up: its cosine to the photo and its patch
-    vector's cosine to the close-up, weighted (:data:`CLOSEUP_WEIGHT`) and averaged."""
-    return (np.asarray(photo_cos, np.float64) + CLOSEUP_WEIGHT * np.asarray(patch_cos, np.float64)) \
-        / (1.0 + CLOSEUP_WEIGHT)
+def closeup_weight(whole_score: float) -> float:
+    """How much the patch vectors weigh for a photo whose whole's best match scores ``whole_score``:
+    :data:`CLOSEUP_WEIGHT` from :data:`CLOSEUP_RAMP` below sure, down to 0 at sure."""
+    return CLOSEUP_WEIGHT * min(max((SURE_SCORE - float(whole_score)) / CLOSEUP_RAMP, 0.0), 1.0)
+
+
+def closeup_scores(photo_cos: np.ndarray, patch_cos: np.ndarray, weight: float | None = None) -> np.ndarray:
+    """A product's score for a photo read as a close-up: its cosine to the photo (the searched
+    region) and its patch vector's cosine to the close-up, weighted (``weight``, default
+    :data:`CLOSEUP_WEIGHT`; see :func:`closeup_weight`) and averaged."""
+    w = CLOSEUP_WEIGHT if weight is None else float(weight)
+    return (np.asarray(photo_cos, np.float64) + w * np.asarray(patch_cos, np.float64)) / (1.0 + w)
 
 
 def reads_as_closeup(best_patch: float) -> bool:
@@ -211,11 +224,12 @@ def reads_as_closeup(best_patch: float) -> bool:
 
 
 def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int, *,
-                 filters: Filters | None = None) -> list[Hit] | None:
+                 filters: Filters | None = None, whole_score: float | None = None) -> list[Hit] | None:
     """The ``k`` best products for a photo whose vector is ``vector`` and close-up vector
-    ``closeup``, by :func:`closeup_scores` (the score each hit carries); None when the snapshot has
-    no patch vectors or no patch matches the close-up well enough (:func:`reads_as_closeup`).
-    Candidates: the photo's own and the close-up's best :data:`CLOSEUP_FETCH`."""
+    ``closeup``, by :func:`closeup_scores` (the score each hit carries; weighted by
+    :func:`closeup_weight` of ``whole_score``, the whole photo's best match, when given); None when
+    the snapshot has no patch vectors or no patch matches the close-up well enough
+    (:func:`reads_as_closeup`). Candidates: the photo's own and the close-up's best :data:`CLOSEUP_FETCH`."""
     rows = snap.rows(filters)
     patches = snap.patch_vectors(rows) if len(rows) else None
     if patches is None:
@@ -229,7 +243,8 @@ def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int
     q = np.repeat(np.asarray(vector, np.float64)[None], len(cand), axis=0)
     c = np.repeat(np.asarray(closeup, np.float64)[None], len(cand), axis=0)
     scores = closeup_scores(cosines(q, snap.vectors(cand).astype(np.float64)),
-                            cosines(c, snap.patch_vectors(cand).astype(np.float64)))
+                            cosines(c, snap.patch_vectors(cand).astype(np.float64)),
+                            None if whole_score is None else closeup_weight(whole_score))
     order = sorted(range(len(cand)), key=lambda j: (-scores[j], int(cand[j])))[:k]
     records = snap.records([int(cand[j]) for j in order])
     return [Hit(records[int(cand[j])][0].id, float(scores[j]), records[int(cand[j])][0], int(cand[j]),
@@ -372,10 +387,12 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     results = search(np.stack([r.vector for r in searched + found.others]), k, filters=filters)
     hits = fuse(results[0], results[1], k, key=lambda h: h.row) if len(searched) == 2 else results[0]
     others = [FoundRegion(r.box, r.score, res, r.kind) for r, res in zip(found.others, results[len(searched):])]
-    closeup = None   # no region won, nothing sure: read the photo as a close-up too, if the store can
+    closeup = None   # the whole photo's best match is not sure: read it as a close-up too, if the store can
     if wants_closeup(found, im) and snap.patch_vectors(np.zeros(0, np.int64)) is not None:
         vector = encoder.encode_closeup(im)
-        closeup = None if vector is None else closeup_hits(snap, found.used.vector, vector, k, filters=filters)
+        whole_score = (found.whole if found.whole is not None else found.used).score
+        closeup = None if vector is None else closeup_hits(snap, found.used.vector, vector, k, filters=filters,
+                                                           whole_score=whole_score)
     if closeup is not None:
         hits = closeup
     return RegionSearch(hits, found.used.box, found.used.kind, others, found.used.score, closeup is not None)

@@ -4,10 +4,13 @@ For sources picked apart from the evaluation's order, with another variant seed 
 evaluation's, it makes every query kind, searches each as the service does (``regions.locate``
 against the whole catalogue; ``regions.wants_closeup`` decides whether the photo is also read as a
 close-up, ``Encoder.encode_closeup``), and replays the ranking for a grid of weights
-(0 = the photo alone), alone and with a least best-patch cosine (the gate): Recall@1/@10 per kind,
-the photo edits' mean and the close-ups'.
+(0 = the photo alone; the most weight: ``search.closeup_weight`` lowers it as the whole photo
+gets surer), alone and with a least best-patch cosine (the gate): Recall@1/@10 per kind, the photo
+edits' mean and the close-ups'. Then, at the shipped weight and gate, which photos a close-up
+reading may go with (:data:`RULES`; the service's is ``unexplained``: ``regions.wants_closeup``).
 
-    PYTHONPATH=. python scripts/calibrate_closeups.py ../shared/data --sources 150
+    PYTHONPATH=. python scripts/calibrate_closeups.py ../shared/data --sources 150 --save cc150.npz
+    PYTHONPATH=. python scripts/calibrate_closeups.py ../shared/data --records cc150.npz   # replay
 
 The catalogue's vectors and patch vectors come from the evaluation's cache (``dressfinder evaluate``
 makes them; this makes them if absent).
@@ -21,7 +24,7 @@ import time
 
 import numpy as np
 
-from dressfinder import regions, search
+from dressfinder import boxhead, regions, search
 from dressfinder.encoders import get_encoder
 from dressfinder.images import load_image
 from dressfinder.settings import cache_dir
@@ -35,8 +38,9 @@ WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 GATED = tuple((w, g) for w in (0.3, 0.5, 0.7) for g in (0.55, 0.6, 0.65))
 
 
-def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The photo's vector, the vector of the region the service uses, and its close-up vector (or None)."""
+def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str, float]:
+    """The photo's vector, the vector of the region the service uses, the photo's close-up vector
+    (None when the whole photo's best match is sure), the used region's kind and area."""
     def best(vectors):
         sims = np.asarray(vectors, np.float32) @ cat.T
         rows = sims.argmax(axis=1)
@@ -44,20 +48,37 @@ def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.n
 
     im = load_image(data, draft=search.query_draft(enc.input_size, detect=True))
     whole = np.asarray(enc.encode_query_arrays(enc.preprocess(im)[None]), np.float32)[0]
-    found = regions.locate(enc, im, best, whole_vector=whole)
-    close = enc.encode_closeup(im) if regions.wants_closeup(found, im) else None
-    return whole, found.used.vector, close
+    found = regions.locate(enc, im, best, whole_vector=whole, propose=boxhead.shipped())
+    unsure = found.whole is not None and found.whole.score < regions.SURE_SCORE and min(im.size) >= regions.MIN_SIDE
+    close = enc.encode_closeup(im) if unsure else None      # the rules are replayed (RULES)
+    return whole, found.used.vector, close, found.used.kind, found.used.area()
 
 
-def ranks(rec, cat, patches, weight: float, gate: float, k: int = 10) -> list[int]:
-    whole, used, close = rec
-    patch = patches @ close if close is not None else None
+#: Which photos a close-up reading may go with, by the used region's kind, its area and how much
+#: its best match beats the whole photo's (replayed by ``--records``): the service's rule is
+#: ``unexplained`` (``regions.wants_closeup``).
+RULES = {
+    "whole": lambda kind, area, gain: kind == "whole",
+    "head": lambda kind, area, gain: kind in ("whole", "head"),
+    "any": lambda kind, area, gain: True,
+    "unexplained": lambda kind, area, gain: gain < regions.CLOSEUP_MAX_GAIN,
+}
+
+
+def ranks(rec, cat, patches, weight: float, gate: float, k: int = 10, rule: str = "unexplained") -> list[int]:
+    """The top ``k`` rows as the service ranks them, with the close-up reading at ``weight`` (the
+    most, ``search.closeup_weight``) and ``gate`` (a least best patch cosine) and ``rule``."""
+    whole, used, close, kind, area = rec
+    whole_best = float((cat @ whole).max())
+    gain = float((cat @ used).max()) - whole_best
+    patch = patches @ close if close is not None and RULES[rule](kind, area, gain) else None
     if patch is not None and weight > 0 and patch.max() >= gate:
         keep, search.CLOSEUP_WEIGHT = search.CLOSEUP_WEIGHT, weight
         try:
-            return np.argsort(-search.closeup_scores(cat @ whole, patch), kind="stable")[:k].tolist()
+            w = search.closeup_weight(whole_best)
         finally:
             search.CLOSEUP_WEIGHT = keep
+        return np.argsort(-search.closeup_scores(cat @ used, patch, w), kind="stable")[:k].tolist()
     top = np.argsort(-(cat @ used), kind="stable")[:k].tolist()
     if np.array_equal(used, whole):
         return top
@@ -72,6 +93,7 @@ def main() -> int:
     p.add_argument("--precision", default="fp32")
     p.add_argument("--save", default=None, help="also write the records here (.npz) for other rules")
     p.add_argument("--records", default=None, help="replay records written by --save (no searching)")
+    p.add_argument("--kinds", default=",".join(KINDS), help="query kinds to make (comma-separated)")
     a = p.parse_args()
     g = read_ground(a.catalog, "auto", None)
     enc = get_encoder("effnet-tuned", precision=a.precision)
@@ -86,12 +108,13 @@ def main() -> int:
     row_of = {int(s): r for r, s in enumerate(ok)}
     sources = pick_sources(g.ids, [], a.sources, 13)
     pool = background_pool(g.images, set(sources), a.seed)
-    recs: dict[str, list] = {k: [] for k in KINDS}
+    kinds = [k for k in a.kinds.split(",") if k]
+    recs: dict[str, list] = {k: [] for k in kinds}
     t0 = time.time()
     for n, s in enumerate(sources):
         im = load_image(g.images[s])
         targets = {row_of[i] for i in g.by_digest[g.digests[s]] if i in row_of}
-        for kind in KINDS:
+        for kind in kinds:
             data = make_variant(im, kind, variant_rng(a.seed, g.ids[s], kind), pool)
             recs[kind].append((one(enc, cat, data), targets))
         if n % 10 == 0:
@@ -103,42 +126,56 @@ def main() -> int:
 
 
 def save(path: str, recs) -> None:
-    kinds, whole, used, close, has, targets = [], [], [], [], [], []
+    kinds, whole, used, close, has, used_kind, area, targets = [], [], [], [], [], [], [], []
     for kind, v in recs.items():
-        for (w, u, c), t in v:
+        for (w, u, c, uk, ar), t in v:
             kinds.append(kind)
             whole.append(w)
             used.append(u)
             has.append(c is not None)
             close.append(c if c is not None else np.zeros_like(w))
+            used_kind.append(uk)
+            area.append(ar)
             targets.append(",".join(map(str, sorted(t))))
     np.savez(path, kind=np.array(kinds), whole=np.array(whole), used=np.array(used), close=np.array(close),
-             has=np.array(has), targets=np.array(targets))
+             has=np.array(has), used_kind=np.array(used_kind), area=np.array(area), targets=np.array(targets))
 
 
 def load(path: str) -> dict[str, list]:
     z = np.load(path)
     recs: dict[str, list] = {}
-    for kind, w, u, c, has, t in zip(z["kind"], z["whole"], z["used"], z["close"], z["has"], z["targets"]):
-        recs.setdefault(str(kind), []).append(((w, u, c if has else None), {int(x) for x in str(t).split(",") if x}))
+    for kind, w, u, c, has, uk, ar, t in zip(z["kind"], z["whole"], z["used"], z["close"], z["has"],
+                                             z["used_kind"], z["area"], z["targets"]):
+        recs.setdefault(str(kind), []).append(((w, u, c if has else None, str(uk), float(ar)),
+                                               {int(x) for x in str(t).split(",") if x}))
     return recs
 
 
+def recall(recs, cat, patches, weight: float, gate: float, rule: str) -> dict[str, tuple[float, float]]:
+    row = {}
+    for kind, v in recs.items():
+        rk = [ranks(rec, cat, patches, weight, gate, rule=rule) for rec, _ in v]
+        row[kind] = (float(np.mean([bool(r) and r[0] in t for r, (_, t) in zip(rk, v)])),
+                     float(np.mean([bool(set(r) & t) for r, (_, t) in zip(rk, v)])))
+    return row
+
+
+def line(row: dict[str, tuple[float, float]]) -> str:
+    edits = [row[k] for k in PHOTO_KINDS if k in row]
+    tail = f"   {np.mean([e[0] for e in edits]):.4f}/{np.mean([e[1] for e in edits]):.4f}" if edits else ""
+    return "  ".join(f"{r1:.3f}/{r10:.3f}" for r1, r10 in row.values()) + tail
+
+
 def report(recs, cat, patches) -> None:
-    read = {k: sum(r[0][2] is not None for r in v) for k, v in recs.items()}
-    print("read as close-ups:", ", ".join(f"{k} {n}/{len(recs[k])}" for k, n in read.items()))
-    print("weight  gate  " + "  ".join(f"{k[:10]:>11}" for k in recs) + "   photo edits   fabric")
+    used = {k: {u: sum(r[0][3] == u for r in v) for u in ("whole", "content", "head", "window")} for k, v in recs.items()}
+    print("used regions:", "; ".join(f"{k} " + " ".join(f"{u} {n}" for u, n in c.items() if n) for k, c in used.items()))
+    head = "  ".join(f"{k[:11]:>11}" for k in recs) + ("   photo edits" if set(recs) & set(PHOTO_KINDS) else "")
+    print("weight  gate  rule      " + head)
     for w, gate in [(w, -1.0) for w in WEIGHTS] + list(GATED):
-        row = {}
-        for kind, v in recs.items():
-            rk = [ranks(rec, cat, patches, w, gate) for rec, _ in v]
-            r1 = np.mean([bool(r) and r[0] in t for r, (_, t) in zip(rk, v)])
-            r10 = np.mean([bool(set(r) & t) for r, (_, t) in zip(rk, v)])
-            row[kind] = (r1, r10)
-        edits = [row[k] for k in PHOTO_KINDS]
-        print(f"{w:6.2f}  {'   -' if gate < 0 else f'{gate:.2f}'}  " + "  ".join(f"{r1:.3f}/{r10:.3f}" for r1, r10 in row.values())
-              + f"   {np.mean([e[0] for e in edits]):.4f}/{np.mean([e[1] for e in edits]):.4f}"
-              + f"   {row['fabric'][0]:.3f}/{row['fabric'][1]:.3f}")
+        print(f"{w:6.2f}  {'   -' if gate < 0 else f'{gate:.2f}'}  {'unexpl.':8}  " + line(recall(recs, cat, patches, w, gate, "unexplained")))
+    w, gate = search.CLOSEUP_WEIGHT, search.CLOSEUP_MIN_PATCH
+    for rule in RULES:
+        print(f"{w:6.2f}  {gate:.2f}  {rule[:8]:8}  " + line(recall(recs, cat, patches, w, gate, rule)))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import write_catalog
-from dressfinder import search
+from dressfinder import regions, search
 from dressfinder.encoders import get_encoder
 from dressfinder.schema import Product
 
@@ -164,8 +164,22 @@ def test_closeup_hits_rank_by_the_combined_score_over_the_whole_catalogue(tuned_
     monkeypatch.setattr(search, "CLOSEUP_MIN_PATCH", -1.0)
     sub = search.closeup_hits(snap, vec, close, 5, filters=search.Filters(category="maxi"))
     assert sub and all(h.product.category == "maxi" for h in sub)
+    monkeypatch.setattr(search, "CLOSEUP_MIN_PATCH", best_patch - 1e-4)
+    nearly_sure = search.closeup_hits(snap, vec, close, 5, whole_score=search.SURE_SCORE - search.CLOSEUP_RAMP / 3)
+    want = search.closeup_scores(snap.vectors(rows) @ vec, snap.patch_vectors(rows) @ close, search.CLOSEUP_WEIGHT / 3)
+    np.testing.assert_allclose([h.score for h in nearly_sure], np.sort(want)[::-1][:5], atol=1e-5)
     monkeypatch.setattr(search, "CLOSEUP_MIN_PATCH", 1.01)      # nothing matches that well
     assert search.closeup_hits(snap, vec, close, 5) is None
+
+
+def test_the_fabric_weighs_less_the_surer_the_whole_photo_is():
+    top, ramp = search.CLOSEUP_WEIGHT, search.CLOSEUP_RAMP
+    assert search.closeup_weight(search.SURE_SCORE) == 0.0 and search.closeup_weight(0.95) == 0.0
+    assert search.closeup_weight(search.SURE_SCORE - ramp) == pytest.approx(top)
+    assert search.closeup_weight(0.1) == pytest.approx(top)
+    assert search.closeup_weight(search.SURE_SCORE - ramp / 2) == pytest.approx(top / 2)
+    steps = [search.closeup_weight(s) for s in np.linspace(0.3, 0.9, 61)]
+    assert all(a >= b for a, b in zip(steps, steps[1:]))
 
 
 def test_search_reads_a_photo_as_a_closeup_only_when_nothing_is_sure(tuned_store, catalog_dir, encoder,
@@ -179,10 +193,12 @@ def test_search_reads_a_photo_as_a_closeup_only_when_nothing_is_sure(tuned_store
             data = closeup_of(catalog_dir / "images" / f"dress-{i:03d}.jpg")
             found = tuned_store.search_regions(data, 3)
             best_patch = float((patches @ encoder.encode_closeup(Image.open(io.BytesIO(data)))).max())
-            want = found.kind == "whole" and found.score < 0.8 and best_patch >= gate
+            whole = tuned_store.search_regions(data, 3, detect=False)    # the whole photo's best match
+            unsure = whole.hits[0].score < regions.SURE_SCORE
+            explained = found.score is not None and found.score - whole.hits[0].score >= regions.CLOSEUP_MAX_GAIN
+            want = unsure and not explained and best_patch >= gate
             assert found.closeup == want and found.region_dict()["closeup"] is want
             read += want
-            whole = tuned_store.search_regions(data, 3, detect=False)
             assert not whole.closeup and whole.region_dict()["closeup"] is False
             assert not tuned_store.search_regions(data, 3, crop=(0, 0, 1, 1)).closeup
         assert read or gate > 0
@@ -216,15 +232,18 @@ def test_evaluation_ranks_closeups_as_the_service_does():
     from dressfinder.tools.evaluate.configs import closeup_ranked
 
     rng = np.random.default_rng(0)
-    cat = rng.normal(size=(30, 8)).astype(np.float32)
+    cat = rng.normal(size=(30, 64)).astype(np.float32)
     cat /= np.linalg.norm(cat, axis=1, keepdims=True)
-    patches = rng.normal(size=(30, 8)).astype(np.float32)
+    patches = rng.normal(size=(30, 64)).astype(np.float32)
     patches /= np.linalg.norm(patches, axis=1, keepdims=True)
-    whole = cat[[3, 4]] + 0.01
+    used = cat[[3, 4]] + 0.01                             # the searched regions' vectors
+    whole = 0.3 * cat[[3, 4]] + 0.1                      # the whole photos', less sure
     found = np.tile(np.arange(10), (2, 1))
-    out = closeup_ranked(found, {1: patches[17]}, whole, cat, patches, np.arange(100, 130), 10)
+    out = closeup_ranked(found, {1: patches[17]}, used, whole, cat, patches, np.arange(100, 130), 10)
     assert out[0].tolist() == found[0].tolist()          # not a close-up: unchanged
-    want = np.argsort(-search.closeup_scores(cat @ whole[1], patches @ patches[17]), kind="stable")[:10] + 100
+    weight = search.closeup_weight((cat @ whole[1]).max())
+    assert 0 < weight
+    want = np.argsort(-search.closeup_scores(cat @ used[1], patches @ patches[17], weight), kind="stable")[:10] + 100
     assert out[1].tolist() == want.tolist() and out[1][0] in (104, 117)
 
 

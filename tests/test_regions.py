@@ -158,6 +158,21 @@ def test_other_regions_are_other_products_apart_from_the_used_one():
     assert got.others == [b]
 
 
+def test_a_photo_is_read_as_a_closeup_when_its_whole_is_unsure_and_no_region_explains_it():
+    big = Image.new("RGB", (400, 300))
+    unsure = region(regions.WHOLE, regions.SURE_SCORE - 0.1, 1, "whole")
+    assert regions.wants_closeup(regions.Located(unsure, [], unsure), big)
+    gain = regions.CLOSEUP_MAX_GAIN
+    head = region((0.0, 0.0, 0.9, 0.95), unsure.score + gain * 0.5, 2, "head")   # a big head box won by little
+    assert regions.wants_closeup(regions.Located(head, [], unsure), big)
+    found = region((0.3, 0.2, 0.6, 0.7), unsure.score + gain + 0.01, 2, "head")  # the dress's box, clearly
+    assert not regions.wants_closeup(regions.Located(found, [], unsure), big)
+    sure = region(regions.WHOLE, regions.SURE_SCORE, 1, "whole")
+    assert not regions.wants_closeup(regions.Located(sure, [], sure), big)
+    tiny = Image.new("RGB", (regions.MIN_SIDE - 1, 300))                         # no detail to read
+    assert not regions.wants_closeup(regions.Located(head, [], unsure), tiny)
+
+
 def test_sure_whole_photo_skips_the_boxes():
     class Counting:
         calls = 0
@@ -251,8 +266,9 @@ def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped
     got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(dress, 0.8)])
     assert got.used.kind == "head" and got.used.best_row == 1
     assert regions.iou(got.used.box, dress) > 0.7
-    # the whole photo, the box head's box and its two rescalings (HEAD_SCALES); no window
-    assert len(encoded) == 2 + len(regions.HEAD_SCALES)
+    # the whole photo, the box head's box and its two rescalings (HEAD_SCALES), the used box's
+    # final vector (its score: the one searched); no window
+    assert len(encoded) == 3 + len(regions.HEAD_SCALES)
     encoded.clear()
     weak = regions.HEAD_MIN_PEAK / 2                # a box the head is not sure of is not tried
     got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(dress, weak)])

@@ -214,8 +214,8 @@ class RegionOut(BaseModel):
     box: tuple[float, float, float, float] = Field(description=BOX_DOC, examples=[[0.05, 0.12, 0.95, 0.7]])
     kind: str = Field(description=KIND_DOC, examples=["content"])
     score: float | None = Field(None, description="cosine of its best match, when regions were compared")
-    closeup: bool = Field(False, description="no region won and nothing matched surely: the photo was also read "
-                                             "as a close-up of the fabric (the catalogue's patch vectors)")
+    closeup: bool = Field(False, description="nothing matched the whole photo surely and the fabric did: the "
+                                             "photo was also read as a close-up (the catalogue's patch vectors)")
 
 
 class FoundRegionOut(BaseModel):

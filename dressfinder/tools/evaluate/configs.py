@@ -163,34 +163,42 @@ def located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray
     return out
 
 
+def _best_scores(vectors: np.ndarray, cat: np.ndarray) -> np.ndarray:
+    """Each vector's best cosine over the catalogue, in chunks."""
+    out = np.zeros(len(vectors), np.float32)
+    for start in range(0, len(vectors) if len(cat) else 0, 1024):
+        out[start:start + 1024] = (np.asarray(vectors[start:start + 1024], np.float32) @ cat.T).max(axis=1)
+    return out
+
+
 def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, cat_vec: np.ndarray,
              cache: Path | None, progress: bool) -> dict[int, np.ndarray]:
     """The close-up vectors (``Encoder.encode_closeup``) of the photos the service reads as
-    close-ups (``regions.wants_closeup``: no region used, best match not sure), by photo index;
-    cached by photos, encoder and catalogue."""
+    close-ups too (``regions.wants_closeup``: the whole photo's best match is not sure and the
+    used region's does not beat it by much), by photo index; cached by photos, encoder and catalogue."""
     from tqdm import tqdm
 
     from ... import regions
     from ...images import load_image
     from ...search import query_draft
 
-    key = photos_key(f"closeup|{regions_version()}|{sorted(enc.spec().items())}", photos, cat_vec)
+    key = photos_key(f"closeup|{regions.CLOSEUP_VERSION}|{regions_version()}|{sorted(enc.spec().items())}",
+                     photos, cat_vec)
     path = cache / f"closeups-{key}.npz" if cache is not None else None
     if path is not None and path.exists():
         with np.load(path) as z:
             return dict(zip(z["index"].tolist(), z["vectors"]))
     cat = np.asarray(cat_vec, np.float32)
-    whole_used = np.flatnonzero(~np.any(used != whole, axis=1)) if len(cat) else np.zeros(0, np.int64)
-    best = {int(i): float(b) for start in range(0, len(whole_used), 1024)   # each photo's best match, in chunks
-            for i, b in zip(whole_used[start:start + 1024],
-                            (np.asarray(whole[whole_used[start:start + 1024]], np.float32) @ cat.T).max(axis=1))}
+    best, best_used = _best_scores(whole, cat), _best_scores(used, cat)
     out: dict[int, np.ndarray] = {}
     draft = query_draft(enc.input_size, detect=True)
-    for i in tqdm([i for i, b in best.items() if b < regions.SURE_SCORE],
+    for i in tqdm(np.flatnonzero(best < regions.SURE_SCORE).tolist() if len(cat) else [],
                   desc="close-ups", unit="img", disable=not progress, dynamic_ncols=True):
         im = load_image(photos[i], draft=draft)
-        located = regions.Located(regions.Region(regions.WHOLE, best[i], whole[i], "whole"))
-        vector = enc.encode_closeup(im) if regions.wants_closeup(located, im) else None
+        w = regions.Region(regions.WHOLE, float(best[i]), whole[i], "whole")
+        u = w if np.array_equal(used[i], whole[i]) else \
+            regions.Region(w.box, float(best_used[i]), used[i], "window")   # its box and kind are not kept; the rule needs neither
+        vector = enc.encode_closeup(im) if regions.wants_closeup(regions.Located(u, [], w), im) else None
         if vector is not None:
             out[int(i)] = vector
     if path is not None:
@@ -200,18 +208,20 @@ def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, 
     return out
 
 
-def closeup_ranked(found: np.ndarray, vectors: dict[int, np.ndarray], whole: np.ndarray, cat_vec: np.ndarray,
-                   cat_patches: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+def closeup_ranked(found: np.ndarray, vectors: dict[int, np.ndarray], used: np.ndarray, whole: np.ndarray,
+                   cat_vec: np.ndarray, cat_patches: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
     """``found`` with the close-up photos' rows ranked as the service ranks them
-    (``search.closeup_scores`` over the whole catalogue)."""
-    from ...search import closeup_scores, reads_as_closeup
+    (``search.closeup_scores`` over the whole catalogue, beside ``used``: the searched regions'
+    vectors, weighted by ``search.closeup_weight`` of the ``whole`` photos' best matches)."""
+    from ...search import closeup_scores, closeup_weight, reads_as_closeup
 
     out = found.copy()
     for i, c in vectors.items():
         patch = cat_patches @ c
         if not reads_as_closeup(patch.max()):
             continue
-        scores = closeup_scores(cat_vec @ whole[i], patch)
+        weight = closeup_weight(float((cat_vec @ whole[i]).max()))
+        scores = closeup_scores(cat_vec @ used[i], patch, weight)
         top = np.argsort(-scores, kind="stable")[:k]
         out[i, :len(top)] = ids[top]
     return out

@@ -150,7 +150,7 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
             if cat_patches is not None:
                 near = closeups(enc, [qs.data[int(i)] for i in q_ok], whole_vec, q_vec, cat_vec, run.cache,
                                 run.progress)
-                found = closeup_ranked(found, near, whole_vec, cat_vec, cat_patches, cat_ok.astype(np.int64),
+                found = closeup_ranked(found, near, q_vec, whole_vec, cat_vec, cat_patches, cat_ok.astype(np.int64),
                                        k_fetch)
         ranked[q_ok] = found
     figures = {"catalog_encode_seconds": round(cat_secs, 1),
