@@ -203,10 +203,11 @@ def fuse(primary: Sequence[Any], secondary: Sequence[Any], k: int, *, key: Any =
     return [first[kk][2] for kk in order[:k]]
 
 
-def closeup_weight(whole_score: float) -> float:
+def closeup_weight(whole_score: float, most: float | None = None) -> float:
     """How much the patch vectors weigh for a photo whose whole's best match scores ``whole_score``:
-    :data:`CLOSEUP_WEIGHT` from :data:`CLOSEUP_RAMP` below sure, down to 0 at sure."""
-    return CLOSEUP_WEIGHT * min(max((SURE_SCORE - float(whole_score)) / CLOSEUP_RAMP, 0.0), 1.0)
+    ``most`` (default :data:`CLOSEUP_WEIGHT`) from :data:`CLOSEUP_RAMP` below sure, down to 0 at sure."""
+    most = CLOSEUP_WEIGHT if most is None else float(most)
+    return most * min(max((SURE_SCORE - float(whole_score)) / CLOSEUP_RAMP, 0.0), 1.0)
 
 
 def closeup_scores(photo_cos: np.ndarray, patch_cos: np.ndarray, weight: float | None = None) -> np.ndarray:

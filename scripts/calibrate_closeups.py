@@ -73,11 +73,7 @@ def ranks(rec, cat, patches, weight: float, gate: float, k: int = 10, rule: str 
     gain = float((cat @ used).max()) - whole_best
     patch = patches @ close if close is not None and RULES[rule](kind, area, gain) else None
     if patch is not None and weight > 0 and patch.max() >= gate:
-        keep, search.CLOSEUP_WEIGHT = search.CLOSEUP_WEIGHT, weight
-        try:
-            w = search.closeup_weight(whole_best)
-        finally:
-            search.CLOSEUP_WEIGHT = keep
+        w = search.closeup_weight(whole_best, weight)
         return np.argsort(-search.closeup_scores(cat @ used, patch, w), kind="stable")[:k].tolist()
     top = np.argsort(-(cat @ used), kind="stable")[:k].tolist()
     if np.array_equal(used, whole):

@@ -178,6 +178,7 @@ def test_the_fabric_weighs_less_the_surer_the_whole_photo_is():
     assert search.closeup_weight(search.SURE_SCORE - ramp) == pytest.approx(top)
     assert search.closeup_weight(0.1) == pytest.approx(top)
     assert search.closeup_weight(search.SURE_SCORE - ramp / 2) == pytest.approx(top / 2)
+    assert search.closeup_weight(search.SURE_SCORE - ramp / 2, 3.0) == pytest.approx(1.5)
     steps = [search.closeup_weight(s) for s in np.linspace(0.3, 0.9, 61)]
     assert all(a >= b for a, b in zip(steps, steps[1:]))
 
