@@ -106,6 +106,11 @@ class Located:
     others: list[Region] = field(default_factory=list)
     whole: Region | None = None
 
+    @property
+    def whole_score(self) -> float:
+        """The whole photo's best match (the used region's when the whole was not recorded)."""
+        return (self.whole if self.whole is not None else self.used).score
+
 
 # --------------------------------------------------------------------------- boxes
 
@@ -378,9 +383,8 @@ def wants_closeup(located: Located, im: Image.Image) -> bool:
     picture much better (:data:`CLOSEUP_MAX_GAIN`). A region may have been used: on a close-up the
     box head often finds a big box that wins by little (19 of 150 close-ups in calibration; see
     docs/regions.md), on a screen or a scene the dress's box wins by far more."""
-    whole = located.whole if located.whole is not None else located.used
-    return (whole.score < SURE_SCORE and located.used.score - whole.score < CLOSEUP_MAX_GAIN
-            and min(im.size) >= MIN_SIDE)
+    whole = located.whole_score
+    return whole < SURE_SCORE and located.used.score - whole < CLOSEUP_MAX_GAIN and min(im.size) >= MIN_SIDE
 
 
 def choose(whole: Region, regions: list[Region]) -> Located:

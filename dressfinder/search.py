@@ -391,9 +391,8 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     closeup = None   # the whole photo's best match is not sure: read it as a close-up too, if the store can
     if wants_closeup(found, im) and snap.patch_vectors(np.zeros(0, np.int64)) is not None:
         vector = encoder.encode_closeup(im)
-        whole_score = (found.whole if found.whole is not None else found.used).score
         closeup = None if vector is None else closeup_hits(snap, found.used.vector, vector, k, filters=filters,
-                                                           whole_score=whole_score)
+                                                           whole_score=found.whole_score)
     if closeup is not None:
         hits = closeup
     return RegionSearch(hits, found.used.box, found.used.kind, others, found.used.score, closeup is not None)

@@ -49,7 +49,7 @@ def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.n
     im = load_image(data, draft=search.query_draft(enc.input_size, detect=True))
     whole = np.asarray(enc.encode_query_arrays(enc.preprocess(im)[None]), np.float32)[0]
     found = regions.locate(enc, im, best, whole_vector=whole, propose=boxhead.shipped())
-    unsure = found.whole is not None and found.whole.score < regions.SURE_SCORE and min(im.size) >= regions.MIN_SIDE
+    unsure = found.whole_score < regions.SURE_SCORE and min(im.size) >= regions.MIN_SIDE
     close = enc.encode_closeup(im) if unsure else None      # the rules are replayed (RULES)
     return whole, found.used.vector, close, found.used.kind, found.used.area()
 
