@@ -171,7 +171,9 @@ def test_shared_photos_every_format_encoder_and_index(tmp_path, real_queries, en
 def test_train_refuses_bad_options_with_one_line(tmp_path, catalog_dir):
     for args, msg in ((["--method", "contrastive", "--out", tmp_path / "m.keras"], "must end in .onnx"),
                       (["--method", "autoencoder", "--out", tmp_path / "m.onnx"], "must end in .keras"),
-                      (["--method", "contrastive", "--out", tmp_path / "m.onnx", "--holdout", "1.5"], "--holdout")):
+                      (["--method", "contrastive", "--out", tmp_path / "m.onnx", "--holdout", "1.5"], "--holdout"),
+                      (["--method", "contrastive", "--out", tmp_path / "m.onnx", "--screen-views", "1.5"],
+                       "--screen-views")):
         proc = cli("train", catalog_dir / "catalog.csv", *args, check=False)
         assert proc.returncode == 2 and msg in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert not list(tmp_path.iterdir())       # nothing written

@@ -49,6 +49,55 @@ def test_photo_augment_is_deterministic_and_varied():
     assert mask is not None and 0.05 < mask.mean() < 0.8
 
 
+def test_screen_and_closeup_views_only_when_asked():
+    im = dress_image(4, (160, 240))
+    plain = augment.PhotoAugment([dress_image(40)])
+    screens = augment.PhotoAugment([dress_image(40)], screen_share=1.0)
+    closeups = augment.PhotoAugment([dress_image(40)], closeup_share=1.0)
+    for i in range(4):
+        a = np.asarray(plain(im, random.Random(f"v:{i}")))
+        b = np.asarray(screens(im, random.Random(f"v:{i}")))
+        c = closeups(im, random.Random(f"v:{i}"))
+        assert a.shape != b.shape or not np.array_equal(a, b)
+        assert c.size[0] * c.size[1] < 0.5 * 160 * 240        # always a small piece
+
+
+def test_screen_photo_keeps_the_picture_but_changes_its_look():
+    im = dress_image(5, (200, 280))
+    src = np.asarray(im, np.float32)
+    screen = augment.ScreenPhoto()
+    a = np.asarray(screen(im, random.Random("scr:1")), np.float32)
+    assert a.shape == src.shape
+    assert np.array_equal(a, np.asarray(screen(im, random.Random("scr:1")), np.float32))
+    corr, diff = [], []
+    for i in range(12):
+        out = np.asarray(screen(im, random.Random(f"scr:{i}")), np.float32)
+        corr.append(np.corrcoef(out.mean(2).ravel(), src.mean(2).ravel())[0, 1])
+        diff.append(np.abs(out - src).mean())
+    assert min(diff) > 3                    # always a visible change (black level, noise, ...)
+    assert np.median(corr) > 0.6            # but the dress is still there
+    m = augment.ScreenPhoto.moire((64, 96), random.Random(3))
+    assert m.shape == (64, 96, 3) and 0.85 < m.min() < 1 < m.max() < 1.15
+    g = augment.ScreenPhoto.glare((64, 96), random.Random(4))
+    assert g.shape == (64, 96) and 0 <= g.min() and 0.05 < g.max() <= 0.8
+
+
+def test_closeup_is_a_small_piece_of_the_middle():
+    im = dress_image(6, (300, 400))
+    for i in range(20):
+        c = augment.PhotoAugment.closeup(im, random.Random(i))
+        share = c.size[0] * c.size[1] / (300 * 400)
+        assert 0.04 < share < 0.35
+        full = np.asarray(im)
+        part = np.asarray(c)
+        hits = [(x, y) for y in range(0, 400 - part.shape[0] + 1) for x in range(0, 300 - part.shape[1] + 1)
+                if np.array_equal(full[y:y + 2, x:x + 2], part[:2, :2])
+                and np.array_equal(full[y:y + part.shape[0], x:x + part.shape[1]], part)]
+        assert hits                          # a true crop, not a resample
+        x, y = hits[0]
+        assert 0.1 < (x + part.shape[1] / 2) / 300 < 0.9 and 0.1 < (y + part.shape[0] / 2) / 400 < 0.9
+
+
 def test_holdout_is_deterministic_and_only_dresses():
     ids = [f"dresses/{i}.jpg" for i in range(200)] + [f"shoes/{i}.jpg" for i in range(200)]
     h = holdout_ids(ids, 0.1)

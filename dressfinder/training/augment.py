@@ -1,7 +1,10 @@
 """Training augmentations: photo-like views of catalogue pictures.
 
-``PhotoAugment`` imitates shoppers' photos: random crops and zoom-outs, new backgrounds, flips,
-tilts, colour/lighting changes, grayscale, blur, down-scaling and JPEG loss. It is written
+``PhotoAugment`` imitates shoppers' photos: random crops and zoom-outs, close-ups of the fabric,
+new backgrounds, flips, tilts, colour/lighting changes, photos of a screen showing the picture
+(``ScreenPhoto``: a display's black level and colour, coloured moiré bands, glare, a slight keystone,
+sensor noise), grayscale, blur, down-scaling and JPEG loss; close-ups and screens only when asked
+(``dressfinder train --screen-views/--closeup-views``; the shipped model was trained without). It is written
 independently of the evaluation's variant generator (``dressfinder/tools/evaluate/variants.py``) and draws from
 other random streams. ``AugmentedViews`` gives the network input of view ``round`` of image
 ``index``, its randomness from (seed, round, index) alone.
@@ -43,12 +46,84 @@ def corner_mask(im: Image.Image, thresh: int = 45) -> np.ndarray | None:
     return np.asarray(Image.fromarray(fg.astype(np.uint8) * 255).resize(im.size, Image.Resampling.BILINEAR)) > 127
 
 
+class ScreenPhoto:
+    """A phone photo of a screen that shows the picture (one random draw per call).
+
+    What such photos do to a picture, each drawn independently: the display lifts black and cuts
+    white and tints towards blue or yellow; the camera's sensor grid beats against the screen's
+    pixel grid into smooth coloured bands (moiré), bent and at an angle; a lamp or a window
+    reflects as a soft bright patch or band that washes out what lies under it; the screen is seen
+    a little from the side; the sensor adds noise and the lens some blur.
+    """
+
+    @staticmethod
+    def display(arr: np.ndarray, r: random.Random) -> np.ndarray:
+        black, white = r.uniform(8, 60), r.uniform(205, 255)
+        tint = np.array([r.uniform(0.9, 1.04), 1.0, r.uniform(0.98, 1.12)], np.float32)
+        if r.random() < 0.3:
+            tint = tint[::-1].copy()
+        return black + arr * ((white - black) / 255.0) * tint
+
+    @staticmethod
+    def moire(shape: tuple[int, int], r: random.Random) -> np.ndarray:
+        h, w = shape
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(h, w)
+        angle = r.uniform(0, math.pi)
+        bands = r.uniform(3, 20)                               # bands across the picture
+        bend = r.uniform(0, 2.5) * np.sin(2 * math.pi * (yy * r.uniform(0.3, 1.5) + xx * r.uniform(-0.5, 0.5)))
+        phase = 2 * math.pi * bands * (xx * math.cos(angle) + yy * math.sin(angle)) + bend
+        depth = r.uniform(0.02, 0.1)
+        spread = r.uniform(0.0, 2.1)                           # 0: grey bands; ~2: rainbow bands
+        return np.stack([1 + depth * np.sin(phase + spread * c) for c in (-1, 0, 1)], axis=2)
+
+    @staticmethod
+    def glare(shape: tuple[int, int], r: random.Random) -> np.ndarray:
+        """Share of white mixed in at each pixel (0..~0.8)."""
+        h, w = shape
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        cx, cy = r.uniform(-0.1, 1.1) * w, r.uniform(-0.1, 1.1) * h
+        a = r.uniform(0, math.pi)
+        u = (xx - cx) * math.cos(a) + (yy - cy) * math.sin(a)
+        v = -(xx - cx) * math.sin(a) + (yy - cy) * math.cos(a)
+        size = max(h, w)
+        if r.random() < 0.6:                                   # a lamp: a soft, stretched patch
+            d2 = (u / (r.uniform(0.1, 0.45) * size)) ** 2 + (v / (r.uniform(0.08, 0.3) * size)) ** 2
+        else:                                                  # a window: a soft band across
+            d2 = (v / (r.uniform(0.05, 0.25) * size)) ** 2
+        return r.uniform(0.2, 0.8) * np.exp(-d2 / 2)
+
+    @staticmethod
+    def keystone(im: Image.Image, r: random.Random, fill: tuple[int, int, int]) -> Image.Image:
+        w, h = im.size
+        j = [r.uniform(0, 0.08) for _ in range(8)]
+        quad = (j[0] * w, j[1] * h, j[2] * w, h - j[3] * h, w - j[4] * w, h - j[5] * h, w - j[6] * w, j[7] * h)
+        return im.transform((w, h), Image.Transform.QUAD, quad, Image.Resampling.BILINEAR, fillcolor=fill)
+
+    def __call__(self, im: Image.Image, r: random.Random) -> Image.Image:
+        if r.random() < 0.5:
+            im = self.keystone(im, r, tuple(r.randrange(60) for _ in range(3)))
+        arr = self.display(np.asarray(im, np.float32), r)
+        if r.random() < 0.85:
+            arr = arr * self.moire(arr.shape[:2], r)
+        if r.random() < 0.75:
+            g = self.glare(arr.shape[:2], r)[..., None]
+            arr = arr + (255 - arr) * g
+        noise = np.random.default_rng(r.randrange(1 << 30)).standard_normal(arr.shape).astype(np.float32)
+        arr = arr + noise * r.uniform(1, 9)
+        out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+        return out.filter(ImageFilter.GaussianBlur(r.uniform(0.2, 1.2)))
+
+
 class PhotoAugment:
     """One random shopper-like photo of a catalogue picture (training side)."""
 
-    def __init__(self, backdrops: Sequence[Image.Image] = (), size: int = INPUT_SIZE):
+    def __init__(self, backdrops: Sequence[Image.Image] = (), size: int = INPUT_SIZE,
+                 screen_share: float = 0.0, closeup_share: float = 0.0):
+        """``screen_share``, ``closeup_share``: how often a view is a photo of a screen, a close-up
+        of the fabric (0, the default, draws nothing for them: the same views as before they existed)."""
         self.backdrops = list(backdrops)
         self.size = size
+        self.screen_share, self.closeup_share = screen_share, closeup_share
 
     # -- pieces ---------------------------------------------------------------------------
     def backdrop(self, size, r: random.Random) -> Image.Image:
@@ -105,6 +180,17 @@ class PhotoAugment:
                 x, y = r.randrange(w - cw + 1), r.randrange(h - ch + 1)
                 return im.crop((x, y, x + cw, y + ch))
         return im
+
+    @staticmethod
+    def closeup(im: Image.Image, r: random.Random) -> Image.Image:
+        """A close-up of the fabric: a small square-ish piece from the middle of the picture."""
+        w, h = im.size
+        side = math.sqrt(r.uniform(0.06, 0.25) * w * h)
+        cw, ch = min(w, int(side * r.uniform(0.8, 1.25))), min(h, int(side))
+        cx, cy = w * r.uniform(0.35, 0.65), h * r.uniform(0.3, 0.7)
+        x = int(min(max(0, cx - cw / 2), w - cw))
+        y = int(min(max(0, cy - ch / 2), h - ch))
+        return im.crop((x, y, x + max(8, cw), y + max(8, ch)))
 
     @staticmethod
     def colour(im: Image.Image, r: random.Random) -> Image.Image:
@@ -184,7 +270,10 @@ class PhotoAugment:
         im = im.convert("RGB")
         if r.random() < 0.4:
             im = self.new_background(im, r)
-        if r.random() < 0.6:
+        c = r.random()
+        if c < self.closeup_share:
+            im = self.closeup(im, r)
+        elif c < self.closeup_share + 0.6 * (1 - self.closeup_share):
             im = self.resized_crop(im, r)
         if r.random() < 0.5:
             im = ImageOps.mirror(im)
@@ -192,6 +281,8 @@ class PhotoAugment:
             im = self.tilt(im, r)
         if r.random() < 0.7:
             im = self.colour(im, r)
+        if self.screen_share and r.random() < self.screen_share:
+            im = ScreenPhoto()(im, r)
         if r.random() < 0.2:
             im = ImageOps.grayscale(im).convert("RGB")
         if r.random() < 0.4:
@@ -204,16 +295,19 @@ class PhotoAugment:
 class AugmentedViews:
     """Dataset: item (index, round) -> augmented network input; randomness from (seed, round, index)."""
 
-    def __init__(self, data: Sequence[bytes], backdrops: Sequence[bytes], seed: int, size: int = INPUT_SIZE):
+    def __init__(self, data: Sequence[bytes], backdrops: Sequence[bytes], seed: int, size: int = INPUT_SIZE,
+                 screen_share: float = 0.0, closeup_share: float = 0.0):
         self.data = data
         self.backdrop_bytes = backdrops
         self.seed = seed
         self.size = size
+        self.shares = {"screen_share": screen_share, "closeup_share": closeup_share}
         self._aug: PhotoAugment | None = None
 
     def _augment(self) -> PhotoAugment:
         if self._aug is None:
-            self._aug = PhotoAugment([load_image(b, draft=256) for b in self.backdrop_bytes], self.size)
+            self._aug = PhotoAugment([load_image(b, draft=256) for b in self.backdrop_bytes], self.size,
+                                     **self.shares)
         return self._aug
 
     def view(self, index: int, round_: int) -> np.ndarray:

@@ -40,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout", type=float, default=0.1,
                    help="contrastive: share of the dresses kept out of training, for validation (default 0.1)")
     p.add_argument("--seed", type=int, default=1234, help="training randomness (default 1234)")
+    p.add_argument("--screen-views", type=float, default=0.0, metavar="SHARE",
+                   help="contrastive: share of augmented views made photos of a screen (moiré, glare; default 0)")
+    p.add_argument("--closeup-views", type=float, default=0.0, metavar="SHARE",
+                   help="contrastive: share of augmented views made close-ups of the fabric (default 0)")
     p.add_argument("--work", default=None, help="contrastive: folder for features and checkpoints (default OUT.work)")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="contrastive: start over instead of continuing from the work folder")
@@ -80,9 +84,12 @@ def run(args: argparse.Namespace) -> int:
         raise DressfinderError("--out for the contrastive method must end in .onnx")
     if not 0 <= args.holdout < 1:
         raise DressfinderError("--holdout must be in [0, 1)")
+    if not (0 <= args.screen_views <= 1 and 0 <= args.closeup_views <= 1):
+        raise DressfinderError("--screen-views and --closeup-views must be in [0, 1]")
     cfg = FitConfig(dim=args.dim, epochs=float(args.epochs if args.epochs is not None else 2), split=args.split,
                     lr=args.lr, head_lr=args.head_lr, tau=args.tau, train_proj=args.train_proj,
                     holdout=args.holdout, seed=args.seed,
+                    screen_views=args.screen_views, closeup_views=args.closeup_views,
                     batch=args.batch or FitConfig.batch,
                     time_budget=args.time_budget * 60 if args.time_budget else None)
     meta = fit_model([p.image for p in products], [p.id for p in products], out, config=cfg,

@@ -25,6 +25,8 @@ class FitConfig:
     time_budget: float | None = None   # seconds: stop training (cleanly, resumable) after this long
     refit_whitening: bool = True       # fit the whitening again after fine-tuning (kept if it validates better)
     train_proj: str = "whitened"       # projection during fine-tuning: the learned whitening, or "pca" (a rotation)
+    screen_views: float = 0.0          # share of augmented views that are photos of a screen (augment.ScreenPhoto)
+    closeup_views: float = 0.0         # share that are close-ups of the fabric (augment.PhotoAugment.closeup)
 
 
 def is_query_like(pid: str) -> bool:

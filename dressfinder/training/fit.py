@@ -138,8 +138,9 @@ def fit_model(images: Sequence[str], ids: Sequence[str], out: str | Path, *, con
     check_settings(work, cfg, resume)
 
     imgs = read_training_images(images, ids, cfg, say)
-    aug = AugmentedViews(imgs.data, imgs.backdrops, cfg.seed)
-    val_aug = AugmentedViews(imgs.held_data, imgs.backdrops, cfg.seed + 7919)
+    shares = {"screen_share": cfg.screen_views, "closeup_share": cfg.closeup_views}
+    aug = AugmentedViews(imgs.data, imgs.backdrops, cfg.seed, **shares)
+    val_aug = AugmentedViews(imgs.held_data, imgs.backdrops, cfg.seed + 7919, **shares)
     net = make_net(cfg.dim)
     if not 0 <= cfg.split <= MID_BLOCK:
         raise DressfinderError(f"--split must be between 0 and {MID_BLOCK}")

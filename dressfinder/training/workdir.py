@@ -46,7 +46,7 @@ def check_settings(work: Path, cfg: FitConfig, resume: bool) -> None:
     cfg_path = work / "config.json"
     if cfg_path.exists() and resume:
         old = json.loads(cfg_path.read_text())
-        if {k: old.get(k) for k in ("dim", "split", "seed", "holdout")} != \
-                {k: getattr(cfg, k) for k in ("dim", "split", "seed", "holdout")}:
+        keys = {"dim": None, "split": None, "seed": None, "holdout": None, "screen_views": 0.0, "closeup_views": 0.0}
+        if {k: old.get(k, d) for k, d in keys.items()} != {k: getattr(cfg, k) for k in keys}:
             raise DressfinderError(f"{work} holds a run with other settings ({old}); use another --work or delete it")
     cfg_path.write_text(json.dumps(asdict(cfg), indent=2))
