@@ -186,11 +186,12 @@ class PhotoAugment:
         """A close-up of the fabric: a small square-ish piece from the middle of the picture."""
         w, h = im.size
         side = math.sqrt(r.uniform(0.06, 0.25) * w * h)
-        cw, ch = min(w, int(side * r.uniform(0.8, 1.25))), min(h, int(side))
+        cw = min(w, max(8, int(side * r.uniform(0.8, 1.25))))
+        ch = min(h, max(8, int(side)))
         cx, cy = w * r.uniform(0.35, 0.65), h * r.uniform(0.3, 0.7)
         x = int(min(max(0, cx - cw / 2), w - cw))
         y = int(min(max(0, cy - ch / 2), h - ch))
-        return im.crop((x, y, x + max(8, cw), y + max(8, ch)))
+        return im.crop((x, y, x + cw, y + ch))
 
     @staticmethod
     def colour(im: Image.Image, r: random.Random) -> Image.Image:
