@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import dress_image
 from dressfinder.training import augment, network
@@ -96,10 +97,11 @@ def test_closeup_is_a_small_piece_of_the_middle():
         assert hits                          # a true crop, not a resample
         x, y = hits[0]
         assert 0.1 < (x + part.shape[1] / 2) / 300 < 0.9 and 0.1 < (y + part.shape[0] / 2) / 400 < 0.9
-    tiny = dress_image(7, (20, 14))
-    for i in range(10):                      # a tiny picture: at least 8 pixels a side, never past its edge
+    tiny = Image.new("RGB", (20, 14), (200, 10, 10))
+    for i in range(30):                      # a tiny picture: at least 8 pixels a side, never past its edge
         c = augment.PhotoAugment.closeup(tiny, random.Random(i))
         assert 8 <= c.size[0] <= 20 and 8 <= c.size[1] <= 14
+        assert c.getextrema()[0] == (200, 200)     # no padding from outside the picture
 
 
 def test_holdout_is_deterministic_and_only_dresses():
