@@ -53,8 +53,8 @@ def test_photo_augment_is_deterministic_and_varied():
 def test_screen_and_closeup_views_only_when_asked():
     im = dress_image(4, (160, 240))
     plain = augment.PhotoAugment([dress_image(40)])
-    screens = augment.PhotoAugment([dress_image(40)], screen_share=1.0)
-    closeups = augment.PhotoAugment([dress_image(40)], closeup_share=1.0)
+    screens = augment.PhotoAugment([dress_image(40)], screen_views=1.0)
+    closeups = augment.PhotoAugment([dress_image(40)], closeup_views=1.0)
     for i in range(4):
         a = np.asarray(plain(im, random.Random(f"v:{i}")))
         b = np.asarray(screens(im, random.Random(f"v:{i}")))

@@ -118,12 +118,13 @@ class PhotoAugment:
     """One random shopper-like photo of a catalogue picture (training side)."""
 
     def __init__(self, backdrops: Sequence[Image.Image] = (), size: int = INPUT_SIZE,
-                 screen_share: float = 0.0, closeup_share: float = 0.0):
-        """``screen_share``, ``closeup_share``: how often a view is a photo of a screen, a close-up
-        of the fabric (0, the default, draws nothing for them: the same views as before they existed)."""
+                 screen_views: float = 0.0, closeup_views: float = 0.0):
+        """``screen_views``, ``closeup_views``: the share of views that are photos of a screen,
+        close-ups of the fabric (``FitConfig``'s settings of the same names; 0, the default, draws
+        nothing for them: the same views as before they existed)."""
         self.backdrops = list(backdrops)
         self.size = size
-        self.screen_share, self.closeup_share = screen_share, closeup_share
+        self.screen_views, self.closeup_views = screen_views, closeup_views
 
     # -- pieces ---------------------------------------------------------------------------
     def backdrop(self, size, r: random.Random) -> Image.Image:
@@ -272,9 +273,9 @@ class PhotoAugment:
         if r.random() < 0.4:
             im = self.new_background(im, r)
         c = r.random()
-        if c < self.closeup_share:
+        if c < self.closeup_views:
             im = self.closeup(im, r)
-        elif c < self.closeup_share + 0.6 * (1 - self.closeup_share):
+        elif c < self.closeup_views + 0.6 * (1 - self.closeup_views):
             im = self.resized_crop(im, r)
         if r.random() < 0.5:
             im = ImageOps.mirror(im)
@@ -282,7 +283,7 @@ class PhotoAugment:
             im = self.tilt(im, r)
         if r.random() < 0.7:
             im = self.colour(im, r)
-        if self.screen_share and r.random() < self.screen_share:
+        if self.screen_views and r.random() < self.screen_views:
             im = ScreenPhoto()(im, r)
         if r.random() < 0.2:
             im = ImageOps.grayscale(im).convert("RGB")
@@ -297,18 +298,18 @@ class AugmentedViews:
     """Dataset: item (index, round) -> augmented network input; randomness from (seed, round, index)."""
 
     def __init__(self, data: Sequence[bytes], backdrops: Sequence[bytes], seed: int, size: int = INPUT_SIZE,
-                 screen_share: float = 0.0, closeup_share: float = 0.0):
+                 screen_views: float = 0.0, closeup_views: float = 0.0):
         self.data = data
         self.backdrop_bytes = backdrops
         self.seed = seed
         self.size = size
-        self.shares = {"screen_share": screen_share, "closeup_share": closeup_share}
+        self.extra_views = {"screen_views": screen_views, "closeup_views": closeup_views}
         self._aug: PhotoAugment | None = None
 
     def _augment(self) -> PhotoAugment:
         if self._aug is None:
             self._aug = PhotoAugment([load_image(b, draft=256) for b in self.backdrop_bytes], self.size,
-                                     **self.shares)
+                                     **self.extra_views)
         return self._aug
 
     def view(self, index: int, round_: int) -> np.ndarray:

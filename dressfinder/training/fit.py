@@ -138,9 +138,9 @@ def fit_model(images: Sequence[str], ids: Sequence[str], out: str | Path, *, con
     check_settings(work, cfg, resume)
 
     imgs = read_training_images(images, ids, cfg, say)
-    shares = {"screen_share": cfg.screen_views, "closeup_share": cfg.closeup_views}
-    aug = AugmentedViews(imgs.data, imgs.backdrops, cfg.seed, **shares)
-    val_aug = AugmentedViews(imgs.held_data, imgs.backdrops, cfg.seed + 7919, **shares)
+    extra = {"screen_views": cfg.screen_views, "closeup_views": cfg.closeup_views}
+    aug = AugmentedViews(imgs.data, imgs.backdrops, cfg.seed, **extra)
+    val_aug = AugmentedViews(imgs.held_data, imgs.backdrops, cfg.seed + 7919, **extra)
     net = make_net(cfg.dim)
     if not 0 <= cfg.split <= MID_BLOCK:
         raise DressfinderError(f"--split must be between 0 and {MID_BLOCK}")
