@@ -16,18 +16,20 @@ candidate boxes, as fractions ``(left, top, right, bottom)`` of the photo:
   half the photo's height and three quarters of that wide in pixels (the shape of a dress photo).
 
 The encoder and the index judge the candidates (:func:`locate`): the whole photo is encoded as
-usual (with its mirror image); when its best match is not already sure (:data:`SURE_SCORE`), the
+usual (with its mirror image); when its best match is not already sure (``Thresholds.sure``), the
 content boxes are encoded once each (no flip), then, unless one of them clearly won
-(:data:`CONTENT_SURE`), the box head's boxes; when none of those wins, the windows and smaller
+(``content_sure``), the box head's boxes; when none of those wins, the windows and smaller
 boxes inside the best three. The head's boxes and the windows are cut from the picture without a
 photographed screen's moiré (``images.descreen``: the picture itself when it has none). A box is used instead of
-the whole photo only when its best score beats the whole photo's by :data:`MARGIN` (bigger boxes
+the whole photo only when its best score beats the whole photo's by ``margin`` (bigger boxes
 need less: see :func:`needed`), so a small window never wins by accident. Boxes whose best match is some *other* product, at a score a real match gets
-(:data:`OTHER_MIN_SCORE`), come back as the other regions found (collages, product rows).
+(``other_min``), come back as the other regions found (collages, product rows).
 
-The numbers are calibrated by ``scripts/calibrate_regions.py`` on generated pictures
-(``dressfinder.tools.scenes``) made from sources that the evaluation does not use; see that
-script's docstring for what it measured.
+The cosine thresholds (:class:`Thresholds`) belong to the encoder's score scale: the shipped
+model's were calibrated by ``scripts/calibrate_regions.py`` on generated pictures
+(``dressfinder.tools.scenes``) made from sources that the evaluation does not use (see that
+script's docstring for what it measured); another model's are fitted to its scale by
+``dressfinder.training.fit_thresholds`` and kept in its ``.json``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 from .images import descreen
+from .thresholds import Thresholds
 
 Box = tuple[float, float, float, float]
 WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
@@ -52,9 +55,6 @@ UPRIGHT_ASPECT = 0.75
 UPRIGHT_GRID = (5, 3)
 #: At most this many candidate boxes are encoded per query (each one forward pass).
 MAX_CANDIDATES = 30
-#: A box replaces the whole photo when its best match scores this much higher (cosine), for a
-#: box of area 0; a box of area ``a`` needs ``MARGIN * (1 - a)`` (calibrated, see module doc).
-MARGIN = 0.05
 #: Boxes this share of a window's size inside it are tried too, inside each of the
 #: ``REFINE_TOP`` best windows (the best one is often a look-alike elsewhere in the picture: in
 #: the full evaluation, refining the best three instead of the best one, with the used box
@@ -64,15 +64,6 @@ MARGIN = 0.05
 REFINE_SCALE = 0.7
 REFINE_TOP = 3
 REFINE_STEPS = 1
-#: Content boxes whose best matches are within this of the best one count as tied: the biggest
-#: wins (a shop page's big photo over the "you may also like" tiles).
-TIE = 0.05
-#: A whole photo whose best match scores this (cosine) is that product: no regions are looked for.
-SURE_SCORE = 0.80
-#: A content box chosen with a best match at least this (cosine) ends the search: no windows.
-CONTENT_SURE = 0.75
-#: Another region is reported when its best match scores at least this (cosine).
-OTHER_MIN_SCORE = 0.80
 #: The box head's boxes (``propose``) are tried when their peak (0-1) is at least this; the best
 #: one also at these scales about its centre (calibrated on 600 queries, see docs/regions.md).
 HEAD_MIN_PEAK = 0.10
@@ -271,9 +262,9 @@ def crop_box(im: Image.Image, box: Sequence[float]) -> Image.Image:
 
 # --------------------------------------------------------------------------- the choice
 
-def needed(area: float) -> float:
+def needed(area: float, th: Thresholds) -> float:
     """How much a box of this area (share of the photo) must beat the whole photo's best score by."""
-    return MARGIN * (1.0 - min(max(area, 0.0), 1.0))
+    return th.margin * (1.0 - min(max(area, 0.0), 1.0))
 
 
 BestFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -300,20 +291,23 @@ ProposeFn = Callable[[Image.Image], Sequence[tuple[Box, float]]]
 
 
 def locate(encoder, im: Image.Image, best: BestFn, *, limit: int = MAX_CANDIDATES,
-           whole_vector: np.ndarray | None = None, propose: ProposeFn | None = None) -> Located:
+           whole_vector: np.ndarray | None = None, propose: ProposeFn | None = None,
+           thresholds: Thresholds | None = None) -> Located:
     """Search the whole photo and, unless its best match is already sure, the content boxes; when
     none of those wins, the windows (and smaller boxes inside the best three). Pick the region to use
     and the others. ``best(vectors)`` gives each vector's best match: (cosines, rows), each (n,).
     A box used instead of the whole photo is then encoded as query photos are (with its mirror
     image, ``encode_query_arrays``): the candidates were judged on one pass each, the search uses
-    the steadier vector (and the used region's ``score`` is then its best match's)."""
+    the steadier vector (and the used region's ``score`` is then its best match's). ``thresholds``:
+    default the encoder's (:meth:`Thresholds.of`)."""
+    th = Thresholds.of(encoder) if thresholds is None else thresholds
     if whole_vector is None:
         whole_vector = _query_vector(encoder, im)
     scores, rows = best(whole_vector[None])
     whole = Region(WHOLE, float(scores[0]), whole_vector, "whole", int(rows[0]))
-    if min(im.size) < MIN_SIDE or whole.score >= SURE_SCORE:
+    if min(im.size) < MIN_SIDE or whole.score >= th.sure:
         return Located(whole, [], whole)
-    located, seen = _pick(encoder, im, best, whole, limit, propose)
+    located, seen = _pick(encoder, im, best, whole, limit, propose, th)
     used = located.used
     if used is not whole:   # the steadier vector, and its best match's score (the one searched)
         used.vector = _query_vector(encoder, crop_box(seen if used.kind != "content" else im, used.box))
@@ -327,19 +321,19 @@ def _query_vector(encoder, im: Image.Image) -> np.ndarray:
 
 
 def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int,
-          propose: ProposeFn | None = None) -> tuple[Located, Image.Image]:
+          propose: ProposeFn | None, th: Thresholds) -> tuple[Located, Image.Image]:
     """:func:`locate`'s search for a photo whose whole is not sure: content boxes, then the box
     head's boxes (``propose``) and the windows, these on the picture without a photographed
     screen's moiré (``images.descreen``; a laid-out screenshot has none). Returns the choice and
     the picture the head's boxes and the windows were cut from."""
     cands = candidate_boxes(im, limit)
     found = _encode_boxes(encoder, im, [c for c in cands if c[1] == "content"], best)
-    located = choose(whole, found)
-    if located.used.kind == "content" and located.used.score >= CONTENT_SURE:
+    located = choose(whole, found, th)
+    if located.used.kind == "content" and located.used.score >= th.content_sure:
         return located, im                  # a laid-out picture: its block is the answer
     seen = descreen(im) or im
     found += _encode_boxes(encoder, seen, [(b, "head") for b in head_boxes(seen, propose)], best)
-    located = choose(whole, found)
+    located = choose(whole, found, th)
     if located.used.kind == "head":
         return located, seen                # the box head found the photo: no windows
     windows = _encode_boxes(encoder, seen, [c for c in cands if c[1] == "window"], best)
@@ -354,7 +348,7 @@ def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int,
         if step.score <= top_score:
             break
         tops, top_score = [step], step.score
-    return choose(whole, found + windows), seen
+    return choose(whole, found + windows, th), seen
 
 
 def scaled(box: Sequence[float], scale: float) -> Box:
@@ -370,39 +364,36 @@ def head_boxes(im: Image.Image, propose: ProposeFn | None) -> list[Box]:
     return found + [scaled(found[0], s) for s in HEAD_SCALES] if found else []
 
 
-#: A photo is not read as a close-up when the region used beats the whole photo's best match by
-#: this much (cosine): that region explains the picture (calibrated, see :func:`wants_closeup`).
-CLOSEUP_MAX_GAIN = 0.10
 #: Bump when which photos are read as close-ups changes (cached evaluation close-ups key on it).
 CLOSEUP_VERSION = "3"
 
 
-def wants_closeup(located: Located, im: Image.Image) -> bool:
+def wants_closeup(located: Located, im: Image.Image, th: Thresholds) -> bool:
     """Whether the photo should also be read as a close-up of the fabric (``search.closeup_hits``,
     whose gate then decides): the whole photo's best match is not sure, and no region explains the
-    picture much better (:data:`CLOSEUP_MAX_GAIN`). A region may have been used: on a close-up the
+    picture much better (``th.closeup_max_gain``). A region may have been used: on a close-up the
     box head often finds a big box that wins by little (19 of 150 close-ups in calibration; see
     docs/regions.md), on a screen or a scene the dress's box wins by far more."""
     whole = located.whole_score
-    return whole < SURE_SCORE and located.used.score - whole < CLOSEUP_MAX_GAIN and min(im.size) >= MIN_SIDE
+    return whole < th.sure and located.used.score - whole < th.closeup_max_gain and min(im.size) >= MIN_SIDE
 
 
-def choose(whole: Region, regions: list[Region]) -> Located:
+def choose(whole: Region, regions: list[Region], th: Thresholds) -> Located:
     """The rule: the best box wins over the whole photo only by :func:`needed`; others are boxes
     apart from the used one whose best match is another product, scored like a real match (in a
     laid-out picture, only its content boxes)."""
     used = whole
-    winners = [r for r in regions if r.score >= whole.score + needed(r.area())]
+    winners = [r for r in regions if r.score >= whole.score + needed(r.area(), th)]
     if winners:
         used = max(winners, key=lambda r: (r.score, r.area()))
         if used.kind == "content":
-            used = max((r for r in winners if r.kind == "content" and r.score >= used.score - TIE),
+            used = max((r for r in winners if r.kind == "content" and r.score >= used.score - th.tie),
                        key=lambda r: (r.area(), r.score))
     others: list[Region] = []
     seen = {used.best_row}
     laid_out = any(r.kind == "content" for r in regions)   # then windows are not regions of their own
     for r in sorted(regions, key=lambda r: -r.score):
-        if r.score < OTHER_MIN_SCORE or r.best_row in seen or r is used or (laid_out and r.kind == "window"):
+        if r.score < th.other_min or r.best_row in seen or r is used or (laid_out and r.kind == "window"):
             continue
         if r.kind == "whole" or overlap_of_smaller(r.box, used.box) > 0.6 and used.kind != "whole":
             continue
@@ -436,8 +427,9 @@ def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray,
         return sims[np.arange(len(rows)), rows] / np.maximum(np.linalg.norm(vectors, axis=1), 1e-12), rows
 
     out = np.array(whole_vectors, np.float32, copy=True)
+    th = Thresholds.of(encoder)
     size = getattr(encoder, "input_size", 224)
     for i, data in enumerate(tqdm(photos, desc="regions", unit="img", disable=not progress, dynamic_ncols=True)):
         im = load_image(data, draft=2 * size)
-        out[i] = locate(encoder, im, best, whole_vector=out[i], propose=propose).used.vector
+        out[i] = locate(encoder, im, best, whole_vector=out[i], propose=propose, thresholds=th).used.vector
     return out

@@ -35,7 +35,7 @@ from . import boxhead
 from .catalog import Filters
 from .errors import DressfinderError, NotFound
 from .images import ImageSource, crop_relative, load_image
-from .regions import SURE_SCORE, WHOLE, Box, Located, locate, wants_closeup
+from .regions import WHOLE, Box, Located, Thresholds, locate, wants_closeup
 from .schema import Product
 
 #: Vectors at least this alike (cosine) count as the same picture: left out of ``similar`` unless asked for.
@@ -50,17 +50,15 @@ MARGIN = 8
 FUSE_K0 = 1.0
 WHOLE_WEIGHT = 0.3
 #: :func:`closeup_weight`: the weight of the patch vectors' cosine beside the searched region's,
-#: for a photo whose whole is ``CLOSEUP_RAMP`` or more below sure (``regions.SURE_SCORE``); less
-#: the surer the whole photo is. :data:`CLOSEUP_MIN_PATCH`: the least cosine of the close-up's best
-#: patch match for the photo to be read as a close-up at all (below it, nothing in the catalogue has
-#: that fabric: the photo is more likely a whole dress on a busy background). Chosen on generated
-#: queries apart from the evaluation's (scripts/calibrate_closeups.py, docs/regions.md): on 300
-#: sources (variant seed + 7) close-ups found first 190 (photo alone) -> 227 (weight 0.5, gate
-#: 0.60, before) -> 248, with blur_jpeg -1 and background, combo, screen, colour unchanged; a flat
-#: weight 1.0 found 255 but cost 10 queries of the others.
+#: for a photo whose whole is ``Thresholds.closeup_ramp`` or more below sure (``Thresholds.sure``);
+#: less the surer the whole photo is. ``Thresholds.closeup_min_patch``: the least cosine of the
+#: close-up's best patch match for the photo to be read as a close-up at all (below it, nothing in
+#: the catalogue has that fabric: the photo is more likely a whole dress on a busy background).
+#: Chosen on generated queries apart from the evaluation's (scripts/calibrate_closeups.py,
+#: docs/regions.md): on 300 sources (variant seed + 7) close-ups found first 190 (photo alone) ->
+#: 227 (weight 0.5, gate 0.60, before) -> 248, with blur_jpeg -1 and background, combo, screen,
+#: colour unchanged; a flat weight 1.0 found 255 but cost 10 queries of the others.
 CLOSEUP_WEIGHT = 1.0
-CLOSEUP_RAMP = 0.15
-CLOSEUP_MIN_PATCH = 0.55
 #: :func:`closeup_hits` scores this many candidates of each list (the photo's, the close-up's) both ways.
 CLOSEUP_FETCH = 100
 
@@ -203,11 +201,11 @@ def fuse(primary: Sequence[Any], secondary: Sequence[Any], k: int, *, key: Any =
     return [first[kk][2] for kk in order[:k]]
 
 
-def closeup_weight(whole_score: float, most: float | None = None) -> float:
+def closeup_weight(whole_score: float, th: Thresholds, most: float | None = None) -> float:
     """How much the patch vectors weigh for a photo whose whole's best match scores ``whole_score``:
-    ``most`` (default :data:`CLOSEUP_WEIGHT`) from :data:`CLOSEUP_RAMP` below sure, down to 0 at sure."""
+    ``most`` (default :data:`CLOSEUP_WEIGHT`) from ``th.closeup_ramp`` below sure, down to 0 at sure."""
     most = CLOSEUP_WEIGHT if most is None else float(most)
-    return most * min(max((SURE_SCORE - float(whole_score)) / CLOSEUP_RAMP, 0.0), 1.0)
+    return most * min(max((th.sure - float(whole_score)) / th.closeup_ramp, 0.0), 1.0)
 
 
 def closeup_scores(photo_cos: np.ndarray, patch_cos: np.ndarray, weight: float | None = None) -> np.ndarray:
@@ -218,25 +216,26 @@ def closeup_scores(photo_cos: np.ndarray, patch_cos: np.ndarray, weight: float |
     return (np.asarray(photo_cos, np.float64) + w * np.asarray(patch_cos, np.float64)) / (1.0 + w)
 
 
-def reads_as_closeup(best_patch: float) -> bool:
+def reads_as_closeup(best_patch: float, th: Thresholds) -> bool:
     """Whether a photo whose close-up vector's best patch match scores ``best_patch`` (cosine) is
-    read as a close-up (:data:`CLOSEUP_MIN_PATCH`)."""
-    return float(best_patch) >= CLOSEUP_MIN_PATCH
+    read as a close-up (``th.closeup_min_patch``)."""
+    return float(best_patch) >= th.closeup_min_patch
 
 
-def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int, *,
+def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int, *, th: Thresholds,
                  filters: Filters | None = None, whole_score: float | None = None) -> list[Hit] | None:
     """The ``k`` best products for a photo whose vector is ``vector`` and close-up vector
     ``closeup``, by :func:`closeup_scores` (the score each hit carries; weighted by
     :func:`closeup_weight` of ``whole_score``, the whole photo's best match, when given); None when
     the snapshot has no patch vectors or no patch matches the close-up well enough
-    (:func:`reads_as_closeup`). Candidates: the photo's own and the close-up's best :data:`CLOSEUP_FETCH`."""
+    (:func:`reads_as_closeup`); ``th``: the encoder's thresholds (``regions.Thresholds.of``).
+    Candidates: the photo's own and the close-up's best :data:`CLOSEUP_FETCH`."""
     rows = snap.rows(filters)
     patches = snap.patch_vectors(rows) if len(rows) else None
     if patches is None:
         return None
     rough = patches @ np.asarray(closeup, np.float32)          # float32 over all rows, to pick candidates
-    if not reads_as_closeup(rough.max()):
+    if not reads_as_closeup(rough.max(), th):
         return None
     top = np.argsort(-rough, kind="stable")[:CLOSEUP_FETCH]
     found, _ = ranked(snap, np.asarray(vector, np.float32)[None], CLOSEUP_FETCH, filters=filters)
@@ -245,7 +244,7 @@ def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int
     c = np.repeat(np.asarray(closeup, np.float64)[None], len(cand), axis=0)
     scores = closeup_scores(cosines(q, snap.vectors(cand).astype(np.float64)),
                             cosines(c, snap.patch_vectors(cand).astype(np.float64)),
-                            None if whole_score is None else closeup_weight(whole_score))
+                            None if whole_score is None else closeup_weight(whole_score, th))
     order = sorted(range(len(cand)), key=lambda j: (-scores[j], int(cand[j])))[:k]
     records = snap.records([int(cand[j]) for j in order])
     return [Hit(records[int(cand[j])][0].id, float(scores[j]), records[int(cand[j])][0], int(cand[j]),
@@ -383,15 +382,17 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     im = load_image(image, draft=query_draft(getattr(encoder, "input_size", 224), detect=True))
     if propose == "shipped":
         propose = boxhead.shipped()
-    found: Located = locate(encoder, im, best_matches(snap, filters), whole_vector=embed(im, None), propose=propose)
+    th = Thresholds.of(encoder)
+    found: Located = locate(encoder, im, best_matches(snap, filters), whole_vector=embed(im, None), propose=propose,
+                            thresholds=th)
     searched = [found.used] + ([found.whole] if found.whole is not None and found.used is not found.whole else [])
     results = search(np.stack([r.vector for r in searched + found.others]), k, filters=filters)
     hits = fuse(results[0], results[1], k, key=lambda h: h.row) if len(searched) == 2 else results[0]
     others = [FoundRegion(r.box, r.score, res, r.kind) for r, res in zip(found.others, results[len(searched):])]
     closeup = None   # the whole photo's best match is not sure: read it as a close-up too, if the store can
-    if wants_closeup(found, im) and snap.patch_vectors(np.zeros(0, np.int64)) is not None:
+    if wants_closeup(found, im, th) and snap.patch_vectors(np.zeros(0, np.int64)) is not None:
         vector = encoder.encode_closeup(im)
-        closeup = None if vector is None else closeup_hits(snap, found.used.vector, vector, k, filters=filters,
+        closeup = None if vector is None else closeup_hits(snap, found.used.vector, vector, k, th=th, filters=filters,
                                                            whole_score=found.whole_score)
     if closeup is not None:
         hits = closeup

@@ -28,6 +28,7 @@ from dressfinder import boxhead, regions, search
 from dressfinder.encoders import get_encoder
 from dressfinder.images import load_image
 from dressfinder.settings import cache_dir
+from dressfinder.thresholds import Thresholds
 from dressfinder.tools.evaluate.configs import embed_cached
 from dressfinder.tools.evaluate.queries import background_pool
 from dressfinder.tools.evaluate.run_eval import pick_sources, read_ground
@@ -49,7 +50,7 @@ def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.n
     im = load_image(data, draft=search.query_draft(enc.input_size, detect=True))
     whole = np.asarray(enc.encode_query_arrays(enc.preprocess(im)[None]), np.float32)[0]
     found = regions.locate(enc, im, best, whole_vector=whole, propose=boxhead.shipped())
-    unsure = found.whole_score < regions.SURE_SCORE and min(im.size) >= regions.MIN_SIDE
+    unsure = found.whole_score < Thresholds.of(enc).sure and min(im.size) >= regions.MIN_SIDE
     close = enc.encode_closeup(im) if unsure else None      # the rules are replayed (RULES)
     return whole, found.used.vector, close, found.used.kind, found.used.area()
 
@@ -58,22 +59,24 @@ def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.n
 #: its best match beats the whole photo's (replayed by ``--records``): the service's rule is
 #: ``unexplained`` (``regions.wants_closeup``).
 RULES = {
-    "whole": lambda kind, area, gain: kind == "whole",
-    "head": lambda kind, area, gain: kind in ("whole", "head"),
-    "any": lambda kind, area, gain: True,
-    "unexplained": lambda kind, area, gain: gain < regions.CLOSEUP_MAX_GAIN,
+    "whole": lambda kind, area, gain, th: kind == "whole",
+    "head": lambda kind, area, gain, th: kind in ("whole", "head"),
+    "any": lambda kind, area, gain, th: True,
+    "unexplained": lambda kind, area, gain, th: gain < th.closeup_max_gain,
 }
 
 
-def ranks(rec, cat, patches, weight: float, gate: float, k: int = 10, rule: str = "unexplained") -> list[int]:
+def ranks(rec, cat, patches, weight: float, gate: float, th: Thresholds, k: int = 10,
+          rule: str = "unexplained") -> list[int]:
     """The top ``k`` rows as the service ranks them, with the close-up reading at ``weight`` (the
-    most, ``search.closeup_weight``) and ``gate`` (a least best patch cosine) and ``rule``."""
+    most, ``search.closeup_weight``) and ``gate`` (a least best patch cosine) and ``rule`` (the
+    other lines: ``th``, the encoder's thresholds)."""
     whole, used, close, kind, area = rec
     whole_best = float((cat @ whole).max())
     gain = float((cat @ used).max()) - whole_best
-    patch = patches @ close if close is not None and RULES[rule](kind, area, gain) else None
+    patch = patches @ close if close is not None and RULES[rule](kind, area, gain, th) else None
     if patch is not None and weight > 0 and patch.max() >= gate:
-        w = search.closeup_weight(whole_best, weight)
+        w = search.closeup_weight(whole_best, th, weight)
         return np.argsort(-search.closeup_scores(cat @ used, patch, w), kind="stable")[:k].tolist()
     top = np.argsort(-(cat @ used), kind="stable")[:k].tolist()
     if np.array_equal(used, whole):
@@ -87,19 +90,21 @@ def main() -> int:
     p.add_argument("--sources", type=int, default=150)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED + 7, help="variant seed (default: the evaluation's + 7)")
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--model", default=None, help="an effnet-tuned model file (default: the shipped one)")
     p.add_argument("--save", default=None, help="also write the records here (.npz) for other rules")
     p.add_argument("--records", default=None, help="replay records written by --save (no searching)")
     p.add_argument("--kinds", default=",".join(KINDS), help="query kinds to make (comma-separated)")
     a = p.parse_args()
     g = read_ground(a.catalog, "auto", None)
-    enc = get_encoder("effnet-tuned", precision=a.precision)
+    enc = get_encoder("effnet-tuned", model=a.model, precision=a.precision)
+    th = Thresholds.of(enc)
     cat, ok, _, _, patches = embed_cached(enc, g.images, cache_dir() / "eval",
                                           [f"{i}\0{p}" for i, p in zip(g.ids, g.images)], "catalogue", True)
     if patches is None:
         print("this encoder makes no patch vectors", file=sys.stderr)
         return 1
     if a.records:
-        report(load(a.records), cat, patches)
+        report(load(a.records), cat, patches, th)
         return 0
     row_of = {int(s): r for r, s in enumerate(ok)}
     sources = pick_sources(g.ids, [], a.sources, 13)
@@ -115,7 +120,7 @@ def main() -> int:
             recs[kind].append((one(enc, cat, data), targets))
         if n % 10 == 0:
             print(f"{n}/{len(sources)} sources, {time.time() - t0:.0f} s", file=sys.stderr)
-    report(recs, cat, patches)
+    report(recs, cat, patches, th)
     if a.save:
         save(a.save, recs)
     return 0
@@ -147,10 +152,10 @@ def load(path: str) -> dict[str, list]:
     return recs
 
 
-def recall(recs, cat, patches, weight: float, gate: float, rule: str) -> dict[str, tuple[float, float]]:
+def recall(recs, cat, patches, weight: float, gate: float, rule: str, th: Thresholds) -> dict[str, tuple[float, float]]:
     row = {}
     for kind, v in recs.items():
-        rk = [ranks(rec, cat, patches, weight, gate, rule=rule) for rec, _ in v]
+        rk = [ranks(rec, cat, patches, weight, gate, th, rule=rule) for rec, _ in v]
         row[kind] = (float(np.mean([bool(r) and r[0] in t for r, (_, t) in zip(rk, v)])),
                      float(np.mean([bool(set(r) & t) for r, (_, t) in zip(rk, v)])))
     return row
@@ -162,16 +167,16 @@ def line(row: dict[str, tuple[float, float]]) -> str:
     return "  ".join(f"{r1:.3f}/{r10:.3f}" for r1, r10 in row.values()) + tail
 
 
-def report(recs, cat, patches) -> None:
+def report(recs, cat, patches, th: Thresholds) -> None:
     used = {k: {u: sum(r[0][3] == u for r in v) for u in ("whole", "content", "head", "window")} for k, v in recs.items()}
     print("used regions:", "; ".join(f"{k} " + " ".join(f"{u} {n}" for u, n in c.items() if n) for k, c in used.items()))
     head = "  ".join(f"{k[:11]:>11}" for k in recs) + ("   photo edits" if set(recs) & set(PHOTO_KINDS) else "")
     print("weight  gate  rule      " + head)
     for w, gate in [(w, -1.0) for w in WEIGHTS] + list(GATED):
-        print(f"{w:6.2f}  {'   -' if gate < 0 else f'{gate:.2f}'}  {'unexpl.':8}  " + line(recall(recs, cat, patches, w, gate, "unexplained")))
-    w, gate = search.CLOSEUP_WEIGHT, search.CLOSEUP_MIN_PATCH
+        print(f"{w:6.2f}  {'   -' if gate < 0 else f'{gate:.2f}'}  {'unexpl.':8}  " + line(recall(recs, cat, patches, w, gate, "unexplained", th)))
+    w, gate = search.CLOSEUP_WEIGHT, th.closeup_min_patch
     for rule in RULES:
-        print(f"{w:6.2f}  {gate:.2f}  {rule[:8]:8}  " + line(recall(recs, cat, patches, w, gate, rule)))
+        print(f"{w:6.2f}  {gate:.2f}  {rule[:8]:8}  " + line(recall(recs, cat, patches, w, gate, rule, th)))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Calibrate the region choice (``dressfinder/regions.py``: MARGIN, OTHER_MIN_SCORE) on generated data.
+"""Calibrate the region choice (``dressfinder/thresholds.py``: margin, sure, other_min) on generated data.
 
 For sources *not* in the evaluation's subset (other dresses, another variant seed), it makes every
 query kind (the photo edits and the bigger pictures of ``dressfinder.tools.scenes``), runs
@@ -9,12 +9,15 @@ new ones, and the precision of "other region" best matches by score.
 
     PYTHONPATH=. python scripts/calibrate_regions.py ../shared/data --sources 120 --exclude-eval 300
 
+``--model FILE.onnx``: another effnet-tuned model (its own thresholds, if its ``.json`` has them).
+
 The catalogue vectors come from the evaluation's cache (``dressfinder evaluate`` makes them).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -29,6 +32,7 @@ from dressfinder.tools.evaluate.variants import DEFAULT_SEED, KINDS, make_varian
 from dressfinder.images import load_image
 from dressfinder.settings import cache_dir
 from dressfinder.search import query_draft
+from dressfinder.thresholds import Thresholds
 
 
 def catalogue_vectors(enc, ids, images) -> np.ndarray:
@@ -58,14 +62,14 @@ def record(enc, cat: np.ndarray, data: bytes, same: set[int]) -> dict:
         return sims[np.arange(len(rows)), rows], rows
 
     im = load_image(data, draft=query_draft(enc.input_size, detect=True))
-    keep, regions.SURE_SCORE = regions.SURE_SCORE, 2.0   # look at every candidate
+    every = dataclasses.replace(Thresholds.of(enc), sure=2.0)   # look at every candidate
     seen: list = []
     choose = regions.choose
-    regions.choose = lambda whole, found: (seen.clear(), seen.extend([whole, *found]))[1] or choose(whole, found)
+    regions.choose = lambda whole, found, th: (seen.clear(), seen.extend([whole, *found]))[1] or choose(whole, found, th)
     try:
-        regions.locate(enc, im, best)
+        regions.locate(enc, im, best, thresholds=every)
     finally:
-        regions.SURE_SCORE, regions.choose = keep, choose
+        regions.choose = choose
     if not seen:   # a small photo: the whole photo only
         seen = [regions.locate(enc, im, best).used]
     sims = np.stack([r.vector for r in seen]) @ cat.T
@@ -73,20 +77,16 @@ def record(enc, cat: np.ndarray, data: bytes, same: set[int]) -> dict:
     return {"regions": [(r, bool(t[0] in same), bool(same & set(t.tolist()))) for r, t in zip(seen, top)]}
 
 
-def replay(recs, margin: float, sure: float = 2.0) -> tuple[float, float]:
-    """Recall@1/@10 of the region ``regions.choose`` picks with this margin."""
-    keep = regions.MARGIN
-    regions.MARGIN = margin
+def replay(recs, th: Thresholds, margin: float, sure: float = 2.0) -> tuple[float, float]:
+    """Recall@1/@10 of the region ``regions.choose`` picks with this margin (other lines: ``th``)."""
+    th = dataclasses.replace(th, margin=margin)
     r1, r10 = [], []
-    try:
-        for rec in recs:
-            (whole, _, _), rest = rec["regions"][0], rec["regions"][1:]
-            used = whole if whole.score >= sure else regions.choose(whole, [r for r, _, _ in rest]).used
-            hit = {id(r): (a, b) for r, a, b in rec["regions"]}[id(used)]
-            r1.append(hit[0])
-            r10.append(hit[1])
-    finally:
-        regions.MARGIN = keep
+    for rec in recs:
+        (whole, _, _), rest = rec["regions"][0], rec["regions"][1:]
+        used = whole if whole.score >= sure else regions.choose(whole, [r for r, _, _ in rest], th).used
+        hit = {id(r): (a, b) for r, a, b in rec["regions"]}[id(used)]
+        r1.append(hit[0])
+        r10.append(hit[1])
     return float(np.mean(r1)), float(np.mean(r10))
 
 
@@ -97,10 +97,11 @@ def main() -> int:
     p.add_argument("--exclude-eval", type=int, default=300, help="the evaluation's --max-sources (left out)")
     p.add_argument("--kinds", default=",".join(KINDS))
     p.add_argument("--seed", type=int, default=DEFAULT_SEED + 1)
+    p.add_argument("--model", default=None, help="an effnet-tuned model file (default: the shipped one)")
     a = p.parse_args()
     products = read_catalog(a.catalog).products
     ids, images = [p.id for p in products], [p.image for p in products]
-    enc = get_encoder("effnet-tuned")
+    enc = get_encoder("effnet-tuned", model=a.model)
     cat = catalogue_vectors(enc, ids, images)
     from dressfinder.encoders import file_digest
 
@@ -120,24 +121,24 @@ def main() -> int:
             recs[k].append(record(enc, cat, data, groups[digests[s]]))
         if n % 10 == 0:
             print(f"{n}/{len(sources)} sources, {time.time() - t0:.0f} s", file=sys.stderr)
-    report(recs)
+    report(recs, Thresholds.of(enc))
     return 0
 
 
-def report(recs) -> None:
+def report(recs, th: Thresholds) -> None:
     from dressfinder.tools.scenes import SCENE_KINDS
 
     print("margin  " + "  ".join(f"{k[:8]:>13}" for k in recs) + "   old(R@1/R@10)  new(R@1/R@10)")
     for m in (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 1.0):
-        row = {k: replay(v, m) for k, v in recs.items() if v}
+        row = {k: replay(v, th, m) for k, v in recs.items() if v}
         old = [row[k] for k in row if k not in SCENE_KINDS]
         new = [row[k] for k in row if k in SCENE_KINDS]
         mean = lambda xs, i: np.mean([x[i] for x in xs]) if xs else float("nan")  # noqa: E731
         print(f"{m:6.2f}  " + "  ".join(f"{r1:.3f}/{r10:.3f}" for r1, r10 in row.values())
               + f"   {mean(old, 0):.3f}/{mean(old, 1):.3f}    {mean(new, 0):.3f}/{mean(new, 1):.3f}")
-    print(f"with margin {regions.MARGIN}: sure score -> old(R@1/R@10) new(R@1/R@10), share of queries sure")
-    for sure in (0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 2.0):
-        rows = {k: replay(v, regions.MARGIN, sure) for k, v in recs.items() if v}
+    print(f"with margin {th.margin}: sure score -> old(R@1/R@10) new(R@1/R@10), share of queries sure")
+    for sure in sorted({0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 2.0, th.sure}):
+        rows = {k: replay(v, th, th.margin, sure) for k, v in recs.items() if v}
         share = np.mean([r["regions"][0][0].score >= sure for v in recs.values() for r in v])
         old = [rows[k] for k in rows if k not in SCENE_KINDS]
         new = [rows[k] for k in rows if k in SCENE_KINDS]

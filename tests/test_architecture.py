@@ -14,7 +14,7 @@ PKG = Path(__file__).resolve().parents[1] / "dressfinder"
 
 # Lower layers never import higher ones. A module may import its own layer or any below.
 LAYERS = [
-    {"errors", "schema", "settings", "extras", "prices"},
+    {"errors", "schema", "settings", "extras", "prices", "thresholds"},
     {"images"},
     {"catalog", "index", "encoders", "regions", "boxhead"},
     {"embed", "search", "distributed"},
@@ -24,7 +24,8 @@ LAYERS = [
     {"cli", "demo", "__init__", "__main__"},
 ]
 SERVING = ("dressfinder.search", "dressfinder.regions", "dressfinder.boxhead", "dressfinder.store", "dressfinder.backends", "dressfinder.web",
-           "dressfinder.catalog", "dressfinder.embed", "dressfinder.encoders", "dressfinder.index")
+           "dressfinder.catalog", "dressfinder.embed", "dressfinder.encoders", "dressfinder.index",
+           "dressfinder.thresholds")
 OFFLINE = ("dressfinder.tools", "dressfinder.training")
 # The one deliberate crossing: ``Store.build(encoder="autoencoder")`` without a model trains the
 # seed's autoencoder first (the seed pipeline: train, then encode), importing it when asked.

@@ -4,15 +4,17 @@ close-up ranking (search.closeup_hits) and the evaluation's copy of it."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import write_catalog
-from dressfinder import regions, search
+from dressfinder import search
 from dressfinder.encoders import get_encoder
 from dressfinder.schema import Product
+from dressfinder.thresholds import DEFAULT_THRESHOLDS
 
 
 @pytest.fixture(scope="module")
@@ -150,53 +152,57 @@ def test_closeup_hits_rank_by_the_combined_score_over_the_whole_catalogue(tuned_
     close = encoder.encode_closeup(photo)
     rows = snap.rows()
     best_patch = float((snap.patch_vectors(rows) @ close).max())
-    hits = search.closeup_hits(snap, vec, close, 5)
-    assert (hits is None) == (best_patch < search.CLOSEUP_MIN_PATCH)   # the gate
-    monkeypatch.setattr(search, "CLOSEUP_MIN_PATCH", best_patch - 1e-4)
-    hits = search.closeup_hits(snap, vec, close, 5)
+    th = DEFAULT_THRESHOLDS
+    hits = search.closeup_hits(snap, vec, close, 5, th=th)
+    assert (hits is None) == (best_patch < th.closeup_min_patch)   # the gate
+    th = replace(th, closeup_min_patch=best_patch - 1e-4)
+    hits = search.closeup_hits(snap, vec, close, 5, th=th)
     assert hits is not None
     want = search.closeup_scores(snap.vectors(rows) @ vec, snap.patch_vectors(rows) @ close)
     order = rows[np.argsort(-want, kind="stable")[:5]]
     assert [h.row for h in hits] == order.tolist()
     np.testing.assert_allclose([h.score for h in hits], np.sort(want)[::-1][:5], atol=1e-5)
-    sub = search.closeup_hits(snap, vec, close, 5, filters=search.Filters(category="maxi"))
+    sub = search.closeup_hits(snap, vec, close, 5, th=th, filters=search.Filters(category="maxi"))
     assert sub is None or all(h.product.category == "maxi" for h in sub)
-    monkeypatch.setattr(search, "CLOSEUP_MIN_PATCH", -1.0)
-    sub = search.closeup_hits(snap, vec, close, 5, filters=search.Filters(category="maxi"))
+    sub = search.closeup_hits(snap, vec, close, 5, th=replace(th, closeup_min_patch=-1.0),
+                              filters=search.Filters(category="maxi"))
     assert sub and all(h.product.category == "maxi" for h in sub)
-    monkeypatch.setattr(search, "CLOSEUP_MIN_PATCH", best_patch - 1e-4)
-    nearly_sure = search.closeup_hits(snap, vec, close, 5, whole_score=search.SURE_SCORE - search.CLOSEUP_RAMP / 3)
+    nearly_sure = search.closeup_hits(snap, vec, close, 5, th=th, whole_score=th.sure - th.closeup_ramp / 3)
     want = search.closeup_scores(snap.vectors(rows) @ vec, snap.patch_vectors(rows) @ close, search.CLOSEUP_WEIGHT / 3)
     np.testing.assert_allclose([h.score for h in nearly_sure], np.sort(want)[::-1][:5], atol=1e-5)
-    monkeypatch.setattr(search, "CLOSEUP_MIN_PATCH", 1.01)      # nothing matches that well
-    assert search.closeup_hits(snap, vec, close, 5) is None
+    th = replace(th, closeup_min_patch=1.01)      # nothing matches that well
+    assert search.closeup_hits(snap, vec, close, 5, th=th) is None
 
 
 def test_the_fabric_weighs_less_the_surer_the_whole_photo_is():
-    top, ramp = search.CLOSEUP_WEIGHT, search.CLOSEUP_RAMP
-    assert search.closeup_weight(search.SURE_SCORE) == 0.0 and search.closeup_weight(0.95) == 0.0
-    assert search.closeup_weight(search.SURE_SCORE - ramp) == pytest.approx(top)
-    assert search.closeup_weight(0.1) == pytest.approx(top)
-    assert search.closeup_weight(search.SURE_SCORE - ramp / 2) == pytest.approx(top / 2)
-    assert search.closeup_weight(search.SURE_SCORE - ramp / 2, 3.0) == pytest.approx(1.5)
-    steps = [search.closeup_weight(s) for s in np.linspace(0.3, 0.9, 61)]
+    th = DEFAULT_THRESHOLDS
+    top, ramp, sure = search.CLOSEUP_WEIGHT, th.closeup_ramp, th.sure
+    assert search.closeup_weight(sure, th) == 0.0 and search.closeup_weight(0.95, th) == 0.0
+    assert search.closeup_weight(sure - ramp, th) == pytest.approx(top)
+    assert search.closeup_weight(0.1, th) == pytest.approx(top)
+    assert search.closeup_weight(sure - ramp / 2, th) == pytest.approx(top / 2)
+    assert search.closeup_weight(sure - ramp / 2, th, 3.0) == pytest.approx(1.5)
+    steps = [search.closeup_weight(s, th) for s in np.linspace(0.3, 0.9, 61)]
     assert all(a >= b for a, b in zip(steps, steps[1:]))
+    wide = replace(th, sure=0.6, closeup_ramp=0.3)      # another encoder's scale
+    assert search.closeup_weight(0.6, wide) == 0.0 and search.closeup_weight(0.45, wide) == pytest.approx(top / 2)
 
 
 def test_search_reads_a_photo_as_a_closeup_only_when_nothing_is_sure(tuned_store, catalog_dir, encoder,
                                                                       monkeypatch):
     snap = tuned_store.snapshot()
     patches = snap.patch_vectors(snap.rows())
-    for gate in (search.CLOSEUP_MIN_PATCH, -1.0):   # as shipped, and with the gate open
-        monkeypatch.setattr(search, "CLOSEUP_MIN_PATCH", gate)
+    th = tuned_store.encoder.thresholds
+    for gate in (th.closeup_min_patch, -1.0):   # as shipped, and with the gate open (the encoder's own)
+        monkeypatch.setattr(tuned_store.encoder, "thresholds", replace(th, closeup_min_patch=gate))
         read = 0
         for i in range(8, 16):
             data = closeup_of(catalog_dir / "images" / f"dress-{i:03d}.jpg")
             found = tuned_store.search_regions(data, 3)
             best_patch = float((patches @ encoder.encode_closeup(Image.open(io.BytesIO(data)))).max())
             whole = tuned_store.search_regions(data, 3, detect=False)    # the whole photo's best match
-            unsure = whole.hits[0].score < regions.SURE_SCORE
-            explained = found.score is not None and found.score - whole.hits[0].score >= regions.CLOSEUP_MAX_GAIN
+            unsure = whole.hits[0].score < th.sure
+            explained = found.score is not None and found.score - whole.hits[0].score >= th.closeup_max_gain
             want = unsure and not explained and best_patch >= gate
             assert found.closeup == want and found.region_dict()["closeup"] is want
             read += want
@@ -240,9 +246,10 @@ def test_evaluation_ranks_closeups_as_the_service_does():
     used = cat[[3, 4]] + 0.01                             # the searched regions' vectors
     whole = 0.3 * cat[[3, 4]] + 0.1                      # the whole photos', less sure
     found = np.tile(np.arange(10), (2, 1))
-    out = closeup_ranked(found, {1: patches[17]}, used, whole, cat, patches, np.arange(100, 130), 10)
+    th = DEFAULT_THRESHOLDS
+    out = closeup_ranked(found, {1: patches[17]}, used, whole, cat, patches, np.arange(100, 130), 10, th)
     assert out[0].tolist() == found[0].tolist()          # not a close-up: unchanged
-    weight = search.closeup_weight((cat @ whole[1]).max())
+    weight = search.closeup_weight((cat @ whole[1]).max(), th)
     assert 0 < weight
     want = np.argsort(-search.closeup_scores(cat @ used[1], patches @ patches[17], weight), kind="stable")[:10] + 100
     assert out[1].tolist() == want.tolist() and out[1][0] in (104, 117)

@@ -190,3 +190,45 @@ def test_bad_or_unavailable_precisions_are_refused(tmp_path):
     with pytest.raises(EncoderError, match="no int8 variant of the model"):
         get_encoder("effnet-tuned", model=str(own), precision="int8")
     assert get_encoder("effnet-tuned", model=str(own), precision="auto").precision == "fp32"
+
+
+def own_model(tmp_path, thresholds) -> str:
+    """A copy of the shipped model with a ``.json`` of its own carrying ``thresholds``."""
+    import json
+
+    from dressfinder.encoders.effnet_tuned import DEFAULT_MODEL
+
+    own = tmp_path / "mine.onnx"
+    own.write_bytes(DEFAULT_MODEL.read_bytes())
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    (tmp_path / "mine.json").write_text(json.dumps({**meta, "thresholds": thresholds}))
+    return str(own)
+
+
+def test_a_model_brings_its_own_thresholds_and_a_store_keeps_them(tmp_path):
+    from dressfinder.store import Store
+    from dressfinder.thresholds import DEFAULT_THRESHOLDS, Thresholds
+
+    from conftest import write_catalog
+
+    assert get_encoder("effnet-tuned", precision="fp32").thresholds == DEFAULT_THRESHOLDS   # the shipped model
+    model = own_model(tmp_path, {"sure": 0.64, "closeup_min_patch": 0.38})
+    enc = get_encoder("effnet-tuned", model=model, precision="fp32")
+    assert Thresholds.of(enc) == Thresholds(sure=0.64, closeup_min_patch=0.38)
+    assert enc.thresholds.margin == DEFAULT_THRESHOLDS.margin          # the ones not given keep their defaults
+    csv = write_catalog(tmp_path / "cat", n=6)
+    Store.build(csv, tmp_path / "store", encoder=enc, index="flat", progress=False).close()
+    (tmp_path / "mine.json").unlink()                                  # the store has its own copy
+    with Store.open(tmp_path / "store") as s:
+        assert s.encoder.thresholds == Thresholds(sure=0.64, closeup_min_patch=0.38)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"sure": "high"}, "threshold sure must be a number"),
+    ({"sur": 0.7}, "unknown thresholds: sur"),
+    ({"margin": float("nan")}, "threshold margin must be a number"),
+    ([0.8], "must be an object"),
+])
+def test_bad_thresholds_in_a_models_json_are_refused_with_the_file_named(tmp_path, bad, message):
+    with pytest.raises(EncoderError, match=f"mine.json: .*{message}"):
+        get_encoder("effnet-tuned", model=own_model(tmp_path, bad), precision="fp32")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -10,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from conftest import dress_image
 from dressfinder import regions
+from dressfinder.thresholds import DEFAULT_THRESHOLDS
 from dressfinder.tools.scenes import SCENE_KINDS, make_picture
 
 
@@ -141,10 +144,13 @@ def region(box, score, row, kind="window"):
 
 def test_a_small_region_needs_a_clear_margin_to_win():
     whole = region(regions.WHOLE, 0.70, 1, "whole")
-    small = region((0.1, 0.1, 0.3, 0.3), 0.70 + regions.MARGIN * 0.5, 2)
-    assert regions.choose(whole, [small]).used is whole
-    better = region((0.1, 0.1, 0.3, 0.3), 0.70 + regions.MARGIN + 0.01, 2)
-    assert regions.choose(whole, [better]).used is better
+    th = DEFAULT_THRESHOLDS
+    small = region((0.1, 0.1, 0.3, 0.3), 0.70 + th.margin * 0.5, 2)
+    assert regions.choose(whole, [small], th).used is whole
+    better = region((0.1, 0.1, 0.3, 0.3), 0.70 + th.margin + 0.01, 2)
+    assert regions.choose(whole, [better], th).used is better
+    wider = replace(th, margin=2 * th.margin)                       # another encoder's scale
+    assert regions.choose(whole, [better], wider).used is whole
 
 
 def test_other_regions_are_other_products_apart_from_the_used_one():
@@ -152,25 +158,30 @@ def test_other_regions_are_other_products_apart_from_the_used_one():
     a = region((0.0, 0.0, 0.5, 1.0), 0.95, 2, "content")
     a_again = region((0.05, 0.0, 0.5, 0.9), 0.93, 2)          # same product again
     b = region((0.5, 0.0, 1.0, 1.0), 0.9, 3, "content")        # another product
-    weak = region((0.5, 0.5, 1.0, 1.0), regions.OTHER_MIN_SCORE - 0.1, 4)
-    got = regions.choose(whole, [a, a_again, b, weak])
+    th = DEFAULT_THRESHOLDS
+    weak = region((0.5, 0.5, 1.0, 1.0), th.other_min - 0.1, 4)
+    got = regions.choose(whole, [a, a_again, b, weak], th)
     assert got.used is a
     assert got.others == [b]
+    assert regions.choose(whole, [a, a_again, b, weak], replace(th, other_min=0.91)).others == []   # b at 0.90
 
 
 def test_a_photo_is_read_as_a_closeup_when_its_whole_is_unsure_and_no_region_explains_it():
     big = Image.new("RGB", (400, 300))
-    unsure = region(regions.WHOLE, regions.SURE_SCORE - 0.1, 1, "whole")
-    assert regions.wants_closeup(regions.Located(unsure, [], unsure), big)
-    gain = regions.CLOSEUP_MAX_GAIN
+    th = DEFAULT_THRESHOLDS
+    unsure = region(regions.WHOLE, th.sure - 0.1, 1, "whole")
+    assert regions.wants_closeup(regions.Located(unsure, [], unsure), big, th)
+    gain = th.closeup_max_gain
     head = region((0.0, 0.0, 0.9, 0.95), unsure.score + gain * 0.5, 2, "head")   # a big head box won by little
-    assert regions.wants_closeup(regions.Located(head, [], unsure), big)
+    assert regions.wants_closeup(regions.Located(head, [], unsure), big, th)
     found = region((0.3, 0.2, 0.6, 0.7), unsure.score + gain + 0.01, 2, "head")  # the dress's box, clearly
-    assert not regions.wants_closeup(regions.Located(found, [], unsure), big)
-    sure = region(regions.WHOLE, regions.SURE_SCORE, 1, "whole")
-    assert not regions.wants_closeup(regions.Located(sure, [], sure), big)
+    assert not regions.wants_closeup(regions.Located(found, [], unsure), big, th)
+    assert regions.wants_closeup(regions.Located(found, [], unsure), big, replace(th, closeup_max_gain=2 * gain))
+    sure = region(regions.WHOLE, th.sure, 1, "whole")
+    assert not regions.wants_closeup(regions.Located(sure, [], sure), big, th)
+    assert regions.wants_closeup(regions.Located(sure, [], sure), big, replace(th, sure=th.sure + 0.01))
     tiny = Image.new("RGB", (regions.MIN_SIDE - 1, 300))                         # no detail to read
-    assert not regions.wants_closeup(regions.Located(head, [], unsure), tiny)
+    assert not regions.wants_closeup(regions.Located(head, [], unsure), tiny, th)
 
 
 def test_sure_whole_photo_skips_the_boxes():
@@ -192,6 +203,10 @@ def test_sure_whole_photo_skips_the_boxes():
     assert sure.used.kind == "whole" and Counting.calls == 1
     regions.locate(enc, photo(1), lambda v: (np.full(len(v), 0.5), np.zeros(len(v), int)))
     assert Counting.calls > 2
+    Counting.calls = 0          # an encoder on another scale, sure from 0.45: its own line is used
+    enc.thresholds = replace(DEFAULT_THRESHOLDS, sure=0.45)
+    sure = regions.locate(enc, photo(1), lambda v: (np.full(len(v), 0.5), np.zeros(len(v), int)))
+    assert sure.used.kind == "whole" and Counting.calls == 1
 
 
 class WhereEncoder:

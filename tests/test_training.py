@@ -210,10 +210,15 @@ def test_quantize_keeps_the_first_blocks_float_and_stays_close_to_float32(tmp_pa
     from dressfinder.encoders.effnet_tuned import DEFAULT_MODEL, TunedEffNet
     from dressfinder.training import quantize
 
+    src = tmp_path / "m.onnx"             # the shipped model, with thresholds of its own in its .json
+    src.write_bytes(DEFAULT_MODEL.read_bytes())
+    src.with_suffix(".json").write_text(json.dumps({**json.loads(DEFAULT_MODEL.with_suffix(".json").read_text()),
+                                                    "thresholds": {"sure": 0.7}}))
     out = tmp_path / "m.int8.onnx"
-    assert quantize.main([str(catalog_dir / "images"), "--images", "4", "--out", str(out)]) == 0
+    assert quantize.main([str(catalog_dir / "images"), "--images", "4", "--model", str(src), "--out", str(out)]) == 0
     meta = json.loads(out.with_name("m.int8.json").read_text())
     assert meta["precision"] == "int8" and meta["calibration_images"] == 4 and meta["dim"] == 512
+    assert meta["thresholds"] == {"sure": 0.7}      # the int8 variant keeps the model's thresholds
     graph = onnx.load(str(out)).graph
     made_by = {o: n.op_type for n in graph.node for o in n.output}
     weights_from = [made_by.get(n.input[1], "float") for n in graph.node if n.op_type == "Conv"]
@@ -227,3 +232,39 @@ def test_quantize_keeps_the_first_blocks_float_and_stays_close_to_float32(tmp_pa
     assert cos.min() > 0.98, cos
     assert DEFAULT_MODEL.is_file()
     assert quantize.main([str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_thresholds_carried_to_another_models_scale_by_rank():
+    """A model whose cosines are the shipped one's squeezed and shifted (0.8 x - 0.1, by rank the
+    same order): the lines move with the scores, the differences shrink by 0.8."""
+    from dressfinder.thresholds import DEFAULT_THRESHOLDS as ref
+    from dressfinder.training.fit_thresholds import fit
+
+    rng = np.random.default_rng(0)
+    ref_whole, ref_patch = rng.uniform(0.2, 1.0, 20000), rng.uniform(0.1, 0.9, 20000)
+    th, stretch = fit(ref, ref_whole, 0.8 * ref_whole - 0.1, ref_patch, 0.8 * ref_patch - 0.1)
+    assert stretch == pytest.approx(0.8, abs=0.01)
+    for name in ("sure", "content_sure", "other_min", "closeup_min_patch"):
+        assert getattr(th, name) == pytest.approx(0.8 * getattr(ref, name) - 0.1, abs=0.005), name
+    for name in ("margin", "tie", "closeup_max_gain", "closeup_ramp"):
+        assert getattr(th, name) == pytest.approx(0.8 * getattr(ref, name), abs=0.005), name
+    same, one = fit(ref, ref_whole, ref_whole, ref_patch, ref_patch)     # the same scale: nothing moves
+    assert one == pytest.approx(1.0, abs=0.01)
+    for name, v in ref.to_dict().items():
+        assert getattr(same, name) == pytest.approx(v, abs=0.005), name
+
+
+def test_fitted_thresholds_are_written_into_the_model_and_its_int8_json(tmp_path):
+    from dressfinder.thresholds import Thresholds
+    from dressfinder.training.fit_thresholds import write
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"onnx")
+    (tmp_path / "m.json").write_text(json.dumps({"dim": 512}))
+    (tmp_path / "m.int8.onnx").write_bytes(b"int8")
+    (tmp_path / "m.int8.json").write_text(json.dumps({"dim": 512, "precision": "int8"}))
+    written = write(model, Thresholds(sure=0.64), {"photos": 3})
+    assert sorted(p.name for p in written) == ["m.int8.json", "m.json"]
+    meta = json.loads((tmp_path / "m.int8.json").read_text())
+    assert meta["precision"] == "int8" and Thresholds.from_dict(meta["thresholds"]) == Thresholds(sure=0.64)
+    assert json.loads((tmp_path / "m.json").read_text())["dim"] == 512

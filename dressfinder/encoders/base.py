@@ -15,6 +15,7 @@ from PIL import Image
 from ..errors import EncoderError
 from ..images import ImageSource, load_image
 from ..settings import PRECISIONS
+from ..thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 
 class Encoder:
@@ -32,6 +33,9 @@ class Encoder:
     #: width of a catalogue image's *patch* vector (its centre, for close-ups of the fabric), made
     #: by the same forward pass as its vector; 0: the encoder has none (see ``encode_catalogue_arrays``)
     patch_dim: int = 0
+    #: the cosine thresholds of the region search and close-up reading on this encoder's scale
+    #: (``dressfinder.thresholds``); a model may bring its own (its ``.json``'s ``"thresholds"``)
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
 
     # -- the two halves of the work ------------------------------------------------------
     def preprocess(self, im: Image.Image) -> np.ndarray:

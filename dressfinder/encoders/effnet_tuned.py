@@ -19,6 +19,10 @@ ones have it) also gives each catalogue image a *patch vector*, the middle 3/7 o
 pooled and whitened alike, from the same forward pass (``encode_catalogue_arrays``). A query photo
 read as a close-up (``encode_closeup``) is shrunk to :data:`CLOSEUP_SIDE` pixels in the middle of a
 white picture, so its fabric is at about the catalogue's scale, and the same centre is pooled.
+
+A model's ``.json`` may carry ``"thresholds"``: the region search's and close-up reading's cosine
+lines fitted to its score scale (``dressfinder.thresholds``, ``scripts/fit_thresholds.sh``); the
+encoder's ``thresholds`` are those, else the defaults (the shipped model's).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import EncoderError
+from ..thresholds import Thresholds
 from .base import Encoder, file_digest, keep_model_file, l2_normalize, register
 from .effnet import to_input
 from .onnx_runtime import OnnxModel, int8_is_faster
@@ -112,6 +117,10 @@ class TunedEffNet(Encoder):
         self._model: OnnxModel | None = None
         self.query_flip = bool(query_flip)
         self.dim = int(meta.get("dim") or self._probe_dim())
+        try:
+            self.thresholds = Thresholds.from_dict(meta.get("thresholds"))
+        except ValueError as e:
+            raise EncoderError(f"{path.with_suffix('.json').name}: {e}") from None
         self._patches: bool | None = None
 
     def _probe_dim(self) -> int:

@@ -145,6 +145,15 @@ def regions_version() -> str:
     return f"{regions.VERSION}|{head.digest if head is not None else 'no box head'}"
 
 
+def thresholds_key(enc) -> str:
+    """The encoder's thresholds for a cache key: nothing for the defaults (keys made before they
+    could differ stay valid), else their values."""
+    from ...thresholds import DEFAULT_THRESHOLDS, Thresholds
+
+    th = Thresholds.of(enc)
+    return "" if th == DEFAULT_THRESHOLDS else f"|thresholds {th.key()}"
+
+
 def located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray, cache: Path | None,
             progress: bool) -> np.ndarray:
     """Query vectors of the regions the region search uses (``regions.locate``, as the service
@@ -152,7 +161,7 @@ def located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray
     from ... import boxhead, regions
 
     head = boxhead.shipped()
-    key = photos_key(f"{regions_version()}|{sorted(enc.spec().items())}", photos, cat_vec)
+    key = photos_key(f"{regions_version()}|{sorted(enc.spec().items())}{thresholds_key(enc)}", photos, cat_vec)
     path = cache / f"regions-{key}.npy" if cache is not None else None
     if path is not None and path.exists():
         return np.load(path)
@@ -182,23 +191,24 @@ def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, 
     from ...images import load_image
     from ...search import query_draft
 
-    key = photos_key(f"closeup|{regions.CLOSEUP_VERSION}|{regions_version()}|{sorted(enc.spec().items())}",
-                     photos, cat_vec)
+    key = photos_key(f"closeup|{regions.CLOSEUP_VERSION}|{regions_version()}|{sorted(enc.spec().items())}"
+                     f"{thresholds_key(enc)}", photos, cat_vec)
     path = cache / f"closeups-{key}.npz" if cache is not None else None
     if path is not None and path.exists():
         with np.load(path) as z:
             return dict(zip(z["index"].tolist(), z["vectors"]))
     cat = np.asarray(cat_vec, np.float32)
+    th = regions.Thresholds.of(enc)
     best, best_used = _best_scores(whole, cat), _best_scores(used, cat)
     out: dict[int, np.ndarray] = {}
     draft = query_draft(enc.input_size, detect=True)
-    for i in tqdm(np.flatnonzero(best < regions.SURE_SCORE).tolist() if len(cat) else [],
+    for i in tqdm(np.flatnonzero(best < th.sure).tolist() if len(cat) else [],
                   desc="close-ups", unit="img", disable=not progress, dynamic_ncols=True):
         im = load_image(photos[i], draft=draft)
         w = regions.Region(regions.WHOLE, float(best[i]), whole[i], "whole")
         u = w if np.array_equal(used[i], whole[i]) else \
             regions.Region(w.box, float(best_used[i]), used[i], "window")   # its box and kind are not kept; the rule needs neither
-        vector = enc.encode_closeup(im) if regions.wants_closeup(regions.Located(u, [], w), im) else None
+        vector = enc.encode_closeup(im) if regions.wants_closeup(regions.Located(u, [], w), im, th) else None
         if vector is not None:
             out[int(i)] = vector
     if path is not None:
@@ -209,18 +219,19 @@ def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, 
 
 
 def closeup_ranked(found: np.ndarray, vectors: dict[int, np.ndarray], used: np.ndarray, whole: np.ndarray,
-                   cat_vec: np.ndarray, cat_patches: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+                   cat_vec: np.ndarray, cat_patches: np.ndarray, ids: np.ndarray, k: int, th) -> np.ndarray:
     """``found`` with the close-up photos' rows ranked as the service ranks them
     (``search.closeup_scores`` over the whole catalogue, beside ``used``: the searched regions'
-    vectors, weighted by ``search.closeup_weight`` of the ``whole`` photos' best matches)."""
+    vectors, weighted by ``search.closeup_weight`` of the ``whole`` photos' best matches; ``th``:
+    the encoder's ``Thresholds``)."""
     from ...search import closeup_scores, closeup_weight, reads_as_closeup
 
     out = found.copy()
     for i, c in vectors.items():
         patch = cat_patches @ c
-        if not reads_as_closeup(patch.max()):
+        if not reads_as_closeup(patch.max(), th):
             continue
-        weight = closeup_weight(float((cat_vec @ whole[i]).max()))
+        weight = closeup_weight(float((cat_vec @ whole[i]).max()), th)
         scores = closeup_scores(cat_vec @ used[i], patch, weight)
         top = np.argsort(-scores, kind="stable")[:k]
         out[i, :len(top)] = ids[top]

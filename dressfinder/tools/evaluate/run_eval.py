@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...errors import DressfinderError
+from ...thresholds import Thresholds
 
 from .configs import (AUTO_STYLE_PREFIX, QuerySide, catalog_key, closeup_ranked, closeups, embed_cached, fused,
                       located, measure_latency, parse_config, seed_autoencoder)
@@ -151,7 +152,7 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
                 near = closeups(enc, [qs.data[int(i)] for i in q_ok], whole_vec, q_vec, cat_vec, run.cache,
                                 run.progress)
                 found = closeup_ranked(found, near, q_vec, whole_vec, cat_vec, cat_patches, cat_ok.astype(np.int64),
-                                       k_fetch)
+                                       k_fetch, Thresholds.of(enc))
         ranked[q_ok] = found
     figures = {"catalog_encode_seconds": round(cat_secs, 1),
                "catalog_images_per_second": round(len(cat_ok) / cat_secs, 1) if cat_secs else None,
