@@ -25,11 +25,11 @@ the whole photo only when its best score beats the whole photo's by ``margin`` (
 need less: see :func:`needed`), so a small window never wins by accident. Boxes whose best match is some *other* product, at a score a real match gets
 (``other_min``), come back as the other regions found (collages, product rows).
 
-The cosine thresholds (:class:`Thresholds`) belong to the encoder's score scale: the shipped
-model's were calibrated by ``scripts/calibrate_regions.py`` on generated pictures
-(``dressfinder.tools.scenes``) made from sources that the evaluation does not use (see that
-script's docstring for what it measured); another model's are fitted to its scale by
-``dressfinder.training.fit_thresholds`` and kept in its ``.json``.
+The cosine thresholds (:class:`Thresholds`) belong to the encoder's score scale: they were
+calibrated by ``scripts/calibrate_regions.py`` on generated pictures (``dressfinder.tools.scenes``)
+made from sources that the evaluation does not use (see that script's docstring for what it
+measured), on the model shipped until 2026-12-05; another model's (the shipped one's too) are
+carried to its scale by ``dressfinder.training.fit_thresholds`` and kept in its ``.json``.
 """
 
 from __future__ import annotations

@@ -2,12 +2,15 @@
 
 Which score means "this is the product", how much a region must beat the whole photo by, when a
 photo is read as a close-up of the fabric: these lines sit on an encoder's cosine scale, and two
-encoders spread their cosines differently (an encoder trained with photos of screens put its median
-best match of a fabric close-up at 0.43 where the shipped one puts it at 0.70; docs/regions.md). So
-they are kept with the model: the defaults are the shipped model's (calibrated by
-``scripts/calibrate_regions.py`` and ``scripts/calibrate_closeups.py``), another model's ``.json``
-may bring its own under ``"thresholds"`` (``training/fit_thresholds.py`` fits them), and the
-encoder carries them (``Encoder.thresholds``). ``regions`` and ``search`` use them.
+encoders spread their cosines differently (the encoder trained with photos of screens, shipped since
+2026-12-05, puts its median best match of a fabric close-up at 0.43 where the one before put it at
+0.70; docs/regions.md). So
+they are kept with the model: a model's ``.json`` may bring its own under ``"thresholds"``
+(``training/fit_thresholds.py`` fits them; the shipped model's were fitted so), and the encoder
+carries them (``Encoder.thresholds``); ``regions`` and ``search`` use them. The defaults, for a
+model without any, are the ones calibrated by ``scripts/calibrate_regions.py`` and
+``scripts/calibrate_closeups.py`` on the model shipped until 2026-12-05 (trained without photos
+of screens among its views), the reference the fit carries over from.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from dataclasses import dataclass, fields
 @dataclass(frozen=True)
 class Thresholds:
     """The cosine thresholds of the region choice (``regions.locate``, ``regions.choose``) and of
-    the close-up reading (``regions.wants_closeup``, ``search.closeup_hits``). Defaults: the shipped
-    model's. An encoder whose cosines spread wider needs lower lines and wider differences."""
+    the close-up reading (``regions.wants_closeup``, ``search.closeup_hits``). Defaults: see the
+    module doc. An encoder whose cosines spread wider needs lower lines and wider differences."""
 
     #: A whole photo whose best match scores this is that product: no regions are looked for.
     sure: float = 0.80
@@ -75,5 +78,5 @@ class Thresholds:
         return ",".join(f"{v:.6g}" for v in self.to_dict().values())
 
 
-#: The shipped model's thresholds (the defaults).
+#: The defaults: calibrated on the model shipped until 2026-12-05 (see the module doc).
 DEFAULT_THRESHOLDS = Thresholds()

@@ -97,4 +97,6 @@ def run(args: argparse.Namespace) -> int:
     v = meta["validation"]
     print(f"wrote {out} ({meta['dim']}-d, {meta['steps']} fine-tuning steps, {meta['seconds']:.0f} s); "
           f"held-out validation R@1 {v['recall@1']:.3f} R@10 {v['recall@10']:.3f}", file=sys.stderr)
+    print(f"its cosines may spread unlike the shipped model's: fit the region search's thresholds to them with "
+          f"python -m dressfinder.training.fit_thresholds {args.catalog} --model {out} --write", file=sys.stderr)
     return 0

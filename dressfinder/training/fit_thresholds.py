@@ -6,13 +6,14 @@
     python -m dressfinder.training.fit_thresholds ../shared/data --model FILE.onnx --write
     scripts/fit_thresholds.sh --model FILE.onnx --write                 # the same, DATA=../shared/data
 
-The thresholds (``dressfinder/thresholds.py``) were calibrated on the shipped model
-(``scripts/calibrate_regions.py``, ``scripts/calibrate_closeups.py``). A model trained otherwise
-spreads its cosines otherwise: one trained with photos of screens put the median best match of a
-fabric close-up at 0.43 where the shipped one puts it at 0.70, so the shipped lines read far more
-photos as "not sure" and far fewer close-ups as such (docs/regions.md). This script carries the
-shipped lines over by rank, on photos made for it (every query kind of the evaluation's
-generator, a variant seed of its own, sources apart from the evaluation's 300-source subset):
+The thresholds (``dressfinder/thresholds.py``) were calibrated on one model
+(``scripts/calibrate_regions.py``, ``scripts/calibrate_closeups.py``, on the model shipped until
+2026-12-05). A model trained otherwise spreads its cosines otherwise: one trained with photos of
+screens put the median best match of a fabric close-up at 0.43 where that one puts it at 0.70, so
+its lines read far more photos as "not sure" and far fewer close-ups as such (docs/regions.md).
+This script carries a reference model's lines (default: the shipped model's own) over by rank,
+on photos made for it (every query kind of the evaluation's generator, a variant seed of its own,
+sources apart from the evaluation's 300-source subset):
 
 * each absolute line (``sure``, ``content_sure``, ``other_min``) goes to the new model's score of
   the same rank among the photos' best whole-photo matches (the share of photos at or above it
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     g = read_ground(a.catalog, "auto", None)
     taken = set(pick_sources(g.ids, [], a.exclude_eval, DEFAULT_SEED)) if a.exclude_eval else set()
     rest = [i for i in pick_sources(g.ids, [], None, 0) if i not in taken]
-    sources = sorted(np.random.default_rng([a.seed, 11]).choice(rest, min(a.sources, len(rest)), replace=False).tolist())
+    rng = np.random.default_rng([a.seed, 11])
+    sources = sorted(rng.choice(rest, min(a.sources, len(rest)), replace=False).tolist())
     kinds = [k for k in a.kinds.split(",") if k]
     t0 = time.time()
     photos = calibration_photos(g, sources, kinds, a.seed)
@@ -153,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in th.to_dict().items():
         print(f"  {k:18} {getattr(Thresholds.of(ref_enc), k):.3f} -> {v:.4f}")
     if a.write:
-        note = {"reference": a.reference or "shipped", "photos": len(photos), "sources": len(sources),
-                "kinds": kinds, "seed": a.seed, "stretch": round(stretch, 4), "made_by": "python -m dressfinder.training.fit_thresholds"}
+        note = {"reference": f"{ref_enc.name} {ref_enc.version}" + (" (shipped)" if a.reference is None else ""),
+                "photos": len(photos), "sources": len(sources), "kinds": kinds, "seed": a.seed,
+                "stretch": round(stretch, 4), "made_by": "python -m dressfinder.training.fit_thresholds"}
         for side in write(Path(a.model), th, note):
             print(f"wrote {side}", file=sys.stderr)
     return 0

@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     images = calibration_images(folder, a.images, exclude)
     meta = quantize(src, dest, images, a.method, a.float_first)
     src_meta = model_meta(src)
-    meta.update({k: src_meta[k] for k in ("name", "dim", "input_size", "metric", "preprocess", "thresholds")
-                 if k in src_meta})
+    keep = ("name", "dim", "input_size", "metric", "preprocess", "thresholds", "near_duplicate_cosine")
+    meta.update({k: src_meta[k] for k in keep if k in src_meta})
     meta["precision"] = "int8"
     dest.with_name(dest.name[:-len(".onnx")] + ".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"quantize: wrote {dest} ({dest.stat().st_size / 2**20:.1f} MiB) from {src.name}, "
