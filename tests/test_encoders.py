@@ -46,12 +46,13 @@ def test_default_encoder_is_the_shipped_tuned_model():
     assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
     assert np.allclose(enc.encode([ims[7]])[0], v[7], atol=1e-4)
     # the query side averages the photo and its mirror image: a mirrored photo gets (up to the
-    # padding's rounding) the same vector, nearer than one pass each gives
+    # padding's rounding) the same vector, nearer than one pass each gives (the shipped model spreads
+    # its cosines wider than the one before it: 0.995 here where that one gave 0.998)
     pair = [ims[4], ImageOps.mirror(ims[4])]
     q, q_mirror = enc.encode_query(pair)
     plain, plain_mirror = enc.encode(pair)
     assert np.isclose(np.linalg.norm(q), 1, atol=1e-4)
-    assert q @ q_mirror > 0.995 and q @ q_mirror > plain @ plain_mirror
+    assert q @ q_mirror > 0.99 and q @ q_mirror > plain @ plain_mirror
     # a photo-like copy (crop, smaller, JPEG, darker, on grey) still finds its dress first
     import io
 
@@ -211,7 +212,14 @@ def test_a_model_brings_its_own_thresholds_and_a_store_keeps_them(tmp_path):
 
     from conftest import write_catalog
 
-    assert get_encoder("effnet-tuned", precision="fp32").thresholds == DEFAULT_THRESHOLDS   # the shipped model
+    import json
+
+    from dressfinder.encoders.effnet_tuned import DEFAULT_MODEL
+
+    shipped = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text()).get("thresholds")
+    assert get_encoder("effnet-tuned", precision="fp32").thresholds == Thresholds.from_dict(shipped)
+    assert get_encoder("effnet-tuned", model=own_model(tmp_path, None), precision="fp32").thresholds \
+        == DEFAULT_THRESHOLDS                                          # a model without: the defaults
     model = own_model(tmp_path, {"sure": 0.64, "closeup_min_patch": 0.38})
     enc = get_encoder("effnet-tuned", model=model, precision="fp32")
     assert Thresholds.of(enc) == Thresholds(sure=0.64, closeup_min_patch=0.38)
@@ -232,3 +240,17 @@ def test_a_model_brings_its_own_thresholds_and_a_store_keeps_them(tmp_path):
 def test_bad_thresholds_in_a_models_json_are_refused_with_the_file_named(tmp_path, bad, message):
     with pytest.raises(EncoderError, match=f"mine.json: .*{message}"):
         get_encoder("effnet-tuned", model=own_model(tmp_path, bad), precision="fp32")
+
+
+def test_the_near_duplicate_line_is_the_models_own(tmp_path):
+    import json
+
+    from dressfinder.encoders.effnet_tuned import DEFAULT_MODEL, TunedEffNet
+
+    shipped = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    assert get_encoder("effnet-tuned", precision="fp32").near_duplicate_cosine == shipped["near_duplicate_cosine"]
+    bare = tmp_path / "bare.onnx"                       # a model whose .json does not say: the class's line
+    bare.write_bytes(DEFAULT_MODEL.read_bytes())
+    (tmp_path / "bare.json").write_text(json.dumps({"dim": 512}))
+    assert get_encoder("effnet-tuned", model=str(bare), precision="fp32").near_duplicate_cosine \
+        == TunedEffNet.near_duplicate_cosine

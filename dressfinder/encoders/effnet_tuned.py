@@ -87,8 +87,9 @@ class TunedEffNet(Encoder):
     metric = "ip"
     input_size = INPUT_SIZE
     batch_size = 32
-    #: measured on 1,500 images of ../shared/data: copies re-saved as JPEG q90 or resized to 90 %
-    #: score >= 0.95 for 97.5 % of them (median 0.995); the nearest *different* image at most 0.933
+    #: for a model whose ``.json`` does not say (``"near_duplicate_cosine"``, measured for each model by
+    #: ``scripts/near_duplicate_cosine.py``): the model shipped until 2026-12-05's line, where copies
+    #: re-saved as JPEG q90 or resized to 90 % scored >= 0.95 for 95.5 % of 1,500 images
     near_duplicate_cosine = 0.95
 
     def __init__(self, model: str | None = None, threads: int | None = None, query_flip: bool = True,
@@ -117,6 +118,7 @@ class TunedEffNet(Encoder):
         self._model: OnnxModel | None = None
         self.query_flip = bool(query_flip)
         self.dim = int(meta.get("dim") or self._probe_dim())
+        self.near_duplicate_cosine = float(meta.get("near_duplicate_cosine", type(self).near_duplicate_cosine))
         try:
             self.thresholds = Thresholds.from_dict(meta.get("thresholds"))
         except ValueError as e:
