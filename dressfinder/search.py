@@ -35,8 +35,9 @@ from . import boxhead
 from .catalog import Filters
 from .errors import DressfinderError, NotFound
 from .images import ImageSource, crop_relative, load_image
-from .regions import WHOLE, Box, Located, Thresholds, locate, wants_closeup
+from .regions import WHOLE, Box, Located, locate, wants_closeup
 from .schema import Product
+from .thresholds import Thresholds
 
 #: Vectors at least this alike (cosine) count as the same picture: left out of ``similar`` unless asked for.
 NEAR_DUPLICATE_COSINE = 0.9999
