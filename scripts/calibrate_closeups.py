@@ -29,7 +29,7 @@ from dressfinder.encoders import get_encoder
 from dressfinder.images import load_image
 from dressfinder.settings import cache_dir
 from dressfinder.thresholds import Thresholds
-from dressfinder.tools.evaluate.configs import embed_cached
+from dressfinder.tools.evaluate.configs import catalogue_keys, embed_cached
 from dressfinder.tools.evaluate.queries import background_pool
 from dressfinder.tools.evaluate.run_eval import pick_sources, read_ground
 from dressfinder.tools.evaluate.variants import DEFAULT_SEED, KINDS, PHOTO_KINDS, make_variant, variant_rng
@@ -99,7 +99,7 @@ def main() -> int:
     enc = get_encoder("effnet-tuned", model=a.model, precision=a.precision)
     th = Thresholds.of(enc)
     cat, ok, _, _, patches = embed_cached(enc, g.images, cache_dir() / "eval",
-                                          [f"{i}\0{p}" for i, p in zip(g.ids, g.images)], "catalogue", True)
+                                          catalogue_keys(g.ids, g.images), "catalogue", True)
     if patches is None:
         print("this encoder makes no patch vectors", file=sys.stderr)
         return 1

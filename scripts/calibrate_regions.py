@@ -27,6 +27,7 @@ from dressfinder import regions
 from dressfinder.catalog import read_catalog
 from dressfinder.embed import embed, fingerprint
 from dressfinder.encoders import get_encoder
+from dressfinder.tools.evaluate.configs import catalogue_keys
 from dressfinder.tools.evaluate.queries import background_pool
 from dressfinder.tools.evaluate.variants import DEFAULT_SEED, KINDS, make_variant, variant_rng
 from dressfinder.images import load_image
@@ -36,7 +37,7 @@ from dressfinder.thresholds import Thresholds
 
 
 def catalogue_vectors(enc, ids, images) -> np.ndarray:
-    keys = [f"{i}\0{p}" for i, p in zip(ids, images)]
+    keys = catalogue_keys(ids, images)
     work = cache_dir() / "eval" / f"vectors-{fingerprint(enc, keys)}"
     done = work / "done.npz"
     if done.exists():

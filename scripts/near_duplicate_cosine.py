@@ -23,7 +23,7 @@ from PIL import Image
 from dressfinder.encoders import get_encoder
 from dressfinder.images import load_image
 from dressfinder.settings import cache_dir
-from dressfinder.tools.evaluate.configs import embed_cached
+from dressfinder.tools.evaluate.configs import catalogue_keys, embed_cached
 from dressfinder.tools.evaluate.run_eval import read_ground
 
 
@@ -49,7 +49,7 @@ def main() -> int:
     enc = get_encoder(a.encoder, **opts)
     near = enc.near_duplicate_cosine if a.near is None else a.near
     cat, ok, _, _, _ = embed_cached(enc, g.images, cache_dir() / "eval",
-                                    [f"{i}\0{p}" for i, p in zip(g.ids, g.images)], "catalogue", True)
+                                    catalogue_keys(g.ids, g.images), "catalogue", True)
     row_of = {int(s): r for r, s in enumerate(ok)}
     order = sorted(range(len(g.images)), key=lambda i: g.images[i])
     picks = [order[j] for j in np.linspace(0, len(order) - 1, min(a.images, len(order))).astype(int)

@@ -22,7 +22,8 @@ white picture, so its fabric is at about the catalogue's scale, and the same cen
 
 A model's ``.json`` may carry ``"thresholds"``: the region search's and close-up reading's cosine
 lines fitted to its score scale (``dressfinder.thresholds``, ``scripts/fit_thresholds.sh``); the
-encoder's ``thresholds`` are those, else the defaults (the shipped model's).
+encoder's ``thresholds`` are those, else the defaults (calibrated on the model shipped until
+2026-12-05).
 """
 
 from __future__ import annotations

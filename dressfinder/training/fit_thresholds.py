@@ -44,7 +44,7 @@ from ..encoders.effnet_tuned import int8_path
 from ..images import load_image
 from ..settings import cache_dir
 from ..thresholds import Thresholds
-from ..tools.evaluate.configs import embed_cached
+from ..tools.evaluate.configs import catalogue_keys, embed_cached
 from ..tools.evaluate.queries import background_pool
 from ..tools.evaluate.run_eval import pick_sources, read_ground
 from ..tools.evaluate.variants import DEFAULT_SEED, KINDS, make_variant, variant_rng
@@ -139,21 +139,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, model in (("reference", a.reference), ("model", a.model)):
         enc = get_encoder("effnet-tuned", model=model, precision="fp32")
         cat, _, _, _, patches = embed_cached(enc, g.images, cache_dir() / "eval",
-                                             [f"{i}\0{p}" for i, p in zip(g.ids, g.images)], "catalogue", True)
+                                             catalogue_keys(g.ids, g.images), "catalogue", True)
         if patches is None:
             print(f"fit_thresholds: {model or 'the shipped model'} makes no patch vectors", file=sys.stderr)
             return 1
         got[name] = (enc, *scores(enc, cat, patches, photos))
         print(f"{name}: {len(photos)} photos scored, {time.time() - t0:.0f} s", file=sys.stderr)
     (ref_enc, ref_w, ref_p), (_, new_w, new_p) = got["reference"], got["model"]
-    th, stretch = fit(Thresholds.of(ref_enc), ref_w, new_w, ref_p, new_p)
+    ref_th = Thresholds.of(ref_enc)
+    th, stretch = fit(ref_th, ref_w, new_w, ref_p, new_p)
     qs = (0.1, 0.25, 0.5, 0.75, 0.9)
     print("quantiles " + " ".join(f"{q:>6}" for q in qs))
     for label, v in (("ref whole", ref_w), ("new whole", new_w), ("ref patch", ref_p), ("new patch", new_p)):
         print(f"{label:9} " + " ".join(f"{x:6.3f}" for x in np.nanquantile(v, qs)))
     print(f"stretch of the differences: {stretch:.3f}")
     for k, v in th.to_dict().items():
-        print(f"  {k:18} {getattr(Thresholds.of(ref_enc), k):.3f} -> {v:.4f}")
+        print(f"  {k:18} {getattr(ref_th, k):.3f} -> {v:.4f}")
     if a.write:
         note = {"reference": f"{ref_enc.name} {ref_enc.version}" + (" (shipped)" if a.reference is None else ""),
                 "photos": len(photos), "sources": len(sources), "kinds": kinds, "seed": a.seed,

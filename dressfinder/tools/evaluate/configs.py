@@ -106,6 +106,11 @@ def seed_autoencoder(images: Sequence[str], cat_key: str, cache: Path, epochs: i
     return path
 
 
+def catalogue_keys(ids: Sequence[str], images: Sequence[str]) -> list[str]:
+    """The cache keys of catalogue images for :func:`embed_cached`: each one's id and path."""
+    return [f"{i}\0{p}" for i, p in zip(ids, images)]
+
+
 def embed_cached(enc, sources: Sequence, cache: Path | None, keys: Sequence[str], desc: str,
                   progress: bool) -> tuple[np.ndarray, np.ndarray, float, bool, np.ndarray | None]:
     """Vectors, which sources gave one, the seconds the encoding took, whether they came from the

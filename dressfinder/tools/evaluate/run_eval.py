@@ -14,8 +14,8 @@ import numpy as np
 from ...errors import DressfinderError
 from ...thresholds import Thresholds
 
-from .configs import (AUTO_STYLE_PREFIX, QuerySide, catalog_key, closeup_ranked, closeups, embed_cached, fused,
-                      located, measure_latency, parse_config, seed_autoencoder)
+from .configs import (AUTO_STYLE_PREFIX, QuerySide, catalog_key, catalogue_keys, closeup_ranked, closeups,
+                      embed_cached, fused, located, measure_latency, parse_config, seed_autoencoder)
 from .metrics import catalog_colours, colour_share, hits_at, style_share
 from .queries import make_queries
 from ..machine import describe_machine
@@ -131,7 +131,7 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
     enc = get_encoder(cfg.encoder, precision=cfg.precision, **({"model": model} if model else {}))
     if run.progress:
         print(f"[{cfg.label}] {enc!r}", file=sys.stderr)
-    cat_keys = [f"{i}\0{p}" for i, p in zip(g.ids, g.images)]
+    cat_keys = catalogue_keys(g.ids, g.images)
     cat_vec, cat_ok, cat_secs, cat_cached, cat_patches = embed_cached(enc, g.images, run.cache, cat_keys,
                                                                        f"{cfg.label}: catalogue", run.progress)
     query_keys = [f"{qs.key}:{i}" for i in range(len(qs.data))]
