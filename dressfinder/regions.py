@@ -260,6 +260,37 @@ def crop_box(im: Image.Image, box: Sequence[float]) -> Image.Image:
     return im.crop((x0, y0, x1, y1))
 
 
+
+#: :func:`closeup_views`: a close-up of the fabric is compared with views of a candidate's catalogue
+#: image of these heights (fractions of the image's height), of the close-up's own shape, centred on
+#: the grid :data:`CLOSEUP_VIEW_X` x :data:`CLOSEUP_VIEW_Y` (fractions): down the middle of a product
+#: photo, where its fabric is (docs/regions.md, "Close-ups looked at closer": on 150 close-ups, 48
+#: views of four heights on a 3 x 4 grid found first no more than these four, nor than 8 of two heights).
+CLOSEUP_VIEW_HEIGHTS = (0.45,)
+CLOSEUP_VIEW_X = (0.5,)
+CLOSEUP_VIEW_Y = (0.3, 0.45, 0.6, 0.75)
+
+
+def closeup_views(size: tuple[int, int], aspect: float) -> list[Box]:
+    """Boxes (fractions) of an image of ``size`` (w, h) where a close-up whose shape is ``aspect``
+    (width / height) may have been taken: :data:`CLOSEUP_VIEW_HEIGHTS` high, as wide as the shape
+    says (at most the image's width), centred on the grid, moved inside the image where they would
+    stick out. Duplicates (a narrow image) are left out."""
+    w, h = size
+    if w < 1 or h < 1 or not aspect > 0:
+        return []
+    out: dict[tuple[float, ...], Box] = {}
+    for hf in CLOSEUP_VIEW_HEIGHTS:
+        bh = min(1.0, hf)
+        bw = min(1.0, hf * h * float(aspect) / w)
+        for cx in CLOSEUP_VIEW_X:
+            for cy in CLOSEUP_VIEW_Y:
+                l, t = min(max(0.0, cx - bw / 2), 1.0 - bw), min(max(0.0, cy - bh / 2), 1.0 - bh)
+                box = (l, t, l + bw, t + bh)
+                out.setdefault(tuple(round(v, 4) for v in box), box)
+    return list(out.values())
+
+
 # --------------------------------------------------------------------------- the choice
 
 def needed(area: float, th: Thresholds) -> float:

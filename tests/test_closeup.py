@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import write_catalog
@@ -272,3 +275,121 @@ def test_api_and_page_say_when_the_photo_was_read_as_a_closeup(tuned_store, cata
         assert page.status_code == 200 and ('id="closeup-note"' in page.text) is found.closeup
         off = c.post("/api/search", files={"file": ("c.jpg", data, "image/jpeg")}, data={"detect": "false"})
         assert off.json()["region"]["closeup"] is False
+
+
+# --------------------------------------------------------------------------- looked at closer
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(20, 2000), st.integers(20, 2000), st.floats(0.2, 5.0))
+def test_closeup_views_have_the_closeups_shape_and_stay_inside_the_image(w, h, aspect):
+    from dressfinder import regions
+
+    boxes = regions.closeup_views((w, h), aspect)
+    grid = len(regions.CLOSEUP_VIEW_HEIGHTS) * len(regions.CLOSEUP_VIEW_X) * len(regions.CLOSEUP_VIEW_Y)
+    assert 0 < len(boxes) <= grid and len(set(boxes)) == len(boxes)
+    for l, t, r, b in boxes:
+        assert 0 <= l < r <= 1 and 0 <= t < b <= 1
+        assert any(abs((b - t) - min(1.0, hf)) < 1e-3 for hf in regions.CLOSEUP_VIEW_HEIGHTS)
+        shape = (r - l) * w / ((b - t) * h)
+        assert shape == pytest.approx(aspect, rel=0.01, abs=1e-3) or (r - l > 0.999 and shape < aspect)
+    hf, cx, cy = regions.CLOSEUP_VIEW_HEIGHTS[0], regions.CLOSEUP_VIEW_X[0], regions.CLOSEUP_VIEW_Y[1]
+    bw = hf * h * aspect / w
+    if bw <= 2 * min(cx, 1 - cx) and hf <= 2 * min(cy, 1 - cy):    # fits around the grid point: centred on it
+        assert any(abs((l + r) / 2 - cx) < 1e-3 and abs((t + b) / 2 - cy) < 1e-3 for l, t, r, b in boxes)
+    assert regions.closeup_views((0, h), aspect) == [] and regions.closeup_views((w, h), 0.0) == []
+
+
+def test_checked_scores_take_the_better_of_vector_and_views():
+    s = search.checked_scores(np.array([0.5, 0.4, 0.6]), np.array([0.3, 0.2, 0.7]), np.array([np.nan, 0.9, 0.5]))
+    np.testing.assert_allclose(s, [(0.5 + 0.3) / 2, (0.4 + 0.9) / 2, (0.6 + 0.7) / 2])
+
+
+def test_views_are_judged_by_the_better_of_the_photos_vectors(encoder, catalog_dir):
+    ims = [Image.open(catalog_dir / "images" / f"dress-{i:03d}.jpg").convert("RGB") for i in (2, 7)]
+    v1, v2 = np.asarray(encoder.encode(ims), np.float64)
+    one, two = search.view_cosines(encoder, v1, ims, 0.8), search.view_cosines(encoder, v2, ims, 0.8)
+    np.testing.assert_allclose(search.view_cosines(encoder, np.stack([v1, v2]), ims, 0.8), np.maximum(one, two),
+                               atol=1e-6)
+    assert one[0] > one[1] and two[1] > two[0]           # a picture's views are nearer its own vector
+    gap = search.view_cosines(encoder, v1, [None, ims[0]], 0.8)
+    assert np.isnan(gap[0]) and gap[1] == pytest.approx(one[0], abs=1e-6)
+    assert np.isnan(search.view_cosines(encoder, v1, [None], 0.8)).all()
+
+
+def test_a_closeup_looked_at_closer_finds_the_dress_it_was_cut_from(tuned_store, catalog_dir, encoder,
+                                                                   tmp_path):
+    snap = tuned_store.snapshot()
+    th = replace(DEFAULT_THRESHOLDS, closeup_min_patch=-1.0)
+    for i in (3, 9, 14):
+        data = closeup_of(catalog_dir / "images" / f"dress-{i:03d}.jpg", (0.3, 0.35, 0.7, 0.6))
+        photo = Image.open(io.BytesIO(data))
+        vec = tuned_store.embed_query(photo)
+        hits = search.closeup_hits(snap, vec, encoder.encode_closeup(photo), 14, th=th)
+        aspect = photo.width / photo.height
+        checked = search.closeup_checked(snap, encoder, vec, hits, tuned_store.images_dir, aspect)
+        assert checked[0].id == f"sku-{i:03d}"
+        assert sorted(h.row for h in checked) == sorted(h.row for h in hits)     # the same products
+        n = min(search.CLOSEUP_CHECK, len(hits))
+        assert n < len(hits)          # some candidates are judged by their vector alone
+        files = [tuned_store.images_dir / h.file for h in hits[:n]]
+        views = search.view_cosines(encoder, vec, [Image.open(f) for f in files], aspect)
+        src = [h.id for h in hits[:n]].index(f"sku-{i:03d}") if f"sku-{i:03d}" in [h.id for h in hits[:n]] else None
+        photo_cos = snap.vectors(np.array([h.row for h in hits])) @ vec
+        if src is not None:   # its views match the close-up better than its whole picture does
+            assert views[src] > photo_cos[src]
+        want = search.checked_scores(np.array([h.score for h in hits]), photo_cos,
+                                     np.concatenate([views, np.full(len(hits) - n, np.nan)]))
+        order = np.argsort(-want, kind="stable")
+        assert [h.row for h in checked] == [hits[j].row for j in order]
+        np.testing.assert_allclose([h.score for h in checked], want[order], atol=1e-5)
+        blind = search.closeup_checked(snap, encoder, vec, hits, tmp_path / "nothing", aspect)  # no stored images
+        want = search.checked_scores(np.array([h.score for h in hits]), photo_cos, np.full(len(hits), np.nan))
+        assert [h.row for h in blind] == [hits[j].row for j in np.argsort(-want, kind="stable")]
+
+
+def test_search_looks_at_a_closeup_closer_when_it_has_the_images(tuned_store, catalog_dir, monkeypatch):
+    th = tuned_store.encoder.thresholds
+    monkeypatch.setattr(tuned_store.encoder, "thresholds", replace(th, closeup_min_patch=-1.0))
+    seen = []
+    real = search.closeup_checked
+    monkeypatch.setattr(search, "closeup_checked", lambda *a, **kw: seen.append(a[3]) or real(*a, **kw))
+    data = closeup_of(catalog_dir / "images" / "dress-011.jpg", (0.3, 0.35, 0.7, 0.6))
+    found = tuned_store.search_regions(data, 5)
+    assert found.closeup and len(seen) == 1
+    assert len(seen[0]) == min(search.CLOSEUP_POOL, len(tuned_store))      # the pool, cut to k after
+    size = Image.open(io.BytesIO(data)).size
+    want = real(tuned_store.snapshot(), tuned_store.encoder, tuned_store.embed_query(data), seen[0],
+                tuned_store.images_dir, size[0] / size[1])[:5]
+    assert [h.id for h in found.hits] == [h.id for h in want] and found.hits[0].id == "sku-011"
+
+
+def test_evaluation_looks_at_closeups_closer_as_the_service_does(tuned_store, encoder, tmp_path):
+    from dressfinder.tools.evaluate.configs import closeup_checked_ranked
+
+    snap = tuned_store.snapshot()
+    rows = snap.rows()
+    records = snap.records(rows.tolist())
+    images = [str(tuned_store.images_dir / records[int(r)][1]) for r in rows]
+    cat = snap.vectors(rows).astype(np.float32)
+    th = replace(DEFAULT_THRESHOLDS, closeup_min_patch=-1.0)
+    photos, found, scores, whole, want = [], [], {}, [], []
+    for n, i in enumerate((4, 12)):
+        data = closeup_of(Path(images[i]), (0.25, 0.3, 0.65, 0.6))
+        photo = Image.open(io.BytesIO(data))
+        vec = tuned_store.embed_query(photo)
+        hits = search.closeup_hits(snap, vec, encoder.encode_closeup(photo), 16, th=th)
+        photos.append(data)
+        whole.append(vec)
+        found.append([h.row for h in hits[:10]])
+        scores[n] = np.array([[h.row for h in hits], [h.score for h in hits]], np.float64)
+        want.append([h.row for h in search.closeup_checked(snap, encoder, vec, hits, tuned_store.images_dir,
+                                                             photo.width / photo.height)][:10])
+    photos.append(photos[0])       # a photo not read as a close-up: left as it is
+    whole.append(whole[0])
+    found.append(list(range(10)))
+    out = closeup_checked_ranked(encoder, photos, np.array(found), scores, np.array(whole), cat, rows,
+                                 images, tmp_path, False)
+    assert out[0].tolist() == want[0] and out[1].tolist() == want[1] and out[2].tolist() == list(range(10))
+    again = closeup_checked_ranked(encoder, photos, np.array(found), scores, np.array(whole), cat, rows,
+                                   images, tmp_path, False)    # from the cache
+    assert (again == out).all() and len(list(tmp_path.glob("checks-*.npy"))) == 1

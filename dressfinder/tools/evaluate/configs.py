@@ -224,12 +224,14 @@ def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, 
 
 
 def closeup_ranked(found: np.ndarray, vectors: dict[int, np.ndarray], used: np.ndarray, whole: np.ndarray,
-                   cat_vec: np.ndarray, cat_patches: np.ndarray, ids: np.ndarray, k: int, th) -> np.ndarray:
+                   cat_vec: np.ndarray, cat_patches: np.ndarray, ids: np.ndarray, k: int, th,
+                   scores_out: dict[int, np.ndarray] | None = None) -> np.ndarray:
     """``found`` with the close-up photos' rows ranked as the service ranks them
     (``search.closeup_scores`` over the whole catalogue, beside ``used``: the searched regions'
     vectors, weighted by ``search.closeup_weight`` of the ``whole`` photos' best matches; ``th``:
-    the encoder's ``Thresholds``)."""
-    from ...search import closeup_scores, closeup_weight, reads_as_closeup
+    the encoder's ``Thresholds``). ``scores_out``, if given, gets each re-ranked photo's best
+    ``search.CLOSEUP_POOL`` (or ``k``, if more) ids and their scores (for :func:`closeup_checked_ranked`)."""
+    from ...search import CLOSEUP_POOL, closeup_scores, closeup_weight, reads_as_closeup
 
     out = found.copy()
     for i, c in vectors.items():
@@ -238,9 +240,66 @@ def closeup_ranked(found: np.ndarray, vectors: dict[int, np.ndarray], used: np.n
             continue
         weight = closeup_weight(float((cat_vec @ whole[i]).max()), th)
         scores = closeup_scores(cat_vec @ used[i], patch, weight)
-        top = np.argsort(-scores, kind="stable")[:k]
-        out[i, :len(top)] = ids[top]
+        top = np.argsort(-scores, kind="stable")[:max(k, CLOSEUP_POOL)]
+        out[i, :min(k, len(top))] = ids[top[:k]]
+        if scores_out is not None:
+            scores_out[int(i)] = np.stack([ids[top].astype(np.float64), scores[top]])
     return out
+
+
+def closeup_checked_ranked(enc, photos: Sequence[bytes], found: np.ndarray, pools: dict[int, np.ndarray],
+                           vectors: np.ndarray, cat_vec: np.ndarray, ids: np.ndarray, images: Sequence[str],
+                           cache: Path | None, progress: bool) -> np.ndarray:
+    """``found`` with the close-up photos' rows re-ordered as the service looks at them closer
+    (``search.closeup_checked``): ``pools`` (from :func:`closeup_ranked`) holds each such photo's
+    candidate ids and close-up scores; views of the first ``search.CLOSEUP_CHECK`` candidates'
+    catalogue ``images`` (by image index) are compared with each photo's ``vectors`` (the searched
+    region's and the whole photo's: the better counts). The views' cosines are cached by photos,
+    encoder, catalogue and candidates."""
+    from ... import regions, search
+
+    row_of = {int(x): r for r, x in enumerate(ids)}
+    picks = sorted(pools)
+    cand = np.array([pools[i][0, :search.CLOSEUP_CHECK] for i in picks], np.int64).reshape(len(picks), -1)
+    head = (f"closeup-check|region and whole|{search.CLOSEUP_CHECK}|{regions.CLOSEUP_VIEW_HEIGHTS}|"
+            f"{regions.CLOSEUP_VIEW_X}|{regions.CLOSEUP_VIEW_Y}|{sorted(enc.spec().items())}|"
+            f"{hashlib.sha256(cand.tobytes()).hexdigest()}")
+    path = cache / f"checks-{photos_key(head, photos, cat_vec)}.npy" if cache is not None else None
+    if path is not None and path.exists():
+        views = np.load(path)
+    else:
+        views = _view_cosines(enc, photos, picks, cand, vectors, images, progress)
+        if path is not None:
+            np.save(path.with_name(path.stem + ".tmp.npy"), views)
+            os.replace(path.with_name(path.stem + ".tmp.npy"), path)
+    out = found.copy()
+    for n, i in enumerate(picks):
+        rows, scores = pools[i][0].astype(np.int64), pools[i][1]
+        photo_cos = (cat_vec[[row_of[int(x)] for x in rows]] @ np.atleast_2d(vectors[i]).T.astype(np.float32)).max(1)
+        view = np.full(len(rows), np.nan)
+        view[:cand.shape[1]] = views[n, :len(rows)]
+        s = search.checked_scores(scores, photo_cos, view)
+        order = sorted(range(len(rows)), key=lambda j: (-s[j], int(rows[j])))
+        top = rows[order][:found.shape[1]]
+        out[i, :len(top)] = top
+    return out
+
+
+def _view_cosines(enc, photos: Sequence[bytes], picks: list[int], cand: np.ndarray, vectors: np.ndarray,
+                  images: Sequence[str], progress: bool) -> np.ndarray:
+    """``search.view_cosines`` of each picked photo's candidates (rows of ``cand``: image indexes)."""
+    from tqdm import tqdm
+
+    from ... import search
+    from ...images import load_image
+
+    views = np.full(cand.shape, np.nan)
+    draft = search.query_draft(enc.input_size, detect=True)
+    for n, i in enumerate(tqdm(picks, desc="close-ups, closer", unit="img", disable=not progress,
+                               dynamic_ncols=True)):
+        w, h = load_image(photos[i], draft=draft).size
+        views[n] = search.view_cosines(enc, vectors[i], [load_image(images[int(x)]) for x in cand[n]], w / h)
+    return views
 
 
 def fused(index, found: np.ndarray, used: np.ndarray, whole: np.ndarray, k: int) -> np.ndarray:

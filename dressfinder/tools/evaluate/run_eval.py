@@ -14,8 +14,9 @@ import numpy as np
 from ...errors import DressfinderError
 from ...thresholds import Thresholds
 
-from .configs import (AUTO_STYLE_PREFIX, QuerySide, catalog_key, catalogue_keys, closeup_ranked, closeups,
-                      embed_cached, fused, located, measure_latency, parse_config, seed_autoencoder)
+from .configs import (AUTO_STYLE_PREFIX, QuerySide, catalog_key, catalogue_keys, closeup_checked_ranked,
+                      closeup_ranked, closeups, embed_cached, fused, located, measure_latency, parse_config,
+                      seed_autoencoder)
 from .metrics import catalog_colours, colour_share, hits_at, style_share
 from .queries import make_queries
 from ..machine import describe_machine
@@ -151,8 +152,12 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
             if cat_patches is not None:
                 near = closeups(enc, [qs.data[int(i)] for i in q_ok], whole_vec, q_vec, cat_vec, run.cache,
                                 run.progress)
+                read: dict[int, np.ndarray] = {}
                 found = closeup_ranked(found, near, q_vec, whole_vec, cat_vec, cat_patches, cat_ok.astype(np.int64),
-                                       k_fetch, Thresholds.of(enc))
+                                       k_fetch, Thresholds.of(enc), scores_out=read)
+                found = closeup_checked_ranked(enc, [qs.data[int(i)] for i in q_ok], found, read,
+                                               np.stack([q_vec, whole_vec], axis=1),
+                                               cat_vec, cat_ok.astype(np.int64), g.images, run.cache, run.progress)
         ranked[q_ok] = found
     figures = {"catalog_encode_seconds": round(cat_secs, 1),
                "catalog_images_per_second": round(len(cat_ok) / cat_secs, 1) if cat_secs else None,
