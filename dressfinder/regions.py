@@ -260,7 +260,6 @@ def crop_box(im: Image.Image, box: Sequence[float]) -> Image.Image:
     return im.crop((x0, y0, x1, y1))
 
 
-
 #: :func:`closeup_views`: a close-up of the fabric is compared with views of a candidate's catalogue
 #: image of these heights (fractions of the image's height), of the close-up's own shape, centred on
 #: the grid :data:`CLOSEUP_VIEW_X` x :data:`CLOSEUP_VIEW_Y` (fractions): down the middle of a product

@@ -284,7 +284,7 @@ def view_cosines(encoder: Any, photo: np.ndarray, images: Sequence[Image.Image |
     out = np.full(len(images), np.nan)
     if not crops:
         return out
-    cos = _best_cosines(np.asarray(encoder.encode(crops), np.float64), photo)
+    cos = best_cosines(np.asarray(encoder.encode(crops), np.float64), photo)
     start = 0
     for i, bs in enumerate(boxes):
         if bs:
@@ -293,7 +293,7 @@ def view_cosines(encoder: Any, photo: np.ndarray, images: Sequence[Image.Image |
     return out
 
 
-def _best_cosines(vectors: np.ndarray, photo: np.ndarray) -> np.ndarray:
+def best_cosines(vectors: np.ndarray, photo: np.ndarray) -> np.ndarray:
     """Each of ``vectors``' best cosine to the rows of ``photo`` (one vector or several)."""
     photo = np.atleast_2d(np.asarray(photo, np.float64))
     return np.max([cosines(np.repeat(p[None], len(vectors), axis=0), vectors) for p in photo], axis=0)
@@ -312,10 +312,17 @@ def closeup_checked(snap: Snapshot, encoder: Any, photo: np.ndarray, hits: list[
     view = np.full(len(hits), np.nan)
     view[:n] = view_cosines(encoder, photo, [_stored(images, h.file) for h in hits[:n]], aspect)
     rows = np.array([h.row for h in hits], np.int64)
-    photo_cos = _best_cosines(snap.vectors(rows).astype(np.float64), photo)
-    scores = checked_scores(np.array([h.score for h in hits]), photo_cos, view)
-    order = sorted(range(len(hits)), key=lambda j: (-scores[j], hits[j].row))
+    photo_cos = best_cosines(snap.vectors(rows).astype(np.float64), photo)
+    order, scores = checked_order(np.array([h.score for h in hits]), photo_cos, view, rows)
     return [dataclasses.replace(hits[j], score=float(scores[j])) for j in order]
+
+
+def checked_order(closeup: np.ndarray, photo_cos: np.ndarray, view_cos: np.ndarray,
+                  keys: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """The order (indexes) of a close-up's candidates by :func:`checked_scores`, ties by ``keys``
+    (their rows), and those scores."""
+    scores = checked_scores(closeup, photo_cos, view_cos)
+    return sorted(range(len(scores)), key=lambda j: (-scores[j], int(keys[j]))), scores
 
 
 def _stored(images: Path, file: str | None) -> Image.Image | None:

@@ -381,7 +381,7 @@ def test_evaluation_looks_at_closeups_closer_as_the_service_does(tuned_store, en
         photos.append(data)
         whole.append(vec)
         found.append([h.row for h in hits[:10]])
-        scores[n] = np.array([[h.row for h in hits], [h.score for h in hits]], np.float64)
+        scores[n] = (np.array([h.row for h in hits]), np.array([h.score for h in hits]))
         want.append([h.row for h in search.closeup_checked(snap, encoder, vec, hits, tuned_store.images_dir,
                                                              photo.width / photo.height)][:10])
     photos.append(photos[0])       # a photo not read as a close-up: left as it is

@@ -225,7 +225,7 @@ def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, 
 
 def closeup_ranked(found: np.ndarray, vectors: dict[int, np.ndarray], used: np.ndarray, whole: np.ndarray,
                    cat_vec: np.ndarray, cat_patches: np.ndarray, ids: np.ndarray, k: int, th,
-                   scores_out: dict[int, np.ndarray] | None = None) -> np.ndarray:
+                   scores_out: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """``found`` with the close-up photos' rows ranked as the service ranks them
     (``search.closeup_scores`` over the whole catalogue, beside ``used``: the searched regions'
     vectors, weighted by ``search.closeup_weight`` of the ``whole`` photos' best matches; ``th``:
@@ -243,11 +243,12 @@ def closeup_ranked(found: np.ndarray, vectors: dict[int, np.ndarray], used: np.n
         top = np.argsort(-scores, kind="stable")[:max(k, CLOSEUP_POOL)]
         out[i, :min(k, len(top))] = ids[top[:k]]
         if scores_out is not None:
-            scores_out[int(i)] = np.stack([ids[top].astype(np.float64), scores[top]])
+            scores_out[int(i)] = (ids[top], scores[top])
     return out
 
 
-def closeup_checked_ranked(enc, photos: Sequence[bytes], found: np.ndarray, pools: dict[int, np.ndarray],
+def closeup_checked_ranked(enc, photos: Sequence[bytes], found: np.ndarray,
+                           pools: dict[int, tuple[np.ndarray, np.ndarray]],
                            vectors: np.ndarray, cat_vec: np.ndarray, ids: np.ndarray, images: Sequence[str],
                            cache: Path | None, progress: bool) -> np.ndarray:
     """``found`` with the close-up photos' rows re-ordered as the service looks at them closer
@@ -260,7 +261,7 @@ def closeup_checked_ranked(enc, photos: Sequence[bytes], found: np.ndarray, pool
 
     row_of = {int(x): r for r, x in enumerate(ids)}
     picks = sorted(pools)
-    cand = np.array([pools[i][0, :search.CLOSEUP_CHECK] for i in picks], np.int64).reshape(len(picks), -1)
+    cand = np.array([pools[i][0][:search.CLOSEUP_CHECK] for i in picks], np.int64).reshape(len(picks), -1)
     head = (f"closeup-check|region and whole|{search.CLOSEUP_CHECK}|{regions.CLOSEUP_VIEW_HEIGHTS}|"
             f"{regions.CLOSEUP_VIEW_X}|{regions.CLOSEUP_VIEW_Y}|{sorted(enc.spec().items())}|"
             f"{hashlib.sha256(cand.tobytes()).hexdigest()}")
@@ -274,12 +275,11 @@ def closeup_checked_ranked(enc, photos: Sequence[bytes], found: np.ndarray, pool
             os.replace(path.with_name(path.stem + ".tmp.npy"), path)
     out = found.copy()
     for n, i in enumerate(picks):
-        rows, scores = pools[i][0].astype(np.int64), pools[i][1]
-        photo_cos = (cat_vec[[row_of[int(x)] for x in rows]] @ np.atleast_2d(vectors[i]).T.astype(np.float32)).max(1)
+        rows, scores = np.asarray(pools[i][0], np.int64), pools[i][1]
+        photo_cos = search.best_cosines(cat_vec[[row_of[int(x)] for x in rows]].astype(np.float64), vectors[i])
         view = np.full(len(rows), np.nan)
         view[:cand.shape[1]] = views[n, :len(rows)]
-        s = search.checked_scores(scores, photo_cos, view)
-        order = sorted(range(len(rows)), key=lambda j: (-s[j], int(rows[j])))
+        order, _ = search.checked_order(scores, photo_cos, view, rows)
         top = rows[order][:found.shape[1]]
         out[i, :len(top)] = top
     return out

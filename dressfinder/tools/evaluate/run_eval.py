@@ -152,7 +152,7 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
             if cat_patches is not None:
                 near = closeups(enc, [qs.data[int(i)] for i in q_ok], whole_vec, q_vec, cat_vec, run.cache,
                                 run.progress)
-                read: dict[int, np.ndarray] = {}
+                read: dict[int, tuple[np.ndarray, np.ndarray]] = {}
                 found = closeup_ranked(found, near, q_vec, whole_vec, cat_vec, cat_patches, cat_ok.astype(np.int64),
                                        k_fetch, Thresholds.of(enc), scores_out=read)
                 found = closeup_checked_ranked(enc, [qs.data[int(i)] for i in q_ok], found, read,
