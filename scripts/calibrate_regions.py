@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from dressfinder import regions
+from dressfinder import boxhead, regions
 from dressfinder.catalog import read_catalog
 from dressfinder.embed import embed, fingerprint
 from dressfinder.encoders import get_encoder
@@ -56,7 +56,8 @@ def pick_sources(ids, n: int, exclude_eval: int, seed: int) -> list[int]:
 
 
 def record(enc, cat: np.ndarray, data: bytes, same: set[int]) -> dict:
-    """Every region ``locate`` looks at for this query (none skipped), and which of them find the source."""
+    """Every region ``locate`` looks at for this query (none skipped, the shipped box head's boxes
+    among them, as the service has them), and which of them find the source."""
     def best(vectors):
         sims = np.asarray(vectors, np.float32) @ cat.T
         rows = sims.argmax(axis=1)
@@ -68,11 +69,11 @@ def record(enc, cat: np.ndarray, data: bytes, same: set[int]) -> dict:
     choose = regions.choose
     regions.choose = lambda whole, found, th: (seen.clear(), seen.extend([whole, *found]))[1] or choose(whole, found, th)
     try:
-        regions.locate(enc, im, best, thresholds=every)
+        regions.locate(enc, im, best, thresholds=every, propose=boxhead.shipped())
     finally:
         regions.choose = choose
     if not seen:   # a small photo: the whole photo only
-        seen = [regions.locate(enc, im, best).used]
+        seen = [regions.locate(enc, im, best, propose=boxhead.shipped()).used]
     sims = np.stack([r.vector for r in seen]) @ cat.T
     top = np.argsort(-sims, axis=1)[:, :10]
     return {"regions": [(r, bool(t[0] in same), bool(same & set(t.tolist()))) for r, t in zip(seen, top)]}
