@@ -11,6 +11,11 @@ reading may go with (:data:`RULES`; the service's is ``unexplained``: ``regions.
 
     PYTHONPATH=. python scripts/calibrate_closeups.py ../shared/data --sources 150 --save cc150.npz
     PYTHONPATH=. python scripts/calibrate_closeups.py ../shared/data --records cc150.npz   # replay
+    PYTHONPATH=. python scripts/calibrate_closeups.py ../shared/data --records cc150.npz --check
+
+``--check`` replays the service as it ranks now, close-ups looked at closer
+(``search.closeup_checked``: views of the first ``search.CLOSEUP_CHECK`` candidates' catalogue
+images, encoded here once per photo), at the shipped weight for a sweep of gates (:data:`GATES`).
 
 The catalogue's vectors and patch vectors come from the evaluation's cache (``dressfinder evaluate``
 makes them; this makes them if absent).
@@ -37,11 +42,14 @@ from dressfinder.tools.evaluate.variants import DEFAULT_SEED, KINDS, PHOTO_KINDS
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 #: (weight, least best patch cosine) pairs replayed besides the weights alone
 GATED = tuple((w, g) for w in (0.3, 0.5, 0.7) for g in (0.55, 0.6, 0.65))
+#: least best-patch cosines replayed by ``--check``
+GATES = (0.0, 0.30, 0.32, 0.34, 0.35, 0.36, 0.37, 0.38, 0.39, 0.40, 0.42)
 
 
-def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str, float]:
+def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str, float, float]:
     """The photo's vector, the vector of the region the service uses, the photo's close-up vector
-    (None when the whole photo's best match is sure), the used region's kind and area."""
+    (None when the whole photo's best match is sure), the used region's kind and area, the photo's
+    shape (width / height)."""
     def best(vectors):
         sims = np.asarray(vectors, np.float32) @ cat.T
         rows = sims.argmax(axis=1)
@@ -52,7 +60,7 @@ def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.n
     found = regions.locate(enc, im, best, whole_vector=whole, propose=boxhead.shipped())
     unsure = found.whole_score < Thresholds.of(enc).sure and min(im.size) >= regions.MIN_SIDE
     close = enc.encode_closeup(im) if unsure else None      # the rules are replayed (RULES)
-    return whole, found.used.vector, close, found.used.kind, found.used.area()
+    return whole, found.used.vector, close, found.used.kind, found.used.area(), im.width / im.height
 
 
 #: Which photos a close-up reading may go with, by the used region's kind, its area and how much
@@ -71,17 +79,62 @@ def ranks(rec, cat, patches, weight: float, gate: float, th: Thresholds, k: int 
     """The top ``k`` rows as the service ranks them, with the close-up reading at ``weight`` (the
     most, ``search.closeup_weight``) and ``gate`` (a least best patch cosine) and ``rule`` (the
     other lines: ``th``, the encoder's thresholds)."""
-    whole, used, close, kind, area = rec
-    whole_best = float((cat @ whole).max())
-    gain = float((cat @ used).max()) - whole_best
-    patch = patches @ close if close is not None and RULES[rule](kind, area, gain, th) else None
+    whole, used = rec[:2]
+    patch = closeup_patch(rec, cat, patches, th, rule)
     if patch is not None and weight > 0 and patch.max() >= gate:
-        w = search.closeup_weight(whole_best, th, weight)
+        w = search.closeup_weight(float((cat @ whole).max()), th, weight)
         return np.argsort(-search.closeup_scores(cat @ used, patch, w), kind="stable")[:k].tolist()
     top = np.argsort(-(cat @ used), kind="stable")[:k].tolist()
     if np.array_equal(used, whole):
         return top
     return search.fuse(top, np.argsort(-(cat @ whole), kind="stable")[:k].tolist(), k)
+
+
+def closeup_patch(rec, cat: np.ndarray, patches: np.ndarray, th: Thresholds, rule: str = "unexplained"):
+    """The catalogue's patch cosines to the photo's close-up vector, or None when ``rule`` (or the
+    lack of a close-up vector) says the photo is not read as a close-up."""
+    whole, used, close, kind, area = rec[:5]
+    gain = float((cat @ used).max()) - float((cat @ whole).max())
+    return patches @ close if close is not None and RULES[rule](kind, area, gain, th) else None
+
+
+def checked_ranks(rec, cat, patches, th: Thresholds, enc, images: list[str], k: int = 10) -> list[int] | None:
+    """The top ``k`` rows of a photo read as a close-up at any gate, looked at closer as the service
+    does (``search.closeup_checked``, at the shipped weight); None when the photo is not read as one."""
+    whole, used, aspect = rec[0], rec[1], rec[5]
+    patch = closeup_patch(rec, cat, patches, th)
+    if patch is None:
+        return None
+    if not np.isfinite(aspect):
+        raise SystemExit("these records have no photo shapes: record them again (--save) for --check")
+    scores = search.closeup_scores(cat @ used, patch, search.closeup_weight(float((cat @ whole).max()), th))
+    rows = np.argsort(-scores, kind="stable")[:max(k, search.CLOSEUP_POOL)]
+    photo = np.stack([used, whole]).astype(np.float64)
+    view = np.full(len(rows), np.nan)
+    n = min(search.CLOSEUP_CHECK, len(rows))
+    view[:n] = search.view_cosines(enc, photo, [load_image(images[r]) for r in rows[:n]], aspect)
+    order, _ = search.checked_order(scores[rows], search.best_cosines(cat[rows].astype(np.float64), photo),
+                                    view, rows)
+    return rows[order][:k].tolist()
+
+
+def report_checked(recs, cat, patches, th: Thresholds, enc, images: list[str]) -> None:
+    """Recall@1/@10 per kind as the service ranks now (close-ups looked at closer), for each gate
+    of :data:`GATES`: a photo whose close-up's best patch match is below the gate is ranked as a photo."""
+    t0 = time.time()
+    looked = {kind: [checked_ranks(rec, cat, patches, th, enc, images) for rec, _ in v] for kind, v in recs.items()}
+    print(f"closer looks: {sum(r is not None for v in looked.values() for r in v)} photos, {time.time() - t0:.0f} s",
+          file=sys.stderr)
+    print("weight  gate  checked   " + "  ".join(f"{k[:11]:>11}" for k in recs))
+    w = search.CLOSEUP_WEIGHT
+    for gate in sorted(set(GATES) | {round(th.closeup_min_patch, 4)}):
+        row = {}
+        for kind, v in recs.items():
+            rk = [lk if lk is not None and float(closeup_patch(rec, cat, patches, th).max()) >= gate
+                  else ranks(rec, cat, patches, 0.0, gate, th) for (rec, _), lk in zip(v, looked[kind])]
+            row[kind] = (float(np.mean([r[0] in t for r, (_, t) in zip(rk, v)])),
+                         float(np.mean([bool(set(r) & t) for r, (_, t) in zip(rk, v)])))
+        print(f"{w:6.2f}  {gate:.4f}  {'yes':8}  " + line(row))
 
 
 def main() -> int:
@@ -94,6 +147,7 @@ def main() -> int:
     p.add_argument("--save", default=None, help="also write the records here (.npz) for other rules")
     p.add_argument("--records", default=None, help="replay records written by --save (no searching)")
     p.add_argument("--kinds", default=",".join(KINDS), help="query kinds to make (comma-separated)")
+    p.add_argument("--check", action="store_true", help="replay close-ups looked at closer, gate by gate")
     a = p.parse_args()
     g = read_ground(a.catalog, "auto", None)
     enc = get_encoder("effnet-tuned", model=a.model, precision=a.precision)
@@ -104,7 +158,11 @@ def main() -> int:
         print("this encoder makes no patch vectors", file=sys.stderr)
         return 1
     if a.records:
-        report(load(a.records), cat, patches, th)
+        recs = load(a.records)
+        if a.check:
+            report_checked(recs, cat, patches, th, enc, [g.images[i] for i in ok])
+        else:
+            report(recs, cat, patches, th)
         return 0
     row_of = {int(s): r for r, s in enumerate(ok)}
     sources = pick_sources(g.ids, [], a.sources, 13)
@@ -120,16 +178,19 @@ def main() -> int:
             recs[kind].append((one(enc, cat, data), targets))
         if n % 10 == 0:
             print(f"{n}/{len(sources)} sources, {time.time() - t0:.0f} s", file=sys.stderr)
-    report(recs, cat, patches, th)
     if a.save:
         save(a.save, recs)
+    if a.check:
+        report_checked(recs, cat, patches, th, enc, [g.images[i] for i in ok])
+    else:
+        report(recs, cat, patches, th)
     return 0
 
 
 def save(path: str, recs) -> None:
-    kinds, whole, used, close, has, used_kind, area, targets = [], [], [], [], [], [], [], []
+    kinds, whole, used, close, has, used_kind, area, aspect, targets = [], [], [], [], [], [], [], [], []
     for kind, v in recs.items():
-        for (w, u, c, uk, ar), t in v:
+        for (w, u, c, uk, ar, asp), t in v:
             kinds.append(kind)
             whole.append(w)
             used.append(u)
@@ -137,17 +198,19 @@ def save(path: str, recs) -> None:
             close.append(c if c is not None else np.zeros_like(w))
             used_kind.append(uk)
             area.append(ar)
+            aspect.append(asp)
             targets.append(",".join(map(str, sorted(t))))
     np.savez(path, kind=np.array(kinds), whole=np.array(whole), used=np.array(used), close=np.array(close),
-             has=np.array(has), used_kind=np.array(used_kind), area=np.array(area), targets=np.array(targets))
+             has=np.array(has), used_kind=np.array(used_kind), area=np.array(area), aspect=np.array(aspect), targets=np.array(targets))
 
 
 def load(path: str) -> dict[str, list]:
     z = np.load(path)
     recs: dict[str, list] = {}
-    for kind, w, u, c, has, uk, ar, t in zip(z["kind"], z["whole"], z["used"], z["close"], z["has"],
-                                             z["used_kind"], z["area"], z["targets"]):
-        recs.setdefault(str(kind), []).append(((w, u, c if has else None, str(uk), float(ar)),
+    aspect = z["aspect"] if "aspect" in z.files else np.full(len(z["kind"]), np.nan)   # older records: none
+    for kind, w, u, c, has, uk, ar, asp, t in zip(z["kind"], z["whole"], z["used"], z["close"], z["has"],
+                                                  z["used_kind"], z["area"], aspect, z["targets"]):
+        recs.setdefault(str(kind), []).append(((w, u, c if has else None, str(uk), float(ar), float(asp)),
                                                {int(x) for x in str(t).split(",") if x}))
     return recs
 
