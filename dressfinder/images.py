@@ -248,6 +248,11 @@ DESCREEN_PEAK_RATIO = 12.0
 DESCREEN_MAX_PERIOD = 0.1
 DESCREEN_MAX_PEAKS = 4
 DESCREEN_RADIAL = 3.0
+#: :func:`descreen`'s notch around each peak (and its mirror): a Gaussian this many frequency bins
+#: wide (its standard deviation). A camera's beat pattern is no pure tone: the screen's perspective
+#: and the pattern's wandering phase spread each peak into a small cluster of side peaks, which a
+#: notch of 1.5 bins left standing (docs/regions.md, "The moiré's side peaks").
+DESCREEN_NOTCH_WIDTH = 5.0
 #: :func:`descreen` works on at most this many pixels on the longer side (a bigger picture is
 #: reduced first, by a whole factor, and comes back reduced): about 25 ms at this size.
 DESCREEN_MAX_SIDE = 1024
@@ -284,7 +289,7 @@ def _moire_notch(mag: np.ndarray, fy: np.ndarray, fx: np.ndarray, radius: np.nda
     counts = np.bincount(rings.ravel(), minlength=64)
     level = np.bincount(rings.ravel(), logm.ravel(), minlength=64) / np.maximum(counts, 1)   # each ring's log-mean
     ratio = np.where(radius >= min_freq, np.exp(logm - level[rings]), 0.0)
-    width = 1.5 / min(mag.shape[0], 2 * (mag.shape[1] - 1))      # about 1.5 frequency bins
+    width = DESCREEN_NOTCH_WIDTH / min(mag.shape[0], 2 * (mag.shape[1] - 1))      # in frequency bins
     notch = np.zeros_like(mag)
     found = 0
     for _ in range(4 * DESCREEN_MAX_PEAKS):                  # edge streaks are looked at and passed over

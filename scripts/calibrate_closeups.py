@@ -201,7 +201,8 @@ def save(path: str, recs) -> None:
             aspect.append(asp)
             targets.append(",".join(map(str, sorted(t))))
     np.savez(path, kind=np.array(kinds), whole=np.array(whole), used=np.array(used), close=np.array(close),
-             has=np.array(has), used_kind=np.array(used_kind), area=np.array(area), aspect=np.array(aspect), targets=np.array(targets))
+             has=np.array(has), used_kind=np.array(used_kind), area=np.array(area), aspect=np.array(aspect),
+             targets=np.array(targets))
 
 
 def load(path: str) -> dict[str, list]:
