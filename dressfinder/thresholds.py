@@ -6,7 +6,9 @@ encoders spread their cosines differently (the encoder trained with photos of sc
 2026-12-05, puts its median best match of a fabric close-up at 0.43 where the one before put it at
 0.70; docs/regions.md). So
 they are kept with the model: a model's ``.json`` may bring its own under ``"thresholds"``
-(``training/fit_thresholds.py`` fits them; the shipped model's were fitted so), and the encoder
+(``training/fit_thresholds.py`` fits them; the shipped model's were fitted so, its
+``closeup_min_patch`` then re-calibrated for the close-ups' closer look by
+``scripts/calibrate_closeups.py --check``), and the encoder
 carries them (``Encoder.thresholds``); ``regions`` and ``search`` use them. The defaults, for a
 model without any, are the ones calibrated by ``scripts/calibrate_regions.py`` and
 ``scripts/calibrate_closeups.py`` on the model shipped until 2026-12-05 (trained without photos
