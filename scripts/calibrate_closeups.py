@@ -98,11 +98,12 @@ def closeup_patch(rec, cat: np.ndarray, patches: np.ndarray, th: Thresholds, rul
     return patches @ close if close is not None and RULES[rule](kind, area, gain, th) else None
 
 
-def checked_ranks(rec, cat, patches, th: Thresholds, enc, images: list[str], k: int = 10) -> list[int] | None:
+def checked_ranks(rec, patch: np.ndarray | None, cat, th: Thresholds, enc, images: list[str],
+                  k: int = 10) -> list[int] | None:
     """The top ``k`` rows of a photo read as a close-up at any gate, looked at closer as the service
-    does (``search.closeup_checked``, at the shipped weight); None when the photo is not read as one."""
+    does (``search.closeup_checked``, at the shipped weight); ``patch``: its :func:`closeup_patch`;
+    None when the photo is not read as one."""
     whole, used, aspect = rec[0], rec[1], rec[5]
-    patch = closeup_patch(rec, cat, patches, th)
     if patch is None:
         return None
     if not np.isfinite(aspect):
@@ -123,10 +124,11 @@ def report_checked(recs, cat, patches, th: Thresholds, enc, images: list[str]) -
     of :data:`GATES`: a photo whose close-up's best patch match is below the gate is ranked as a photo.
     Each photo is ranked both ways once; the gates only pick."""
     t0 = time.time()
-    looked = {kind: [checked_ranks(rec, cat, patches, th, enc, images) for rec, _ in v] for kind, v in recs.items()}
+    patch = {kind: [closeup_patch(rec, cat, patches, th) for rec, _ in v] for kind, v in recs.items()}
+    looked = {kind: [checked_ranks(rec, p, cat, th, enc, images) for (rec, _), p in zip(v, patch[kind])]
+              for kind, v in recs.items()}
     plain = {kind: [ranks(rec, cat, patches, 0.0, 0.0, th) for rec, _ in v] for kind, v in recs.items()}
-    best = {kind: [float(closeup_patch(rec, cat, patches, th).max()) if lk is not None else np.nan
-                   for (rec, _), lk in zip(v, looked[kind])] for kind, v in recs.items()}
+    best = {kind: [np.nan if p is None else float(p.max()) for p in ps] for kind, ps in patch.items()}
     print(f"closer looks: {sum(r is not None for v in looked.values() for r in v)} photos, {time.time() - t0:.0f} s",
           file=sys.stderr)
     print("weight  gate    " + "  ".join(f"{k[:11]:>11}" for k in recs))
