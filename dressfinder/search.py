@@ -18,12 +18,12 @@ the rules below are then the same for all of them:
 * when the whole photo's best match is not sure (a close-up of the fabric, say), no region explains
   the picture much better (``regions.wants_closeup``) and the store has patch vectors, the photo is
   also read as a close-up; when one of the catalogue's patch vectors matches that well, each
-  candidate is scored by its cosine to the searched region and its patch vector's cosine to the
-  close-up, the more so the less sure the whole photo is (:func:`closeup_weight`,
-  :func:`closeup_scores`, :func:`closeup_hits`); its first candidates are then looked at closer:
-  views down the middle of their stored images are encoded and compared with the photo, and each
-  candidate's score becomes the mean of its close-up score and its best view's (or vector's) cosine
-  to the photo (:func:`closeup_checked`, :func:`checked_scores`).
+  candidate is scored by its cosine to the photo (the searched region or the whole photo, the
+  better) and its patch vector's cosine to the close-up, the more so the less sure the whole photo
+  is (:func:`closeup_weight`, :func:`closeup_scores`, :func:`closeup_hits`); its first candidates
+  are then looked at closer: views down the middle of their stored images are encoded and
+  compared with the photo, and each candidate's score becomes the mean of its close-up score and
+  its best view's (or vector's) cosine to the photo (:func:`closeup_checked`, :func:`checked_scores`).
 """
 
 from __future__ import annotations
@@ -237,12 +237,14 @@ def reads_as_closeup(best_patch: float, th: Thresholds) -> bool:
 
 def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int, *, th: Thresholds,
                  filters: Filters | None = None, whole_score: float | None = None) -> list[Hit] | None:
-    """The ``k`` best products for a photo whose vector is ``vector`` and close-up vector
-    ``closeup``, by :func:`closeup_scores` (the score each hit carries; weighted by
-    :func:`closeup_weight` of ``whole_score``, the whole photo's best match, when given); None when
-    the snapshot has no patch vectors or no patch matches the close-up well enough
-    (:func:`reads_as_closeup`); ``th``: the encoder's thresholds (``regions.Thresholds.of``).
-    Candidates: the photo's own and the close-up's best :data:`CLOSEUP_FETCH`."""
+    """The ``k`` best products for a photo whose vector is ``vector`` (or whose vectors are its rows:
+    the searched region's and the whole photo's, each product judged by the better,
+    :func:`best_cosines`) and close-up vector ``closeup``, by :func:`closeup_scores` (the score each
+    hit carries; weighted by :func:`closeup_weight` of ``whole_score``, the whole photo's best
+    match, when given); None when the snapshot has no patch vectors or no patch matches the
+    close-up well enough (:func:`reads_as_closeup`); ``th``: the encoder's thresholds
+    (``regions.Thresholds.of``). Candidates: each photo vector's and the close-up's best
+    :data:`CLOSEUP_FETCH`."""
     rows = snap.rows(filters)
     patches = snap.patch_vectors(rows) if len(rows) else None
     if patches is None:
@@ -250,12 +252,12 @@ def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int
     rough = patches @ np.asarray(closeup, np.float32)          # float32 over all rows, to pick candidates
     if not reads_as_closeup(rough.max(), th):
         return None
+    photo = np.atleast_2d(np.asarray(vector, np.float32))
     top = np.argsort(-rough, kind="stable")[:CLOSEUP_FETCH]
-    found, _ = ranked(snap, np.asarray(vector, np.float32)[None], CLOSEUP_FETCH, filters=filters)
-    cand = np.union1d(rows[top], np.array([h.row for h in found[0]], np.int64))
-    q = np.repeat(np.asarray(vector, np.float64)[None], len(cand), axis=0)
+    found, _ = ranked(snap, photo, CLOSEUP_FETCH, filters=filters)
+    cand = np.union1d(rows[top], np.array([h.row for hits in found for h in hits], np.int64))
     c = np.repeat(np.asarray(closeup, np.float64)[None], len(cand), axis=0)
-    scores = closeup_scores(cosines(q, snap.vectors(cand).astype(np.float64)),
+    scores = closeup_scores(best_cosines(snap.vectors(cand).astype(np.float64), photo),
                             cosines(c, snap.patch_vectors(cand).astype(np.float64)),
                             None if whole_score is None else closeup_weight(whole_score, th))
     order = sorted(range(len(cand)), key=lambda j: (-scores[j], int(cand[j])))[:k]
@@ -294,9 +296,13 @@ def view_cosines(encoder: Any, photo: np.ndarray, images: Sequence[Image.Image |
 
 
 def best_cosines(vectors: np.ndarray, photo: np.ndarray) -> np.ndarray:
-    """Each of ``vectors``' best cosine to the rows of ``photo`` (one vector or several)."""
+    """Each of ``vectors``' best cosine to the rows of ``photo`` (one vector or several), in float64
+    (0 where either vector is zero)."""
+    v = np.asarray(vectors, np.float64)
     photo = np.atleast_2d(np.asarray(photo, np.float64))
-    return np.max([cosines(np.repeat(p[None], len(vectors), axis=0), vectors) for p in photo], axis=0)
+    den = np.linalg.norm(v, axis=1)[:, None] * np.linalg.norm(photo, axis=1)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (v @ photo.T) / den, 0.0).max(axis=1)
 
 
 def closeup_checked(snap: Snapshot, encoder: Any, photo: np.ndarray, hits: list[Hit], images: Path,
@@ -479,10 +485,10 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     if wants_closeup(found, im, th) and snap.patch_vectors(np.zeros(0, np.int64)) is not None:
         vector = encoder.encode_closeup(im)
         pool = max(k, CLOSEUP_POOL) if images is not None else k
-        closeup = None if vector is None else closeup_hits(snap, found.used.vector, vector, pool, th=th,
+        photo = np.stack([r.vector for r in searched])       # the searched region and the whole photo
+        closeup = None if vector is None else closeup_hits(snap, photo, vector, pool, th=th,
                                                            filters=filters, whole_score=found.whole_score)
     if closeup is not None and images is not None:
-        photo = np.stack([r.vector for r in searched])       # the searched region and the whole photo
         closeup = closeup_checked(snap, encoder, photo, closeup, Path(images), im.width / im.height)[:k]
     if closeup is not None:
         hits = closeup

@@ -83,7 +83,8 @@ def ranks(rec, cat, patches, weight: float, gate: float, th: Thresholds, k: int 
     patch = closeup_patch(rec, cat, patches, th, rule)
     if patch is not None and weight > 0 and patch.max() >= gate:
         w = search.closeup_weight(float((cat @ whole).max()), th, weight)
-        return np.argsort(-search.closeup_scores(cat @ used, patch, w), kind="stable")[:k].tolist()
+        photo_cos = search.best_cosines(cat, np.stack([used, whole]))
+        return np.argsort(-search.closeup_scores(photo_cos, patch, w), kind="stable")[:k].tolist()
     top = np.argsort(-(cat @ used), kind="stable")[:k].tolist()
     if np.array_equal(used, whole):
         return top
@@ -108,9 +109,10 @@ def checked_ranks(rec, patch: np.ndarray | None, cat, th: Thresholds, enc, image
         return None
     if not np.isfinite(aspect):
         raise SystemExit("these records have no photo shapes: record them again (--save) for --check")
-    scores = search.closeup_scores(cat @ used, patch, search.closeup_weight(float((cat @ whole).max()), th))
-    rows = np.argsort(-scores, kind="stable")[:max(k, search.CLOSEUP_POOL)]
     photo = np.stack([used, whole]).astype(np.float64)
+    scores = search.closeup_scores(search.best_cosines(cat, photo), patch,
+                                   search.closeup_weight(float((cat @ whole).max()), th))
+    rows = np.argsort(-scores, kind="stable")[:max(k, search.CLOSEUP_POOL)]
     view = np.full(len(rows), np.nan)
     n = min(search.CLOSEUP_CHECK, len(rows))
     view[:n] = search.view_cosines(enc, photo, [load_image(images[r]) for r in rows[:n]], aspect)

@@ -177,6 +177,27 @@ def test_closeup_hits_rank_by_the_combined_score_over_the_whole_catalogue(tuned_
     assert search.closeup_hits(snap, vec, close, 5, th=th) is None
 
 
+def test_a_closeup_is_judged_by_the_region_or_the_whole_photo_whichever_matches_better(tuned_store, encoder,
+                                                                                       catalog_dir):
+    """The box head may find a wrong box on a close-up: the product the whole photo matches must
+    still be a candidate, and scored by the whole photo's cosine."""
+    snap = tuned_store.snapshot()
+    photo = Image.open(io.BytesIO(closeup_of(catalog_dir / "images" / "dress-009.jpg")))
+    close = encoder.encode_closeup(photo)
+    right, _, _ = search.find(snap, "sku-009")
+    rows = snap.rows()
+    whole = snap.vectors(np.array([right]))[0]             # the whole photo: the right product, plainly
+    region = snap.vectors(rows)[int(np.argmin(snap.vectors(rows) @ whole))]   # a box that looks like anything else
+    th = replace(DEFAULT_THRESHOLDS, closeup_min_patch=-1.0)
+    alone = search.closeup_hits(snap, region, close, len(rows), th=th)
+    both = search.closeup_hits(snap, np.stack([region, whole]), close, len(rows), th=th)
+    photo_cos = np.maximum(search.best_cosines(snap.vectors(rows), region), search.best_cosines(snap.vectors(rows), whole))
+    want = search.closeup_scores(photo_cos, snap.patch_vectors(rows) @ close)
+    np.testing.assert_allclose(sorted(h.score for h in both), np.sort(want)[-len(both):], atol=1e-5)
+    place = lambda hits: [h.row for h in hits].index(right)  # noqa: E731
+    assert place(both) == 0 < place(alone)
+
+
 def test_the_fabric_weighs_less_the_surer_the_whole_photo_is():
     th = DEFAULT_THRESHOLDS
     top, ramp, sure = search.CLOSEUP_WEIGHT, th.closeup_ramp, th.sure
@@ -254,7 +275,9 @@ def test_evaluation_ranks_closeups_as_the_service_does():
     assert out[0].tolist() == found[0].tolist()          # not a close-up: unchanged
     weight = search.closeup_weight((cat @ whole[1]).max(), th)
     assert 0 < weight
-    want = np.argsort(-search.closeup_scores(cat @ used[1], patches @ patches[17], weight), kind="stable")[:10] + 100
+    unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
+    photo_cos = np.maximum(cat @ unit(used[1]), cat @ unit(whole[1]))   # the region or the whole photo, the better
+    want = np.argsort(-search.closeup_scores(photo_cos, patches @ patches[17], weight), kind="stable")[:10] + 100
     assert out[1].tolist() == want.tolist() and out[1][0] in (104, 117)
 
 
