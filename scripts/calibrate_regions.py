@@ -67,7 +67,8 @@ def record(enc, cat: np.ndarray, data: bytes, same: set[int]) -> dict:
     every = dataclasses.replace(Thresholds.of(enc), sure=2.0)   # look at every candidate
     seen: list = []
     choose = regions.choose
-    regions.choose = lambda whole, found, th: (seen.clear(), seen.extend([whole, *found]))[1] or choose(whole, found, th)
+    regions.choose = lambda whole, found, th, *a: (seen.clear(), seen.extend([whole, *found]))[1] \
+        or choose(whole, found, th, *a)
     try:
         regions.locate(enc, im, best, thresholds=every, propose=boxhead.shipped())
     finally:

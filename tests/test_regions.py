@@ -263,7 +263,8 @@ def test_the_dress_inside_a_window_that_is_not_the_best_one_is_found(monkeypatch
 def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped(monkeypatch):
     """The box head's box is encoded after the content boxes; when it beats the whole photo by the
     margin it is used and no window is encoded; a box head box on the wrong thing does not stop the
-    windows from finding the dress."""
+    windows from finding the dress unless the head is fairly sure of it (``ANCHOR_PEAK``): then
+    only a box near the head's is used."""
     im = gradient_photo()
     dress, clutter = (0.5, 0.5, 1.0, 1.0), (0.0, 0.0, 0.4, 0.4)
     windows = [(b, "window") for b in ((0.0, 0.5, 0.5, 1.0), dress, (0.5, 0.0, 1.0, 0.5))]
@@ -289,8 +290,15 @@ def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped
     got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(dress, weak)])
     assert got.used.kind == "window" and len(encoded) > 3
     encoded.clear()
-    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(clutter, 0.8)])
+    unsure = (regions.HEAD_MIN_PEAK + regions.ANCHOR_PEAK) / 2
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(clutter, unsure)])
     assert got.used.kind == "window" and got.used.best_row == 1 and len(encoded) > 3
+    encoded.clear()
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(clutter, 0.8)])
+    assert got.used.kind == "whole"                 # the dress's window is far from the sure head box
+    assert any(o.best_row == 1 for o in got.others)  # still offered as another region
+    inside = [e for e in encoded if e[0] < clutter[2] and e[1] < clutter[3] and e[2] <= 0.4 * regions.REFINE_SCALE + 1e-3]
+    assert len(inside) >= 5                         # the boxes inside the head's box were tried too
 
 
 def test_boxes_on_a_photographed_screen_are_judged_and_used_without_its_moire(monkeypatch):
