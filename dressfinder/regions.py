@@ -76,7 +76,7 @@ HEAD_SCALES = (0.85, 1.15)
 #: the smaller one (:func:`overlap_of_smaller`; :func:`choose`'s ``anchor``).
 #: On a photo of a screen the windows otherwise find a look-alike of something else in the room
 #: (calibrated on 600 such photos apart from the evaluation's, 2026-12-05: 0.950 / 0.977 -> 0.957 /
-#: 0.985, peaks 0.3-0.5 alike; 7 other kinds unchanged or better; docs/regions.md).
+#: 0.985, peaks 0.2-0.5 alike; 7 other kinds unchanged or better; docs/regions.md).
 ANCHOR_PEAK = 0.4
 ANCHOR_OVERLAP = 0.5
 #: Photos with a shorter side below this many pixels are searched whole (no detail to find).
