@@ -229,17 +229,19 @@ def closeup_ranked(found: np.ndarray, vectors: dict[int, np.ndarray], used: np.n
     """``found`` with the close-up photos' rows ranked as the service ranks them
     (``search.closeup_scores`` over the whole catalogue, beside the better of ``used``, the searched
     regions' vectors, and ``whole``, the photos', weighted by ``search.closeup_weight`` of the
-    ``whole`` photos' best matches; ``th``: the encoder's ``Thresholds``). ``scores_out``, if given, gets each re-ranked photo's best
-    ``search.CLOSEUP_POOL`` (or ``k``, if more) ids and their scores (for :func:`closeup_checked_ranked`)."""
+    ``whole`` photos' best matches; ``th``: the encoder's ``Thresholds``). ``scores_out``, if given,
+    gets each re-ranked photo's best ``search.CLOSEUP_POOL`` (or ``k``, if more) ids and their
+    scores (for :func:`closeup_checked_ranked`)."""
     from ...search import CLOSEUP_POOL, best_cosines, closeup_scores, closeup_weight, reads_as_closeup
 
     out = found.copy()
+    cat64 = np.asarray(cat_vec, np.float64)               # once, not per photo
     for i, c in vectors.items():
         patch = cat_patches @ c
         if not reads_as_closeup(patch.max(), th):
             continue
         weight = closeup_weight(float((cat_vec @ whole[i]).max()), th)
-        scores = closeup_scores(best_cosines(cat_vec, np.stack([used[i], whole[i]])), patch, weight)
+        scores = closeup_scores(best_cosines(cat64, np.stack([used[i], whole[i]])), patch, weight)
         top = np.argsort(-scores, kind="stable")[:max(k, CLOSEUP_POOL)]
         out[i, :min(k, len(top))] = ids[top[:k]]
         if scores_out is not None:
