@@ -373,7 +373,7 @@ def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int,
     if located.used.kind == "content" and located.used.score >= th.content_sure:
         return located, im                  # a laid-out picture: its block is the answer
     seen = descreen(im) or im
-    proposed = [(tuple(float(v) for v in b), float(p)) for b, p in (propose(seen) if propose else [])]
+    proposed = proposals(seen, propose)
     found += _encode_boxes(encoder, seen, [(b, "head") for b in head_boxes(proposed)], best)
     located = choose(whole, found, th)
     if located.used.kind == "head":
@@ -400,6 +400,12 @@ def scaled(box: Sequence[float], scale: float) -> Box:
     """``box`` grown or shrunk about its centre by ``scale``, clipped to the photo."""
     cx, cy, w, h = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, (box[2] - box[0]) * scale, (box[3] - box[1]) * scale
     return (max(0.0, cx - w / 2), max(0.0, cy - h / 2), min(1.0, cx + w / 2), min(1.0, cy + h / 2))
+
+
+def proposals(im: Image.Image, propose: ProposeFn | None) -> list[tuple[Box, float]]:
+    """The box head's boxes for ``im`` (``propose``; None: none) as float tuples, with their peaks,
+    best first."""
+    return [(tuple(float(v) for v in b), float(p)) for b, p in (propose(im) if propose else [])]
 
 
 def head_boxes(proposed: Sequence[tuple[Box, float]]) -> list[Box]:

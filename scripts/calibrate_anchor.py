@@ -79,7 +79,7 @@ def record(enc, cat: np.ndarray, head, data: bytes, targets: set[int]) -> dict[s
     cands = regions.candidate_boxes(im)
     rec["content"] = judge.regions(im, [c for c in cands if c[1] == "content"])
     seen = descreen(im) or im
-    proposed = [(tuple(float(v) for v in b), float(p)) for b, p in (head.boxes(seen) if head else [])]
+    proposed = regions.proposals(seen, head)
     for b, p in proposed:
         rec["head"] += judge.regions(seen, [(b, "head")], p)
     if proposed:
