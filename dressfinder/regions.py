@@ -36,7 +36,7 @@ carried to its scale by ``dressfinder.training.fit_thresholds`` and kept in its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -107,6 +107,9 @@ class Located:
     used: Region
     others: list[Region] = field(default_factory=list)
     whole: Region | None = None
+    #: The box head's boxes with their peaks, best first, when the search looked at them (None: it
+    #: did not: the whole photo was sure, or a content box clearly won).
+    proposed: list[tuple[Box, float]] | None = None
 
     @property
     def whole_score(self) -> float:
@@ -376,24 +379,23 @@ def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int,
     proposed = proposals(seen, propose)
     found += _encode_boxes(encoder, seen, [(b, "head") for b in head_boxes(proposed)], best)
     located = choose(whole, found, th)
-    if located.used.kind == "head":
-        return located, seen                # the box head found the photo: no windows
+    if located.used.kind == "head":         # the box head found the photo: no windows
+        return replace(located, proposed=proposed), seen
     anchor = proposed[0][0] if proposed and proposed[0][1] >= ANCHOR_PEAK else None
     if anchor is not None:
         found += _encode_boxes(encoder, seen, [(b, "head") for b in refine_boxes(anchor)], best)
     windows = _encode_boxes(encoder, seen, [c for c in cands if c[1] == "window"], best)
-    if not windows:
-        return choose(whole, found, th, anchor), seen
-    tops = sorted(windows, key=lambda r: -r.score)[:REFINE_TOP]
-    top_score = tops[0].score
-    for _ in range(REFINE_STEPS):           # coarse to fine, while it helps
-        finer = _encode_boxes(encoder, seen, [(b, "window") for t in tops for b in refine_boxes(t.box)], best)
-        windows += finer
-        step = max(finer, key=lambda r: r.score)
-        if step.score <= top_score:
-            break
-        tops, top_score = [step], step.score
-    return choose(whole, found + windows, th, anchor), seen
+    if windows:
+        tops = sorted(windows, key=lambda r: -r.score)[:REFINE_TOP]
+        top_score = tops[0].score
+        for _ in range(REFINE_STEPS):       # coarse to fine, while it helps
+            finer = _encode_boxes(encoder, seen, [(b, "window") for t in tops for b in refine_boxes(t.box)], best)
+            windows += finer
+            step = max(finer, key=lambda r: r.score)
+            if step.score <= top_score:
+                break
+            tops, top_score = [step], step.score
+    return replace(choose(whole, found + windows, th, anchor), proposed=proposed), seen
 
 
 def scaled(box: Sequence[float], scale: float) -> Box:
@@ -417,17 +419,38 @@ def head_boxes(proposed: Sequence[tuple[Box, float]]) -> list[Box]:
 
 
 #: Bump when which photos are read as close-ups changes (cached evaluation close-ups key on it).
-CLOSEUP_VERSION = "3"
+CLOSEUP_VERSION = "4"
+#: A picture in which the box head sees a product's photo (its best box's peak at least
+#: :data:`ANCHOR_PEAK`) covering less than this share of it is a photo framed in a bigger picture
+#: (a screen, a scene, a page), not a close-up of the fabric (:func:`framed`). Calibrated on
+#: generated pictures apart from the evaluation's (scripts/calibrate_closeups.py, docs/regions.md).
+FRAMED_AREA = 0.4
 
 
-def wants_closeup(located: Located, im: Image.Image, th: Thresholds) -> bool:
+def framed(proposed: Sequence[tuple[Box, float]], most: float | None = None) -> bool:
+    """Whether the box head's ``proposed`` boxes (with their peaks, best first) show a product's
+    photo framed in the picture: the best one sure enough (:data:`ANCHOR_PEAK`) and smaller than
+    ``most`` (default :data:`FRAMED_AREA`) of the picture. On a close-up of the fabric the head's
+    best box, when it has one, covers most of the picture."""
+    if not proposed or proposed[0][1] < ANCHOR_PEAK:
+        return False
+    l, t, r, b = proposed[0][0]
+    return (r - l) * (b - t) < (FRAMED_AREA if most is None else float(most))
+
+
+def wants_closeup(located: Located, im: Image.Image, th: Thresholds, propose: ProposeFn | None = None) -> bool:
     """Whether the photo should also be read as a close-up of the fabric (``search.closeup_hits``,
-    whose gate then decides): the whole photo's best match is not sure, and no region explains the
-    picture much better (``th.closeup_max_gain``). A region may have been used: on a close-up the
-    box head often finds a big box that wins by little (19 of 150 close-ups in calibration; see
-    docs/regions.md), on a screen or a scene the dress's box wins by far more."""
+    whose gate then decides): the whole photo's best match is not sure, no region explains the
+    picture much better (``th.closeup_max_gain``), and the box head does not see a product's photo
+    framed in it (:func:`framed`: its boxes from ``located``, or, when the search did not look at
+    them, from ``propose`` on the picture without moiré). A region may have been used: on a close-up
+    the box head often finds a big box that wins by little (19 of 150 close-ups in calibration; see
+    docs/regions.md); on a photo of a screen the dress's box may win by little too, but it is small."""
     whole = located.whole_score
-    return whole < th.sure and located.used.score - whole < th.closeup_max_gain and min(im.size) >= MIN_SIDE
+    if not (whole < th.sure and located.used.score - whole < th.closeup_max_gain and min(im.size) >= MIN_SIDE):
+        return False
+    proposed = located.proposed if located.proposed is not None else proposals(descreen(im) or im, propose)
+    return not framed(proposed)
 
 
 def choose(whole: Region, regions: list[Region], th: Thresholds, anchor: Box | None = None,

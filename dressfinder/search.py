@@ -482,7 +482,7 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     hits = fuse(results[0], results[1], k, key=lambda h: h.row) if len(searched) == 2 else results[0]
     others = [FoundRegion(r.box, r.score, res, r.kind) for r, res in zip(found.others, results[len(searched):])]
     closeup = None   # the whole photo's best match is not sure: read it as a close-up too, if the store can
-    if wants_closeup(found, im, th) and snap.patch_vectors(np.zeros(0, np.int64)) is not None:
+    if wants_closeup(found, im, th, propose) and snap.patch_vectors(np.zeros(0, np.int64)) is not None:
         vector = encoder.encode_closeup(im)
         pool = max(k, CLOSEUP_POOL) if images is not None else k
         photo = np.stack([r.vector for r in searched])       # the searched region and the whole photo

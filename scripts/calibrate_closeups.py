@@ -31,7 +31,7 @@ import numpy as np
 
 from dressfinder import boxhead, regions, search
 from dressfinder.encoders import get_encoder
-from dressfinder.images import load_image
+from dressfinder.images import descreen, load_image
 from dressfinder.settings import cache_dir
 from dressfinder.thresholds import Thresholds
 from dressfinder.tools.evaluate.configs import catalogue_keys, embed_cached
@@ -46,10 +46,10 @@ GATED = tuple((w, g) for w in (0.3, 0.5, 0.7) for g in (0.55, 0.6, 0.65))
 GATES = (0.0, 0.30, 0.32, 0.34, 0.35, 0.36, 0.37, 0.38, 0.3857, 0.39, 0.40, 0.42)
 
 
-def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str, float, float]:
+def one(enc, cat: np.ndarray, data: bytes) -> tuple:
     """The photo's vector, the vector of the region the service uses, the photo's close-up vector
     (None when the whole photo's best match is sure), the used region's kind and area, the photo's
-    shape (width / height)."""
+    shape (width / height), and the box head's best box with its peak (:func:`frame`)."""
     def best(vectors):
         sims = np.asarray(vectors, np.float32) @ cat.T
         rows = sims.argmax(axis=1)
@@ -60,22 +60,36 @@ def one(enc, cat: np.ndarray, data: bytes) -> tuple[np.ndarray, np.ndarray, np.n
     found = regions.locate(enc, im, best, whole_vector=whole, propose=boxhead.shipped())
     unsure = found.whole_score < Thresholds.of(enc).sure and min(im.size) >= regions.MIN_SIDE
     close = enc.encode_closeup(im) if unsure else None      # the rules are replayed (RULES)
-    return whole, found.used.vector, close, found.used.kind, found.used.area(), im.width / im.height
+    return (whole, found.used.vector, close, found.used.kind, found.used.area(), im.width / im.height,
+            frame(im, found.proposed))
 
 
-#: Which photos a close-up reading may go with, by the used region's kind, its area and how much
-#: its best match beats the whole photo's (replayed by ``--records``): the service's rule is
-#: ``unexplained`` (``regions.wants_closeup``).
+def frame(im, proposed=None) -> tuple[regions.Box, float] | None:
+    """The box head's best box on ``im`` (without moiré) and its peak, as ``regions.wants_closeup``
+    looks at it (``proposed``: the boxes ``regions.locate`` looked at, if it did); None: no box."""
+    if proposed is None:
+        proposed = regions.proposals(descreen(im) or im, boxhead.shipped())
+    return proposed[0] if proposed else None
+
+
+#: Which photos a close-up reading may go with, by the used region's kind, its area, how much
+#: its best match beats the whole photo's and the box head's best box (replayed by ``--records``):
+#: the service's rule is ``unframed`` (``regions.wants_closeup``); ``unexplained``, the one before
+#: 2026-12-05 13:00, did not look at the head's box.
 RULES = {
-    "whole": lambda kind, area, gain, th: kind == "whole",
-    "head": lambda kind, area, gain, th: kind in ("whole", "head"),
-    "any": lambda kind, area, gain, th: True,
-    "unexplained": lambda kind, area, gain, th: gain < th.closeup_max_gain,
+    "whole": lambda kind, area, gain, fr, th: kind == "whole",
+    "head": lambda kind, area, gain, fr, th: kind in ("whole", "head"),
+    "any": lambda kind, area, gain, fr, th: True,
+    "unexplained": lambda kind, area, gain, fr, th: gain < th.closeup_max_gain,
+    "unframed": lambda kind, area, gain, fr, th: gain < th.closeup_max_gain and not regions.framed(fr and [fr]),
 }
+#: Largest shares of the picture (``regions.FRAMED_AREA``) replayed by ``--check`` (None: no
+#: framing rule, ``unexplained``)
+FRAMES = (None, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 
 
 def ranks(rec, cat, patches, weight: float, gate: float, th: Thresholds, k: int = 10,
-          rule: str = "unexplained") -> list[int]:
+          rule: str = "unframed") -> list[int]:
     """The top ``k`` rows as the service ranks them, with the close-up reading at ``weight`` (the
     most, ``search.closeup_weight``) and ``gate`` (a least best patch cosine) and ``rule`` (the
     other lines: ``th``, the encoder's thresholds)."""
@@ -91,12 +105,12 @@ def ranks(rec, cat, patches, weight: float, gate: float, th: Thresholds, k: int 
     return search.fuse(top, np.argsort(-(cat @ whole), kind="stable")[:k].tolist(), k)
 
 
-def closeup_patch(rec, cat: np.ndarray, patches: np.ndarray, th: Thresholds, rule: str = "unexplained"):
+def closeup_patch(rec, cat: np.ndarray, patches: np.ndarray, th: Thresholds, rule: str = "unframed"):
     """The catalogue's patch cosines to the photo's close-up vector, or None when ``rule`` (or the
     lack of a close-up vector) says the photo is not read as a close-up."""
     whole, used, close, kind, area = rec[:5]
     gain = float((cat @ used).max()) - float((cat @ whole).max())
-    return patches @ close if close is not None and RULES[rule](kind, area, gain, th) else None
+    return patches @ close if close is not None and RULES[rule](kind, area, gain, rec[6], th) else None
 
 
 def checked_ranks(rec, patch: np.ndarray | None, cat, th: Thresholds, enc, images: list[str],
@@ -123,24 +137,50 @@ def checked_ranks(rec, patch: np.ndarray | None, cat, th: Thresholds, enc, image
 
 def report_checked(recs, cat, patches, th: Thresholds, enc, images: list[str]) -> None:
     """Recall@1/@10 per kind as the service ranks now (close-ups looked at closer), for each gate
-    of :data:`GATES`: a photo whose close-up's best patch match is below the gate is ranked as a photo.
-    Each photo is ranked both ways once; the gates only pick."""
+    of :data:`GATES` (a photo whose close-up's best patch match is below the gate is ranked as a
+    photo), then, at the shipped gate, for each largest framed share of :data:`FRAMES` (a photo
+    whose box head's best box is framed in it, ``regions.framed``, is ranked as a photo). Each
+    photo is ranked both ways once; the gates and frames only pick."""
     t0 = time.time()
-    patch = {kind: [closeup_patch(rec, cat, patches, th) for rec, _ in v] for kind, v in recs.items()}
+    patch = {kind: [closeup_patch(rec, cat, patches, th, "unexplained") for rec, _ in v] for kind, v in recs.items()}
     looked = {kind: [checked_ranks(rec, p, cat, th, enc, images) for (rec, _), p in zip(v, patch[kind])]
               for kind, v in recs.items()}
     plain = {kind: [ranks(rec, cat, patches, 0.0, 0.0, th) for rec, _ in v] for kind, v in recs.items()}
     best = {kind: [np.nan if p is None else float(p.max()) for p in ps] for kind, ps in patch.items()}
     print(f"closer looks: {sum(r is not None for v in looked.values() for r in v)} photos, {time.time() - t0:.0f} s",
           file=sys.stderr)
-    print("weight  gate    " + "  ".join(f"{k[:11]:>11}" for k in recs))
-    for gate in sorted(set(GATES) | {round(th.closeup_min_patch, 4)}):
-        row = {}
+
+    def row(gate: float, most: float | None) -> str:
+        out = {}
         for kind, v in recs.items():
-            rk = [lk if b >= gate else pk for lk, pk, b in zip(looked[kind], plain[kind], best[kind])]
-            row[kind] = (float(np.mean([r[0] in t for r, (_, t) in zip(rk, v)])),
+            rk = [lk if b >= gate and (most is None or not regions.framed(rec[6] and [rec[6]], most)) else pk
+                  for lk, pk, b, (rec, _) in zip(looked[kind], plain[kind], best[kind], v)]
+            out[kind] = (float(np.mean([r[0] in t for r, (_, t) in zip(rk, v)])),
                          float(np.mean([bool(set(r) & t) for r, (_, t) in zip(rk, v)])))
-        print(f"{search.CLOSEUP_WEIGHT:6.2f}  {gate:.4f}  " + line(row))
+        return line(out)
+
+    print("weight  gate    framed<  " + "  ".join(f"{k[:11]:>11}" for k in recs))
+    for gate in sorted(set(GATES) | {round(th.closeup_min_patch, 4)}):
+        print(f"{search.CLOSEUP_WEIGHT:6.2f}  {gate:.4f}  {regions.FRAMED_AREA:7.2f}  " + row(gate, regions.FRAMED_AREA))
+    for most in FRAMES:
+        name = "   none" if most is None else f"{most:7.2f}"
+        print(f"{search.CLOSEUP_WEIGHT:6.2f}  {th.closeup_min_patch:.4f}  {name}  " + row(th.closeup_min_patch, most))
+
+
+def add_frames(path: str, g, sources: list[int], kinds: list[str], seed: int) -> None:
+    """Records written before they kept the box head's box (``frame``): the same pictures made
+    again (the same ``--sources``, ``--kinds`` and ``--seed`` as when recorded) and their box
+    head's best boxes written into ``path``."""
+    recs = load(path)
+    pool = background_pool(g.images, set(sources), seed)
+    draft = search.query_draft(224, detect=True)
+    for n, s in enumerate(sources):
+        im = load_image(g.images[s])
+        for kind in kinds:
+            q = load_image(make_variant(im, kind, variant_rng(seed, g.ids[s], kind), pool), draft=draft)
+            rec, t = recs[kind][n]
+            recs[kind][n] = (rec[:6] + (frame(q),), t)
+    save(path, recs)
 
 
 def main() -> int:
@@ -154,8 +194,14 @@ def main() -> int:
     p.add_argument("--records", default=None, help="replay records written by --save (no searching)")
     p.add_argument("--kinds", default=",".join(KINDS), help="query kinds to make (comma-separated)")
     p.add_argument("--check", action="store_true", help="replay close-ups looked at closer, gate by gate")
+    p.add_argument("--add-frames", action="store_true",
+                   help="add the box head's boxes to older --records (same --sources, --kinds, --seed)")
     a = p.parse_args()
     g = read_ground(a.catalog, "auto", None)
+    if a.add_frames:
+        if not a.records:
+            p.error("--add-frames needs --records")
+        add_frames(a.records, g, pick_sources(g.ids, [], a.sources, 13), [k for k in a.kinds.split(",") if k], a.seed)
     enc = get_encoder("effnet-tuned", model=a.model, precision=a.precision)
     th = Thresholds.of(enc)
     cat, ok, _, _, patches = embed_cached(enc, g.images, cache_dir() / "eval",
@@ -195,8 +241,9 @@ def main() -> int:
 
 def save(path: str, recs) -> None:
     kinds, whole, used, close, has, used_kind, area, aspect, targets = [], [], [], [], [], [], [], [], []
+    frame_box, frame_peak = [], []
     for kind, v in recs.items():
-        for (w, u, c, uk, ar, asp), t in v:
+        for (w, u, c, uk, ar, asp, fr), t in v:
             kinds.append(kind)
             whole.append(w)
             used.append(u)
@@ -205,19 +252,28 @@ def save(path: str, recs) -> None:
             used_kind.append(uk)
             area.append(ar)
             aspect.append(asp)
+            frame_box.append(fr[0] if fr else (np.nan,) * 4)
+            frame_peak.append(fr[1] if fr else np.nan)
             targets.append(",".join(map(str, sorted(t))))
     np.savez(path, kind=np.array(kinds), whole=np.array(whole), used=np.array(used), close=np.array(close),
              has=np.array(has), used_kind=np.array(used_kind), area=np.array(area), aspect=np.array(aspect),
+             frame_box=np.array(frame_box, np.float64).reshape(-1, 4), frame_peak=np.array(frame_peak, np.float64),
              targets=np.array(targets))
 
 
 def load(path: str) -> dict[str, list]:
+    """Records written by :func:`save`; older ones without the photos' shapes or the box head's
+    boxes get NaN shapes and no boxes (``--add-frames`` adds them)."""
     z = np.load(path)
     recs: dict[str, list] = {}
-    aspect = z["aspect"] if "aspect" in z.files else np.full(len(z["kind"]), np.nan)   # older records: none
-    for kind, w, u, c, has, uk, ar, asp, t in zip(z["kind"], z["whole"], z["used"], z["close"], z["has"],
-                                                  z["used_kind"], z["area"], aspect, z["targets"]):
-        recs.setdefault(str(kind), []).append(((w, u, c if has else None, str(uk), float(ar), float(asp)),
+    n = len(z["kind"])
+    aspect = z["aspect"] if "aspect" in z.files else np.full(n, np.nan)
+    boxes = z["frame_box"] if "frame_box" in z.files else np.full((n, 4), np.nan)
+    peaks = z["frame_peak"] if "frame_peak" in z.files else np.full(n, np.nan)
+    for kind, w, u, c, has, uk, ar, asp, fb, fp, t in zip(z["kind"], z["whole"], z["used"], z["close"], z["has"],
+                                                          z["used_kind"], z["area"], aspect, boxes, peaks, z["targets"]):
+        fr = None if np.isnan(fp) else (tuple(float(x) for x in fb), float(fp))
+        recs.setdefault(str(kind), []).append(((w, u, c if has else None, str(uk), float(ar), float(asp), fr),
                                                {int(x) for x in str(t).split(",") if x}))
     return recs
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import write_catalog
-from dressfinder import search
+from dressfinder import boxhead, regions, search
+from dressfinder.images import descreen
 from dressfinder.encoders import get_encoder
 from dressfinder.schema import Product
 from dressfinder.thresholds import DEFAULT_THRESHOLDS
@@ -227,7 +228,9 @@ def test_search_reads_a_photo_as_a_closeup_only_when_nothing_is_sure(tuned_store
             whole = tuned_store.search_regions(data, 3, detect=False)    # the whole photo's best match
             unsure = whole.hits[0].score < th.sure
             explained = found.score is not None and found.score - whole.hits[0].score >= th.closeup_max_gain
-            want = unsure and not explained and best_patch >= gate
+            im = Image.open(io.BytesIO(data)).convert("RGB")
+            framed = regions.framed(regions.proposals(descreen(im) or im, boxhead.shipped()))
+            want = unsure and not explained and not framed and best_patch >= gate
             assert found.closeup == want and found.region_dict()["closeup"] is want
             read += want
             assert not whole.closeup and whole.region_dict()["closeup"] is False
@@ -235,6 +238,39 @@ def test_search_reads_a_photo_as_a_closeup_only_when_nothing_is_sure(tuned_store
         assert read or gate > 0
     plain = tuned_store.search_regions(catalog_dir / "images" / "dress-004.jpg", 3)   # sure: no close-up
     assert not plain.closeup and plain.hits[0].id == "sku-004"
+
+
+class Proposing:
+    """A box head that always sees one product photo, at ``box``."""
+
+    def __init__(self, box, digest: str):
+        self.box, self.digest = box, digest
+
+    def __call__(self, im):
+        return [(self.box, 0.9)]
+
+
+def test_a_picture_with_a_small_product_photo_in_it_is_not_read_as_a_closeup(tuned_store, catalog_dir,
+                                                                               monkeypatch):
+    """When the box head sees a product's photo framed in the picture (a screen, a scene), the
+    service and the evaluation leave the close-up reading out, the gate open or not."""
+    from dressfinder import boxhead
+    from dressfinder.tools.evaluate.configs import closeups
+
+    th = replace(tuned_store.encoder.thresholds, closeup_min_patch=-1.0)
+    monkeypatch.setattr(tuned_store.encoder, "thresholds", th)
+    photos = [closeup_of(catalog_dir / "images" / f"dress-{i:03d}.jpg") for i in range(8, 16)]
+    snap = tuned_store.snapshot()
+    cat = snap.vectors(snap.rows()).astype(np.float32)
+    whole = np.stack([tuned_store.embed_query(p) for p in photos])
+    unsure = [i for i, v in enumerate(whole) if (cat @ v).max() < th.sure]
+    read, picked = {}, {}
+    for name, box in (("filling", (0.02, 0.02, 0.98, 0.98)), ("framed", (0.4, 0.3, 0.7, 0.8))):
+        monkeypatch.setattr(boxhead, "shipped", lambda box=box, name=name: Proposing(box, name))
+        read[name] = [tuned_store.search_regions(p, 3).closeup for p in photos]
+        picked[name] = sorted(closeups(tuned_store.encoder, photos, whole, whole, cat, None, False))
+    assert unsure and any(read["filling"]) and picked["filling"] == unsure
+    assert not any(read["framed"]) and picked["framed"] == []
 
 
 def test_closeups_find_real_dresses_better_than_the_photo_alone(tmp_path_factory):

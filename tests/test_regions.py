@@ -184,6 +184,38 @@ def test_a_photo_is_read_as_a_closeup_when_its_whole_is_unsure_and_no_region_exp
     assert not regions.wants_closeup(regions.Located(head, [], unsure), tiny, th)
 
 
+def test_a_photo_framed_in_a_bigger_picture_is_not_read_as_a_closeup():
+    """A close-up of the fabric fills the picture; on a photo of a screen or in a scene the box head
+    sees the product's photo as a small part of it (``regions.framed``): such a picture is not read
+    as a close-up however little its region wins by, whether the search looked at the head's boxes
+    (``Located.proposed``) or not (the head is asked then, on the picture)."""
+    big = Image.new("RGB", (400, 300))
+    th = DEFAULT_THRESHOLDS
+    unsure = region(regions.WHOLE, th.sure - 0.1, 1, "whole")
+    small, filling = (0.3, 0.2, 0.6, 0.7), (0.05, 0.05, 0.95, 0.95)
+    sure, timid = regions.ANCHOR_PEAK + 0.1, regions.ANCHOR_PEAK - 0.05
+    for used in (unsure, region(small, unsure.score + th.closeup_max_gain / 2, 2, "head")):
+        def wants(proposed, used=used):
+            return regions.wants_closeup(regions.Located(used, [], unsure, proposed), big, th)
+        assert not wants([(small, sure), (filling, 0.2)])
+        assert wants([(small, timid)])                 # the head is not sure of it
+        assert wants([(filling, sure), (small, 0.3)])  # its best box covers the picture: a close-up
+        assert wants([])
+    asked = []
+
+    def propose(im):
+        asked.append(im.size)
+        return [(small, sure)]
+
+    assert not regions.wants_closeup(regions.Located(unsure, [], unsure), big, th, propose)
+    assert asked == [big.size]                         # not looked at by the search: asked now
+    assert regions.wants_closeup(regions.Located(unsure, [], unsure), big, th)   # no box head: nothing framed
+    side = regions.FRAMED_AREA ** 0.5
+    assert regions.framed([((0.0, 0.0, side - 0.01, side - 0.01), sure)])
+    assert not regions.framed([((0.0, 0.0, side + 0.01, side + 0.01), sure)])
+    assert regions.framed([((0.0, 0.0, side + 0.01, side + 0.01), sure)], most=0.5)
+
+
 def test_sure_whole_photo_skips_the_boxes():
     class Counting:
         calls = 0
@@ -282,6 +314,7 @@ def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped
     got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(dress, 0.8)])
     assert got.used.kind == "head" and got.used.best_row == 1
     assert regions.iou(got.used.box, dress) > 0.7
+    assert got.proposed == [(dress, 0.8)]           # what the head saw, for wants_closeup
     # the whole photo, the box head's box and its two rescalings (HEAD_SCALES), the used box's
     # final vector (its score: the one searched); no window
     assert len(encoded) == 3 + len(regions.HEAD_SCALES)
@@ -296,6 +329,7 @@ def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped
     encoded.clear()
     got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(clutter, 0.8)])
     assert got.used.kind == "whole"                 # the dress's window is far from the sure head box
+    assert got.proposed == [(clutter, 0.8)]
     assert any(o.best_row == 1 for o in got.others)  # still offered as another region
     inside = [e for e in encoded if e[0] < clutter[2] and e[1] < clutter[3] and e[2] <= 0.4 * regions.REFINE_SCALE + 1e-3]
     assert len(inside) >= 5                         # the boxes inside the head's box were tried too

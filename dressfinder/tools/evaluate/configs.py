@@ -192,10 +192,11 @@ def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, 
     used region's does not beat it by much), by photo index; cached by photos, encoder and catalogue."""
     from tqdm import tqdm
 
-    from ... import regions
+    from ... import boxhead, regions
     from ...images import load_image
     from ...search import query_draft
 
+    head = boxhead.shipped()
     key = photos_key(f"closeup|{regions.CLOSEUP_VERSION}|{regions_version()}|{sorted(enc.spec().items())}"
                      f"{thresholds_key(enc)}", photos, cat_vec)
     path = cache / f"closeups-{key}.npz" if cache is not None else None
@@ -213,7 +214,8 @@ def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, 
         w = regions.Region(regions.WHOLE, float(best[i]), whole[i], "whole")
         u = w if np.array_equal(used[i], whole[i]) else \
             regions.Region(w.box, float(best_used[i]), used[i], "window")   # its box and kind are not kept; the rule needs neither
-        vector = enc.encode_closeup(im) if regions.wants_closeup(regions.Located(u, [], w), im, th) else None
+        wants = regions.wants_closeup(regions.Located(u, [], w), im, th, propose=head)   # the head's boxes anew
+        vector = enc.encode_closeup(im) if wants else None
         if vector is not None:
             out[int(i)] = vector
     if path is not None:
