@@ -14,7 +14,8 @@ the rules below are then the same for all of them:
   vector is the same picture's (cosine >= :data:`NEAR_DUPLICATE_COSINE`, e.g. the same photo saved twice);
 * when region search uses a region of the photo, the whole photo's results are woven into the
   region's (:func:`fuse`, reciprocal-rank fusion): the region's best match stays first, and a wrong
-  region no longer takes all ten places;
+  region no longer takes all ten places; so are the box head's sure box's, when another region
+  was used (``regions.Located.head``, :data:`HEAD_WEIGHT`): a second opinion on where the dress is;
 * when the whole photo's best match is not sure (a close-up of the fabric, say), no region explains
   the picture much better (``regions.wants_closeup``) and the store has patch vectors, the photo is
   also read as a close-up; when one of the catalogue's patch vectors matches that well, each
@@ -55,6 +56,12 @@ MARGIN = 8
 #: pictures Recall@10 0.962 -> 0.967, Recall@1 unchanged; see docs/regions.md).
 FUSE_K0 = 1.0
 WHOLE_WEIGHT = 0.3
+#: The weight of a third list in :func:`fuse`: the results of the box head's box when the head was
+#: sure of it (``regions.ANCHOR_PEAK``) and another region was used (``regions.Located.head``): a
+#: second opinion on where the product is. Chosen by ``scripts/calibrate_anchor.py --fuse`` on
+#: photos apart from the evaluation's: 0.3-0.7 alike (361 photos of a screen: 2 more found in the
+#: first ten, none fewer; 7 other kinds unchanged), 1.0 took one from the first place (docs/regions.md).
+HEAD_WEIGHT = 0.5
 #: :func:`closeup_weight`: the weight of the patch vectors' cosine beside the searched region's,
 #: for a photo whose whole is ``Thresholds.closeup_ramp`` or more below sure (``Thresholds.sure``);
 #: less the surer the whole photo is. ``Thresholds.closeup_min_patch``: the least cosine of the
@@ -198,14 +205,15 @@ def ranked(snap: Snapshot, queries: np.ndarray, fetch: int, *, filters: Filters 
 
 
 def fuse(primary: Sequence[Any], secondary: Sequence[Any], k: int, *, key: Any = None,
-         weight: float = WHOLE_WEIGHT) -> list[Any]:
-    """The top ``k`` of two ranked lists woven together by reciprocal-rank fusion (see
-    :data:`FUSE_K0`); items are told apart by ``key(item)`` (default: the item), an item in both
-    lists is the one from ``primary``. Ties keep ``primary``'s order, then ``secondary``'s."""
+         weight: float = WHOLE_WEIGHT, more: Sequence[tuple[Sequence[Any], float]] = ()) -> list[Any]:
+    """The top ``k`` of two ranked lists (and of ``more``, pairs of a list and its weight) woven
+    together by reciprocal-rank fusion (see :data:`FUSE_K0`); items are told apart by ``key(item)``
+    (default: the item), an item in several lists is the one from the first of them. Ties keep
+    ``primary``'s order, then ``secondary``'s, then ``more``'s."""
     key = key or (lambda item: item)
     score: dict[Any, float] = {}
     first: dict[Any, tuple[int, int, Any]] = {}
-    for which, (items, w) in enumerate(((primary, 1.0), (secondary, weight))):
+    for which, (items, w) in enumerate(((primary, 1.0), (secondary, weight), *more)):
         for r, item in enumerate(items):
             kk = key(item)
             score[kk] = score.get(kk, 0.0) + w / (FUSE_K0 + r)
@@ -478,9 +486,12 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     found: Located = locate(encoder, im, best_matches(snap, filters), whole_vector=embed(im, None), propose=propose,
                             thresholds=th)
     searched = [found.used] + ([found.whole] if found.whole is not None and found.used is not found.whole else [])
-    results = search(np.stack([r.vector for r in searched + found.others]), k, filters=filters)
-    hits = fuse(results[0], results[1], k, key=lambda h: h.row) if len(searched) == 2 else results[0]
-    others = [FoundRegion(r.box, r.score, res, r.kind) for r, res in zip(found.others, results[len(searched):])]
+    seconds = [found.head] if found.head is not None and len(searched) == 2 else []
+    results = search(np.stack([r.vector for r in searched + seconds + found.others]), k, filters=filters)
+    hits = results[0] if len(searched) == 1 else \
+        fuse(results[0], results[1], k, key=lambda h: h.row, more=[(results[2], HEAD_WEIGHT)] if seconds else ())
+    others = [FoundRegion(r.box, r.score, res, r.kind)
+              for r, res in zip(found.others, results[len(searched) + len(seconds):])]
     closeup = None   # the whole photo's best match is not sure: read it as a close-up too, if the store can
     if wants_closeup(found, im, th, propose) and snap.patch_vectors(np.zeros(0, np.int64)) is not None:
         vector = encoder.encode_closeup(im)

@@ -20,6 +20,12 @@ peaks and overlaps, with and without the boxes inside the head's box.
 Single-pass box vectors judge every box (the service re-encodes the used box with its mirror
 image), and the whole photo's results are not woven in: the numbers compare rules, they are not
 the evaluation's. The catalogue vectors come from the evaluation's cache (``dressfinder evaluate``).
+
+``--fuse`` replays, at the shipped anchor, the results as the service weaves them
+(``search.fuse``): the used box's, the whole photo's, and the box head's sure box's
+(``regions.Located.head``) for a range of weights (``search.HEAD_WEIGHT``; 0: not woven in):
+
+    PYTHONPATH=. python scripts/calibrate_anchor.py ../shared/data --records anchor.pkl --fuse
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ from dressfinder.tools.evaluate.variants import DEFAULT_SEED, make_variant, vari
 KINDS = "screen,scene,shop,social,fabric,background,combo,crop"
 PEAKS = (None, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 OVERLAPS = (0.3, 0.5, 0.7)
+#: The box head's box's weights (``search.HEAD_WEIGHT``) replayed by ``--fuse`` (0: not woven in).
+FUSE_WEIGHTS = (0.0, 0.3, 0.5, 0.7, 1.0)
 
 
 class Judge:
@@ -62,8 +70,9 @@ class Judge:
         sims = vectors @ self.cat.T
         top = np.argsort(-sims, axis=1)[:, :10]
         return [{"region": regions.Region(tuple(b), float(s[t[0]]), None, kind, int(t[0])), "peak": peak,
-                 "hit": (bool(t[0] in self.targets), bool(self.targets & set(t.tolist())))}
-                for (b, kind), s, t in zip(boxes, sims, top)]
+                 "hit": (bool(t[0] in self.targets), bool(self.targets & set(t.tolist()))),
+                 "vec": v.astype(np.float16)}
+                for (b, kind), s, t, v in zip(boxes, sims, top, vectors)]
 
 
 def record(enc, cat: np.ndarray, head, data: bytes, targets: set[int]) -> dict[str, list[dict]]:
@@ -74,6 +83,7 @@ def record(enc, cat: np.ndarray, head, data: bytes, targets: set[int]) -> dict[s
     whole = np.asarray(enc.encode_query_arrays(enc.preprocess(im)[None]), np.float32)
     rec = {"whole": judge.judged(whole, [(regions.WHOLE, "whole")], None), "content": [], "head": [],
            "inside": [], "windows": []}
+    rec["whole"][0]["targets"] = sorted(targets)
     if min(im.size) < regions.MIN_SIDE:
         return rec
     cands = regions.candidate_boxes(im)
@@ -97,23 +107,60 @@ def replay(rec: dict[str, list[dict]], th: Thresholds, peak: float | None, overl
            inside: bool) -> tuple[bool, bool]:
     """Found first, found in the first ten: ``locate``'s rounds with the anchor at ``peak`` (None:
     no anchor) and ``overlap``, with or without the boxes inside the head's box."""
-    hit = {id(r["region"]): r["hit"] for part in rec.values() for r in part}
+    return used_record(rec, th, peak, overlap, inside)[0]["hit"]
+
+
+def used_record(rec: dict[str, list[dict]], th: Thresholds, peak: float | None = regions.ANCHOR_PEAK,
+                overlap: float = regions.ANCHOR_OVERLAP, inside: bool = True) -> tuple[dict, bool]:
+    """The record of the box ``locate``'s rounds use (see :func:`replay`), and whether they looked
+    at the box head's boxes (not when the whole photo was sure or a content box clearly won)."""
+    by = {id(r["region"]): r for part in rec.values() for r in part}
     whole = rec["whole"][0]["region"]
     if whole.score >= th.sure or not (rec["content"] or rec["head"] or rec["windows"]):
-        return hit[id(whole)]
+        return rec["whole"][0], False
     content = [r["region"] for r in rec["content"]]
     used = regions.choose(whole, content, th).used
     if used.kind == "content" and used.score >= th.content_sure:
-        return hit[id(used)]
+        return by[id(used)], False
     heads = [r["region"] for r in rec["head"] if r["peak"] >= regions.HEAD_MIN_PEAK]
     used = regions.choose(whole, content + heads, th).used
     if used.kind == "head":
-        return hit[id(used)]
+        return by[id(used)], True
     top = rec["head"][0] if rec["head"] else None
     anchor = top["region"].box if top and peak is not None and top["peak"] >= peak else None
     extra = [r["region"] for r in rec["inside"]] if inside and anchor is not None else []
     boxes = content + heads + extra + [r["region"] for r in rec["windows"]]
-    return hit[id(regions.choose(whole, boxes, th, anchor, anchor_overlap=overlap).used)]
+    return by[id(regions.choose(whole, boxes, th, anchor, anchor_overlap=overlap).used)], True
+
+
+def fused_hits(rec: dict[str, list[dict]], th: Thresholds, cat: np.ndarray, weight: float) -> tuple[bool, bool]:
+    """Found first, found in the first ten, as the service ranks at the shipped anchor: the used
+    box's results, the whole photo's woven in when a region was used (``search.fuse``), and the box
+    head's sure box's at ``weight`` (``search.HEAD_WEIGHT``; 0: not woven in) when it was looked at
+    and another region was used (``regions.Located.head``). Needs records with vectors."""
+    used, looked = used_record(rec, th)
+    whole, targets = rec["whole"][0], set(rec["whole"][0]["targets"])
+
+    def top(r: dict) -> list[int]:
+        return np.argsort(-(cat @ r["vec"].astype(np.float32)), kind="stable")[:10].tolist()
+
+    rows = top(used)
+    if used is not whole:
+        head = rec["head"][0] if rec["head"] else None
+        second = (looked and weight > 0 and head is not None and head is not used
+                  and head["peak"] >= regions.ANCHOR_PEAK)
+        rows = search.fuse(rows, top(whole), 10, more=[(top(head), weight)] if second else ())
+    return rows[0] in targets, bool(targets & set(rows))
+
+
+def report_fused(recs: dict[str, list], th: Thresholds, cat: np.ndarray) -> None:
+    print("head's weight  " + "  ".join(f"{k[:11]:>11}" for k in recs))
+    for weight in FUSE_WEIGHTS:
+        row = []
+        for v in recs.values():
+            h = np.array([fused_hits(rec, th, cat, weight) for rec in v], float).reshape(-1, 2)
+            row.append(f"{h[:, 0].mean():.3f}/{h[:, 1].mean():.3f}")
+        print(f"{weight:13.2f}  " + "  ".join(row))
 
 
 def report(recs: dict[str, list], th: Thresholds) -> None:
@@ -137,17 +184,22 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED + 7, help="variant seed (default: the evaluation's + 7)")
     p.add_argument("--save", default=None, help="also write the records here (pickle)")
     p.add_argument("--records", default=None, help="replay records written by --save (no encoding)")
+    p.add_argument("--fuse", action="store_true", help="replay the weight of the box head's box in the fused results")
     a = p.parse_args()
     enc = get_encoder("effnet-tuned", precision="fp32")
     th = Thresholds.of(enc)
-    if a.records:
-        with open(a.records, "rb") as f:
-            report(pickle.load(f), th)
-        return 0
     g = read_ground(a.catalog, "auto", None)
     cat, ok, _, _, _ = embed_cached(enc, g.images, cache_dir() / "eval", catalogue_keys(g.ids, g.images),
                                     "catalogue", True)
     cat = np.asarray(cat, np.float32)
+    if a.records:
+        with open(a.records, "rb") as f:
+            recs = pickle.load(f)
+        if a.fuse:
+            report_fused(recs, th, cat)
+        else:
+            report(recs, th)
+        return 0
     row_of = {int(s): r for r, s in enumerate(ok)}
     sources = pick_sources(g.ids, [], a.sources, 13)
     pool = background_pool(g.images, set(sources), a.seed)
@@ -164,7 +216,10 @@ def main() -> int:
     if a.save:
         with open(a.save, "wb") as f:
             pickle.dump(recs, f)
-    report(recs, th)
+    if a.fuse:
+        report_fused(recs, th, cat)
+    else:
+        report(recs, th)
     return 0
 
 

@@ -15,7 +15,14 @@ reading may go with (:data:`RULES`; the service's is ``unexplained``: ``regions.
 
 ``--check`` replays the service as it ranks now, close-ups looked at closer
 (``search.closeup_checked``: views of the first ``search.CLOSEUP_CHECK`` candidates' catalogue
-images, encoded here once per photo), at the shipped weight for a sweep of gates (:data:`GATES`).
+images, encoded here once per photo), at the shipped weight for a sweep of gates (:data:`GATES`),
+then of the largest share of the picture under which the box head's box counts as a product's
+photo framed in it (``regions.FRAMED_AREA``, :data:`FRAMES`: such a picture is not read as a
+close-up). Records made before the head's box was kept get it with ``--add-frames`` (the
+pictures made again from the same ``--sources``, ``--kinds`` and ``--seed``):
+
+    PYTHONPATH=. python scripts/calibrate_closeups.py ../shared/data --records cc200.npz --add-frames \
+        --sources 200 --kinds fabric,background,combo,blur_jpeg,screen,crop,scene,social --check
 
 The catalogue's vectors and patch vectors come from the evaluation's cache (``dressfinder evaluate``
 makes them; this makes them if absent).
@@ -161,7 +168,8 @@ def report_checked(recs, cat, patches, th: Thresholds, enc, images: list[str]) -
 
     print("weight  gate    framed<  " + "  ".join(f"{k[:11]:>11}" for k in recs))
     for gate in sorted(set(GATES) | {round(th.closeup_min_patch, 4)}):
-        print(f"{search.CLOSEUP_WEIGHT:6.2f}  {gate:.4f}  {regions.FRAMED_AREA:7.2f}  " + row(gate, regions.FRAMED_AREA))
+        print(f"{search.CLOSEUP_WEIGHT:6.2f}  {gate:.4f}  {regions.FRAMED_AREA:7.2f}  "
+              + row(gate, regions.FRAMED_AREA))
     for most in FRAMES:
         name = "   none" if most is None else f"{most:7.2f}"
         print(f"{search.CLOSEUP_WEIGHT:6.2f}  {th.closeup_min_patch:.4f}  {name}  " + row(th.closeup_min_patch, most))
@@ -271,7 +279,8 @@ def load(path: str) -> dict[str, list]:
     boxes = z["frame_box"] if "frame_box" in z.files else np.full((n, 4), np.nan)
     peaks = z["frame_peak"] if "frame_peak" in z.files else np.full(n, np.nan)
     for kind, w, u, c, has, uk, ar, asp, fb, fp, t in zip(z["kind"], z["whole"], z["used"], z["close"], z["has"],
-                                                          z["used_kind"], z["area"], aspect, boxes, peaks, z["targets"]):
+                                                          z["used_kind"], z["area"], aspect, boxes, peaks,
+                                                          z["targets"]):
         fr = None if np.isnan(fp) else (tuple(float(x) for x in fb), float(fp))
         recs.setdefault(str(kind), []).append(((w, u, c if has else None, str(uk), float(ar), float(asp), fr),
                                                {int(x) for x in str(t).split(",") if x}))

@@ -99,7 +99,7 @@ def test_recall_rank_and_style_share_on_a_toy_case():
 
 
 def test_fused_weaves_the_whole_photos_rows_in_only_where_a_region_was_used():
-    from dressfinder.search import fuse
+    from dressfinder.search import HEAD_WEIGHT, fuse
 
     class Index:   # rows by the first coordinate of the whole photo's vector
         def search(self, q, k):
@@ -113,6 +113,13 @@ def test_fused_weaves_the_whole_photos_rows_in_only_where_a_region_was_used():
     got = configs.fused(Index(), found, used, whole, 4)
     assert got[0].tolist() == found[0].tolist() and got[2].tolist() == found[2].tolist()
     assert got[1].tolist() == fuse([90, 91], [20, 21, 22, 23], 4) == [90, 91, 20, 21]
+    heads = np.zeros_like(whole)
+    heads[1] = [7.0, 0.0]                                         # and the box head's box was a second opinion
+    heads[2] = [8.0, 0.0]                                         # (where no region was used: not searched)
+    got = configs.fused(Index(), found, used, whole, 4, heads)
+    assert got[0].tolist() == found[0].tolist() and got[2].tolist() == found[2].tolist()
+    assert got[1].tolist() == fuse([90, 91], [20, 21, 22, 23], 4, more=[([70, 71, 72, 73], HEAD_WEIGHT)])
+    assert 70 in got[1]
 
 
 def test_parse_config():

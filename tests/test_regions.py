@@ -315,6 +315,8 @@ def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped
     assert got.used.kind == "head" and got.used.best_row == 1
     assert regions.iou(got.used.box, dress) > 0.7
     assert got.proposed == [(dress, 0.8)]           # what the head saw, for wants_closeup
+    assert got.head is not None and got.head.box == dress and got.used is not got.head   # its box rescaled won:
+    assert got.head.vector[0] < 999                 # its own box, one pass, is a second opinion
     # the whole photo, the box head's box and its two rescalings (HEAD_SCALES), the used box's
     # final vector (its score: the one searched); no window
     assert len(encoded) == 3 + len(regions.HEAD_SCALES)
@@ -329,10 +331,16 @@ def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped
     encoded.clear()
     got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(clutter, 0.8)])
     assert got.used.kind == "whole"                 # the dress's window is far from the sure head box
-    assert got.proposed == [(clutter, 0.8)]
+    assert got.proposed == [(clutter, 0.8)] and got.head is None   # the whole photo kept: nothing woven in
     assert any(o.best_row == 1 for o in got.others)  # still offered as another region
     inside = [e for e in encoded if e[0] < clutter[2] and e[1] < clutter[3] and e[2] <= 0.4 * regions.REFINE_SCALE + 1e-3]
     assert len(inside) >= 5                         # the boxes inside the head's box were tried too
+    near = (0.45, 0.4, 0.95, 0.9)                   # sure, near the dress, a little off: the window wins
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(near, 0.8)])
+    assert got.used.kind == "window" and got.used.best_row == 1
+    assert got.head is not None and got.head.kind == "head" and got.head.box == near   # a second opinion
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(near, unsure)])
+    assert got.used.kind == "window" and got.head is None                             # not sure of it
 
 
 def test_boxes_on_a_photographed_screen_are_judged_and_used_without_its_moire(monkeypatch):
@@ -397,6 +405,16 @@ def test_fuse_is_a_ranked_union(primary, secondary, k):
             assert x in got and got.index(x) <= alone.index(x)
 
 
+def test_fuse_weaves_further_lists_in_by_their_weights():
+    from dressfinder.search import fuse
+
+    assert fuse(list("abc"), list("xyz"), 6, more=[(list("pqr"), 0.0)]) == fuse(list("abc"), list("xyz"), 6)
+    got = fuse(list("abcdef"), list("uvwxyz"), 6, more=[(list("pqrs"), 0.5)])
+    assert got[0] == "a" and got.index("p") < got.index("u")      # 0.5 / 1 against 0.3 / 1
+    assert fuse(list("abcd"), list("wxyz"), 4, more=[(list("bq"), 0.5)])[:2] == ["a", "b"]   # agreement lifts "b"
+    assert fuse([], [], 3, more=[(list("pq"), 0.5)]) == ["p", "q"]
+
+
 # --------------------------------------------------------------------------- the search path
 
 @pytest.fixture(scope="module")
@@ -447,6 +465,25 @@ def test_crop_overrides_detection_and_detect_false_is_the_whole_photo(store, cat
     direct = store.search_vectors(store.embed_query(page)[None], 3)[0]
     assert [h.id for h in whole.hits] == [h.id for h in direct]
     assert [h.id for h in store.search(page, 3, detect=False)] == [h.id for h in direct]
+
+
+def test_search_weaves_in_the_box_heads_sure_box_as_a_second_opinion(store, catalog_dir, monkeypatch):
+    """When the region search used a region and the box head was sure of another box
+    (``Located.head``), that box's results are woven in beside the whole photo's
+    (``search.HEAD_WEIGHT``); without one the region's and the whole photo's are."""
+    from dressfinder import search
+
+    used = regions.Region((0.1, 0.1, 0.5, 0.5), 0.5, store.vector("sku-002"), "window", 0)
+    whole = regions.Region(regions.WHOLE, 0.99, store.vector("sku-005"), "whole", 0)   # sure: no close-up
+    head = regions.Region((0.1, 0.1, 0.6, 0.6), 0.45, store.vector("sku-009"), "head", 0)
+    lists = [store.search_vectors(r.vector[None], 5)[0] for r in (used, whole, head)]
+    for second in (head, None):
+        monkeypatch.setattr(search, "locate",
+                            lambda *a, second=second, **kw: regions.Located(used, [], whole, [], second))
+        got = [h.id for h in store.search_regions(catalog_dir / "images" / "dress-004.jpg", 5).hits]
+        more = [(lists[2], search.HEAD_WEIGHT)] if second is not None else ()
+        assert got == [h.id for h in search.fuse(lists[0], lists[1], 5, key=lambda h: h.row, more=more)]
+        assert got[0] == "sku-002" and ("sku-009" in got or second is None)
 
 
 def test_a_catalogue_photo_is_searched_whole(store, catalog_dir):

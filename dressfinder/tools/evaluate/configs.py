@@ -160,21 +160,22 @@ def thresholds_key(enc) -> str:
 
 
 def located(enc, photos: Sequence[bytes], whole: np.ndarray, cat_vec: np.ndarray, cache: Path | None,
-            progress: bool) -> np.ndarray:
-    """Query vectors of the regions the region search uses (``regions.locate``, as the service
-    decides), cached by photos, encoder and catalogue."""
+            progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Query vectors of the regions the region search uses and of the box head's boxes it weaves
+    in (``regions.located_vectors``, as the service decides), cached by photos, encoder and catalogue."""
     from ... import boxhead, regions
 
     head = boxhead.shipped()
     key = photos_key(f"{regions_version()}|{sorted(enc.spec().items())}{thresholds_key(enc)}", photos, cat_vec)
     path = cache / f"regions-{key}.npy" if cache is not None else None
     if path is not None and path.exists():
-        return np.load(path)
-    out = regions.located_vectors(enc, photos, whole, cat_vec, progress, propose=head)
+        used, heads = np.load(path)
+        return used, heads
+    used, heads = regions.located_vectors(enc, photos, whole, cat_vec, progress, propose=head)
     if path is not None:
-        np.save(path.with_name(path.stem + ".tmp.npy"), out)
+        np.save(path.with_name(path.stem + ".tmp.npy"), np.stack([used, heads]))
         os.replace(path.with_name(path.stem + ".tmp.npy"), path)
-    return out
+    return used, heads
 
 
 def _best_scores(vectors: np.ndarray, cat: np.ndarray) -> np.ndarray:
@@ -306,18 +307,26 @@ def _view_cosines(enc, photos: Sequence[bytes], picks: list[int], cand: np.ndarr
     return views
 
 
-def fused(index, found: np.ndarray, used: np.ndarray, whole: np.ndarray, k: int) -> np.ndarray:
+def fused(index, found: np.ndarray, used: np.ndarray, whole: np.ndarray, k: int,
+          heads: np.ndarray | None = None) -> np.ndarray:
     """``found`` (the used regions' top ``k`` rows) with, where a region was used instead of the
-    whole photo, the whole photo's results woven in as the service does (``search.fuse``)."""
-    from ...search import fuse
+    whole photo, the whole photo's results woven in as the service does (``search.fuse``), and the
+    box head's box's where it was a second opinion (rows of ``heads`` that are not zeros)."""
+    from ...search import HEAD_WEIGHT, fuse
 
     moved = np.flatnonzero(np.any(used != whole, axis=1))
     if not len(moved):
         return found
     _, whole_found = index.search(whole[moved], k)
+    second = np.zeros(len(moved), bool) if heads is None else np.any(heads[moved] != 0, axis=1)
+    head_found = {}
+    if second.any():
+        _, rows = index.search(heads[moved[second]], k)
+        head_found = dict(zip(moved[second].tolist(), rows))
     out = found.copy()
     for i, w in zip(moved, whole_found):
-        rows = fuse([int(r) for r in found[i] if r >= 0], [int(r) for r in w if r >= 0], k)
+        more = [([int(r) for r in head_found[i] if r >= 0], HEAD_WEIGHT)] if i in head_found else []
+        rows = fuse([int(r) for r in found[i] if r >= 0], [int(r) for r in w if r >= 0], k, more=more)
         out[i] = rows + [-1] * (k - len(rows))
     return out
 

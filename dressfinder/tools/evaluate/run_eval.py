@@ -138,9 +138,9 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
     query_keys = [f"{qs.key}:{i}" for i in range(len(qs.data))]
     q_vec, q_ok, q_secs, _, _ = embed_cached(QuerySide(enc), qs.data, run.cache, query_keys,
                                              f"{cfg.label}: queries", run.progress)
-    whole_vec = q_vec
+    whole_vec, head_vec = q_vec, None
     if run.detect and len(q_vec):   # the region search's choice (regions.py), as the service makes it
-        q_vec = located(enc, [qs.data[int(i)] for i in q_ok], q_vec, cat_vec, run.cache, run.progress)
+        q_vec, head_vec = located(enc, [qs.data[int(i)] for i in q_ok], q_vec, cat_vec, run.cache, run.progress)
     index = VectorIndex.build(cfg.index, cat_vec, ids=cat_ok.astype(np.int64), metric=enc.metric,
                               **cfg.index_params)
     k_fetch = 10 + max((len(t) for t in run.targets), default=1)
@@ -148,7 +148,7 @@ def rank(run: Run, cfg: Any) -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
     if len(q_vec):
         _, found = index.search(q_vec, k_fetch)
         if run.detect:   # as the service ranks: the whole photo woven in, close-ups with the patch vectors
-            found = fused(index, found, q_vec, whole_vec, k_fetch)
+            found = fused(index, found, q_vec, whole_vec, k_fetch, head_vec)
             if cat_patches is not None:
                 near = closeups(enc, [qs.data[int(i)] for i in q_ok], whole_vec, q_vec, cat_vec, run.cache,
                                 run.progress)
