@@ -189,8 +189,9 @@ def _best_scores(vectors: np.ndarray, cat: np.ndarray) -> np.ndarray:
 def closeups(enc, photos: Sequence[bytes], whole: np.ndarray, used: np.ndarray, cat_vec: np.ndarray,
              cache: Path | None, progress: bool) -> dict[int, np.ndarray]:
     """The close-up vectors (``Encoder.encode_closeup``) of the photos the service reads as
-    close-ups too (``regions.wants_closeup``: the whole photo's best match is not sure and the
-    used region's does not beat it by much), by photo index; cached by photos, encoder and catalogue."""
+    close-ups too (``regions.wants_closeup``: the whole photo's best match is not sure, the used
+    region's does not beat it by much, and the shipped box head sees no product's photo framed in
+    it), by photo index; cached by photos, encoder and catalogue."""
     from tqdm import tqdm
 
     from ... import boxhead, regions
