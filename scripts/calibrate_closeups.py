@@ -175,13 +175,12 @@ def report_checked(recs, cat, patches, th: Thresholds, enc, images: list[str]) -
         print(f"{search.CLOSEUP_WEIGHT:6.2f}  {th.closeup_min_patch:.4f}  {name}  " + row(th.closeup_min_patch, most))
 
 
-def add_frames(path: str, g, sources: list[int], kinds: list[str], seed: int) -> None:
+def add_frames(path: str, g, sources: list[int], kinds: list[str], seed: int, draft: int) -> None:
     """Records written before they kept the box head's box (``frame``): the same pictures made
-    again (the same ``--sources``, ``--kinds`` and ``--seed`` as when recorded) and their box
-    head's best boxes written into ``path``."""
+    again (the same ``--sources``, ``--kinds`` and ``--seed`` as when recorded), decoded as
+    :func:`one` does (``draft``), and their box head's best boxes written into ``path``."""
     recs = load(path)
     pool = background_pool(g.images, set(sources), seed)
-    draft = search.query_draft(224, detect=True)
     for n, s in enumerate(sources):
         im = load_image(g.images[s])
         for kind in kinds:
@@ -206,12 +205,13 @@ def main() -> int:
                    help="add the box head's boxes to older --records (same --sources, --kinds, --seed)")
     a = p.parse_args()
     g = read_ground(a.catalog, "auto", None)
+    enc = get_encoder("effnet-tuned", model=a.model, precision=a.precision)
+    th = Thresholds.of(enc)
     if a.add_frames:
         if not a.records:
             p.error("--add-frames needs --records")
-        add_frames(a.records, g, pick_sources(g.ids, [], a.sources, 13), [k for k in a.kinds.split(",") if k], a.seed)
-    enc = get_encoder("effnet-tuned", model=a.model, precision=a.precision)
-    th = Thresholds.of(enc)
+        add_frames(a.records, g, pick_sources(g.ids, [], a.sources, 13), [k for k in a.kinds.split(",") if k], a.seed,
+                   search.query_draft(enc.input_size, detect=True))
     cat, ok, _, _, patches = embed_cached(enc, g.images, cache_dir() / "eval",
                                           catalogue_keys(g.ids, g.images), "catalogue", True)
     if patches is None:

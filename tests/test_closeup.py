@@ -15,7 +15,7 @@ from PIL import Image
 
 from conftest import write_catalog
 from dressfinder import boxhead, regions, search
-from dressfinder.images import descreen
+from dressfinder.images import descreen, load_image
 from dressfinder.encoders import get_encoder
 from dressfinder.schema import Product
 from dressfinder.thresholds import DEFAULT_THRESHOLDS
@@ -228,7 +228,7 @@ def test_search_reads_a_photo_as_a_closeup_only_when_nothing_is_sure(tuned_store
             whole = tuned_store.search_regions(data, 3, detect=False)    # the whole photo's best match
             unsure = whole.hits[0].score < th.sure
             explained = found.score is not None and found.score - whole.hits[0].score >= th.closeup_max_gain
-            im = Image.open(io.BytesIO(data)).convert("RGB")
+            im = load_image(data, draft=search.query_draft(encoder.input_size, detect=True))   # as the service
             framed = regions.framed(regions.proposals(descreen(im) or im, boxhead.shipped()))
             want = unsure and not explained and not framed and best_patch >= gate
             assert found.closeup == want and found.region_dict()["closeup"] is want
@@ -254,7 +254,6 @@ def test_a_picture_with_a_small_product_photo_in_it_is_not_read_as_a_closeup(tun
                                                                                monkeypatch):
     """When the box head sees a product's photo framed in the picture (a screen, a scene), the
     service and the evaluation leave the close-up reading out, the gate open or not."""
-    from dressfinder import boxhead
     from dressfinder.tools.evaluate.configs import closeups
 
     th = replace(tuned_store.encoder.thresholds, closeup_min_patch=-1.0)
