@@ -383,7 +383,7 @@ def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int,
     proposed = proposals(seen, propose)
     heads = _encode_boxes(encoder, seen, [(b, "head") for b in head_boxes(proposed)], best)
     found += heads
-    anchor = proposed[0][0] if proposed and proposed[0][1] >= ANCHOR_PEAK else None
+    anchor = sure_box(proposed)
     second = heads[0] if anchor is not None else None       # the head's sure box (head_boxes: best first)
     located = choose(whole, found, th)
     if located.used.kind == "head":         # the box head found the photo: no windows
@@ -424,6 +424,13 @@ def proposals(im: Image.Image, propose: ProposeFn | None) -> list[tuple[Box, flo
     return [(tuple(float(v) for v in b), float(p)) for b, p in (propose(im) if propose else [])]
 
 
+def sure_box(proposed: Sequence[tuple[Box, float]]) -> Box | None:
+    """The best of the box head's ``proposed`` boxes (with their peaks, best first) when the head
+    is fairly sure of it (a peak of at least :data:`ANCHOR_PEAK`), else None: the anchor of the
+    windows' round, the second opinion, the frame :func:`framed` looks at."""
+    return proposed[0][0] if proposed and proposed[0][1] >= ANCHOR_PEAK else None
+
+
 def head_boxes(proposed: Sequence[tuple[Box, float]]) -> list[Box]:
     """Of the box head's ``proposed`` boxes (with their peaks, best first), those with a peak of at
     least :data:`HEAD_MIN_PEAK`, and the best one also :data:`HEAD_SCALES` of its size (its edges
@@ -449,9 +456,10 @@ def framed(proposed: Sequence[tuple[Box, float]], most: float | None = None) -> 
     photo framed in the picture: the best one sure enough (:data:`ANCHOR_PEAK`) and smaller than
     ``most`` (default :data:`FRAMED_AREA`) of the picture. On a close-up of the fabric the head's
     best box, when it has one, covers most of the picture."""
-    if not proposed or proposed[0][1] < ANCHOR_PEAK:
+    box = sure_box(proposed)
+    if box is None:
         return False
-    l, t, r, b = proposed[0][0]
+    l, t, r, b = box
     return (r - l) * (b - t) < (FRAMED_AREA if most is None else float(most))
 
 

@@ -71,6 +71,11 @@ def one(enc, cat: np.ndarray, data: bytes) -> tuple:
             frame(im, found.proposed))
 
 
+def framed(fr: tuple[regions.Box, float] | None, most: float | None = None) -> bool:
+    """``regions.framed`` of a record's :func:`frame` (None: no box), at ``most`` (default the shipped share)."""
+    return regions.framed([fr] if fr else [], most)
+
+
 def frame(im, proposed=None) -> tuple[regions.Box, float] | None:
     """The box head's best box on ``im`` (without moiré) and its peak, as ``regions.wants_closeup``
     looks at it (``proposed``: the boxes ``regions.locate`` looked at, if it did); None: no box."""
@@ -88,7 +93,7 @@ RULES = {
     "head": lambda kind, area, gain, fr, th: kind in ("whole", "head"),
     "any": lambda kind, area, gain, fr, th: True,
     "unexplained": lambda kind, area, gain, fr, th: gain < th.closeup_max_gain,
-    "unframed": lambda kind, area, gain, fr, th: gain < th.closeup_max_gain and not regions.framed(fr and [fr]),
+    "unframed": lambda kind, area, gain, fr, th: gain < th.closeup_max_gain and not framed(fr),
 }
 #: Largest shares of the picture (``regions.FRAMED_AREA``) replayed by ``--check`` (None: no
 #: framing rule, ``unexplained``)
@@ -160,7 +165,7 @@ def report_checked(recs, cat, patches, th: Thresholds, enc, images: list[str]) -
     def row(gate: float, most: float | None) -> str:
         out = {}
         for kind, v in recs.items():
-            rk = [lk if b >= gate and (most is None or not regions.framed(rec[6] and [rec[6]], most)) else pk
+            rk = [lk if b >= gate and (most is None or not framed(rec[6], most)) else pk
                   for lk, pk, b, (rec, _) in zip(looked[kind], plain[kind], best[kind], v)]
             out[kind] = (float(np.mean([r[0] in t for r, (_, t) in zip(rk, v)])),
                          float(np.mean([bool(set(r) & t) for r, (_, t) in zip(rk, v)])))
