@@ -24,7 +24,8 @@ a window or content box far from it is not used). The head's boxes and the windo
 the picture without a photographed screen's moiré (``images.descreen``: the picture itself when
 it has none). A box is used instead of the whole photo only when its best score beats the whole
 photo's by ``margin`` (bigger boxes need less: see :func:`needed`), so a small window never wins
-by accident. Boxes whose best match is some *other* product, at a score a real match gets
+by accident; except when the box head is sure of a photo framed in the picture and the whole
+matches nothing (:func:`framed_photo`). Boxes whose best match is some *other* product, at a score a real match gets
 (``other_min``), come back as the other regions found (collages, product rows).
 
 The cosine thresholds (:class:`Thresholds`) belong to the encoder's score scale: they were
@@ -372,8 +373,9 @@ def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int,
           propose: ProposeFn | None, th: Thresholds) -> tuple[Located, Image.Image]:
     """:func:`locate`'s search for a photo whose whole is not sure: content boxes, then the box
     head's boxes (``propose``) and the windows, these on the picture without a photographed
-    screen's moiré (``images.descreen``; a laid-out screenshot has none). Returns the choice and
-    the picture the head's boxes and the windows were cut from."""
+    screen's moiré (``images.descreen``; a laid-out screenshot has none); when the whole photo is
+    kept, the head's boxes over a framed photo may still be used (:func:`framed_photo`). Returns
+    the choice and the picture the head's boxes and the windows were cut from."""
     cands = candidate_boxes(im, limit)
     found = _encode_boxes(encoder, im, [c for c in cands if c[1] == "content"], best)
     located = choose(whole, found, th)
@@ -401,7 +403,26 @@ def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int,
             if step.score <= top_score:
                 break
             tops, top_score = [step], step.score
-    return _seen_by_head(choose(whole, found + windows, th, anchor), proposed, second), seen
+    located = choose(whole, found + windows, th, anchor)
+    if located.used is whole and framed(proposed) and whole.score <= th.sure - th.framed_gap:
+        located = framed_photo(located, [r for r in found if r.kind == "head"], sure_box(proposed))
+    return _seen_by_head(located, proposed, second), seen
+
+
+def framed_photo(located: Located, heads: list[Region], anchor: Box) -> Located:
+    """``located`` (the whole photo kept) with the best of the box head's ``heads`` over its sure
+    box ``anchor`` used instead (its box, rescaled, the boxes inside it: those overlapping it by
+    :data:`ANCHOR_OVERLAP` of the smaller), for a picture that frames a product's photo
+    (:func:`framed`) and whose whole matches nothing in the catalogue (its best match at least
+    ``Thresholds.framed_gap`` below ``sure``): the photo's box is then a better query than the
+    whole picture even when it does not beat the whole's score by the margin (a photo of a screen,
+    its whole a room and a page). The whole photo's results are still woven in by the search."""
+    near = [r for r in heads if overlap_of_smaller(r.box, anchor) >= ANCHOR_OVERLAP]
+    if not near:
+        return located
+    used = max(near, key=lambda r: r.score)
+    others = [o for o in located.others if o is not used and overlap_of_smaller(o.box, used.box) <= 0.6]
+    return Located(used, others, located.whole)
 
 
 def _seen_by_head(located: Located, proposed: list[tuple[Box, float]], second: Region | None) -> Located:
@@ -512,7 +533,7 @@ def choose(whole: Region, regions: list[Region], th: Thresholds, anchor: Box | N
 # --------------------------------------------------------------------------- many queries at once
 
 #: Bump when the choice would come out different (cached evaluation vectors key on it).
-VERSION = "13"
+VERSION = "14"
 
 
 def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray, catalogue: np.ndarray,

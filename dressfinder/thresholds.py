@@ -48,6 +48,12 @@ class Thresholds:
     #: The least cosine of a close-up's best patch match for the photo to be read as a close-up at
     #: all (below it nothing in the catalogue has that fabric; ``search.reads_as_closeup``).
     closeup_min_patch: float = 0.55
+    #: A picture that frames a product's photo (``regions.framed``) is searched by the box head's
+    #: box over it, though no box beat the whole photo by the margin, when the whole photo's best
+    #: match is this far or more below :attr:`sure`: the whole picture then matches nothing
+    #: (``regions.framed_photo``). Calibrated on the shipped model's scale (0.3029 there: a whole
+    #: below 0.33; docs/regions.md); this default is that carried back by the shipped model's stretch.
+    framed_gap: float = 0.19
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "Thresholds":

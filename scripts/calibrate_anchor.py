@@ -130,7 +130,11 @@ def used_record(rec: dict[str, list[dict]], th: Thresholds, peak: float | None =
     anchor = top["region"].box if top and peak is not None and top["peak"] >= peak else None
     extra = [r["region"] for r in rec["inside"]] if inside and anchor is not None else []
     boxes = content + heads + extra + [r["region"] for r in rec["windows"]]
-    return by[id(regions.choose(whole, boxes, th, anchor, anchor_overlap=overlap).used)], True
+    located = regions.choose(whole, boxes, th, anchor, anchor_overlap=overlap)
+    if (located.used is whole and anchor is not None and regions.framed([(anchor, top["peak"])])
+            and whole.score <= th.sure - th.framed_gap):      # a framed photo, a whole that matches nothing
+        located = regions.framed_photo(located, heads + extra, anchor)
+    return by[id(located.used)], True
 
 
 def fused_hits(rec: dict[str, list[dict]], th: Thresholds, cat: np.ndarray, weight: float) -> tuple[bool, bool]:

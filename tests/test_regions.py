@@ -329,7 +329,9 @@ def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped
     got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(clutter, unsure)])
     assert got.used.kind == "window" and got.used.best_row == 1 and len(encoded) > 3
     encoded.clear()
-    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(clutter, 0.8)])
+    kept = replace(DEFAULT_THRESHOLDS, framed_gap=DEFAULT_THRESHOLDS.sure - 0.4)   # the whole (0.5) matches something
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(clutter, 0.8)],
+                         thresholds=kept)
     assert got.used.kind == "whole"                 # the dress's window is far from the sure head box
     assert got.proposed == [(clutter, 0.8)] and got.head is None   # the whole photo kept: nothing woven in
     assert any(o.best_row == 1 for o in got.others)  # still offered as another region
@@ -341,6 +343,42 @@ def test_a_box_head_box_that_finds_the_dress_is_used_and_the_windows_are_skipped
     assert got.head is not None and got.head.kind == "head" and got.head.box == near   # a second opinion
     got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(near, unsure)])
     assert got.used.kind == "window" and got.head is None                             # not sure of it
+
+
+def test_a_framed_photo_is_searched_by_its_box_when_the_whole_picture_matches_nothing(monkeypatch):
+    """The box head is sure of a small box (a photo framed in the picture) and no box beats the
+    whole photo by the margin: when the whole's best match is ``framed_gap`` or more below ``sure``
+    (it matches nothing), the best of the head's boxes over that photo is used (its box, rescaled,
+    the boxes inside it), else the whole photo is kept; a big box (not framed) never is."""
+    im = gradient_photo()
+    photo_box = (0.1, 0.1, 0.5, 0.5)                     # 0.16 of the picture: framed
+    monkeypatch.setattr(regions, "candidate_boxes", lambda im, limit: [((0.5, 0.5, 1.0, 1.0), "window")])
+
+    def best(vectors):                                  # the photo's centre matches a little better
+        v = vectors % 1000
+        on = (np.abs(v[:, 0] - 0.3) < 0.06) & (np.abs(v[:, 1] - 0.3) < 0.06) & (v[:, 2] < 0.45)
+        return np.where(on, 0.33 + 0.02 * (v[:, 2] < 0.3), 0.30), np.where(on, 1, 2)
+
+    whole = np.array([0.5, 0.5, 1, 1], np.float32)
+    th = replace(DEFAULT_THRESHOLDS, sure=0.8, margin=0.1, framed_gap=0.45)      # a whole below 0.35 matches nothing
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(photo_box, 0.8)],
+                         thresholds=th)
+    assert got.used.kind == "head" and got.used.best_row == 1
+    assert regions.overlap_of_smaller(got.used.box, photo_box) >= regions.ANCHOR_OVERLAP
+    assert got.used.box != photo_box                   # a box inside it matched best: that one is used
+    assert got.whole is not None and got.whole.score == pytest.approx(0.30)
+    assert got.head is not None and got.head.box == photo_box   # the head's own box: a second opinion
+    wider = (0.0, 0.0, 0.6, 0.6)                       # not framed (0.36 of the picture): the whole is kept
+    assert regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole,
+                          propose=lambda im: [(wider, 0.8)], thresholds=th).used.kind == "whole"
+    sure_of_it = replace(th, framed_gap=0.55)          # the whole (0.30) above 0.25: it matches something
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(photo_box, 0.8)],
+                         thresholds=sure_of_it)
+    assert got.used.kind == "whole" and got.head is None
+    unsure = (regions.HEAD_MIN_PEAK + regions.ANCHOR_PEAK) / 2   # a head not sure of its box: the whole is kept
+    got = regions.locate(WhereEncoder(im.size), im, best, whole_vector=whole, propose=lambda im: [(photo_box, unsure)],
+                         thresholds=th)
+    assert got.used.kind == "whole"
 
 
 def test_boxes_on_a_photographed_screen_are_judged_and_used_without_its_moire(monkeypatch):

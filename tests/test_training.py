@@ -246,7 +246,7 @@ def test_thresholds_carried_to_another_models_scale_by_rank():
     assert stretch == pytest.approx(0.8, abs=0.01)
     for name in ("sure", "content_sure", "other_min", "closeup_min_patch"):
         assert getattr(th, name) == pytest.approx(0.8 * getattr(ref, name) - 0.1, abs=0.005), name
-    for name in ("margin", "tie", "closeup_max_gain", "closeup_ramp"):
+    for name in ("margin", "tie", "closeup_max_gain", "closeup_ramp", "framed_gap"):
         assert getattr(th, name) == pytest.approx(0.8 * getattr(ref, name), abs=0.005), name
     same, one = fit(ref, ref_whole, ref_whole, ref_patch, ref_patch)     # the same scale: nothing moves
     assert one == pytest.approx(1.0, abs=0.01)

@@ -20,7 +20,8 @@ sources apart from the evaluation's 300-source subset):
   stays the same); ``closeup_min_patch`` likewise among their close-ups' best patch matches;
 * each difference (``margin``, ``tie``, ``closeup_max_gain``) is stretched by how much wider the
   new model spreads the band below ``sure`` (the mapped 0.60..sure over the reference's);
-  ``closeup_ramp`` is the mapped distance from ``sure`` down to ``sure - closeup_ramp``.
+  ``closeup_ramp`` and ``framed_gap`` are the mapped distances from ``sure`` down to ``sure``
+  less each.
 
 It prints both models' score quantiles and the fitted values; ``--write`` puts them in the
 model's ``.json`` (and its int8 variant's, when there is one) under ``"thresholds"``.
@@ -86,7 +87,8 @@ def fit(ref_th: Thresholds, ref_whole, new_whole, ref_patch, new_patch) -> tuple
         margin=ref_th.margin * stretch, tie=ref_th.tie * stretch,
         closeup_max_gain=ref_th.closeup_max_gain * stretch,
         closeup_ramp=sure - w(ref_th.sure - ref_th.closeup_ramp),
-        closeup_min_patch=p(ref_th.closeup_min_patch)), stretch
+        closeup_min_patch=p(ref_th.closeup_min_patch),
+        framed_gap=sure - w(ref_th.sure - ref_th.framed_gap)), stretch
 
 
 def calibration_photos(g, sources: list[int], kinds: list[str], seed: int) -> list[bytes]:
