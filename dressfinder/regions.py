@@ -80,6 +80,9 @@ HEAD_SCALES = (0.85, 1.15)
 #: 0.985, peaks 0.2-0.5 alike; 7 other kinds unchanged or better; docs/regions.md).
 ANCHOR_PEAK = 0.4
 ANCHOR_OVERLAP = 0.5
+#: Another region found is a box apart from the used one and the others: at most this share of
+#: the smaller of the two inside the other (:func:`choose`).
+APART = 0.6
 #: Photos with a shorter side below this many pixels are searched whole (no detail to find).
 MIN_SIDE = 160
 #: Content boxes: the small copy's longer side, and the least share of the photo a box covers.
@@ -404,25 +407,29 @@ def _pick(encoder, im: Image.Image, best: BestFn, whole: Region, limit: int,
                 break
             tops, top_score = [step], step.score
     located = choose(whole, found + windows, th, anchor)
-    if located.used is whole and framed(proposed) and whole.score <= th.sure - th.framed_gap:
-        located = framed_photo(located, [r for r in found if r.kind == "head"], sure_box(proposed))
+    located = framed_photo(located, [r for r in found if r.kind == "head"], proposed, th)
     return _seen_by_head(located, proposed, second), seen
 
 
-def framed_photo(located: Located, heads: list[Region], anchor: Box) -> Located:
-    """``located`` (the whole photo kept) with the best of the box head's ``heads`` over its sure
-    box ``anchor`` used instead (its box, rescaled, the boxes inside it: those overlapping it by
-    :data:`ANCHOR_OVERLAP` of the smaller), for a picture that frames a product's photo
-    (:func:`framed`) and whose whole matches nothing in the catalogue (its best match at least
-    ``Thresholds.framed_gap`` below ``sure``): the photo's box is then a better query than the
-    whole picture even when it does not beat the whole's score by the margin (a photo of a screen,
-    its whole a room and a page). The whole photo's results are still woven in by the search."""
+def framed_photo(located: Located, heads: list[Region], proposed: Sequence[tuple[Box, float]],
+                 th: Thresholds) -> Located:
+    """``located``, or, when it kept the whole photo in a picture that frames a product's photo
+    (the box head's ``proposed`` boxes: :func:`framed`) and the whole matches nothing in the
+    catalogue (its best match at least ``th.framed_gap`` below ``th.sure``), the best of the box
+    head's ``heads`` over its sure box used instead (its box, rescaled, the boxes inside it: those
+    overlapping it by :data:`ANCHOR_OVERLAP` of the smaller). The photo's box is then a better
+    query than the whole picture even when it does not beat the whole's score by the margin (a
+    photo of a screen: its whole a room and a page). The search still weaves the whole's results in."""
+    whole = located.whole
+    if located.used is not whole or whole is None or whole.score > th.sure - th.framed_gap or not framed(proposed):
+        return located
+    anchor = sure_box(proposed)
     near = [r for r in heads if overlap_of_smaller(r.box, anchor) >= ANCHOR_OVERLAP]
     if not near:
         return located
     used = max(near, key=lambda r: r.score)
-    others = [o for o in located.others if o is not used and overlap_of_smaller(o.box, used.box) <= 0.6]
-    return Located(used, others, located.whole)
+    others = [o for o in located.others if o is not used and overlap_of_smaller(o.box, used.box) <= APART]
+    return Located(used, others, whole)
 
 
 def _seen_by_head(located: Located, proposed: list[tuple[Box, float]], second: Region | None) -> Located:
@@ -521,9 +528,9 @@ def choose(whole: Region, regions: list[Region], th: Thresholds, anchor: Box | N
     for r in sorted(regions, key=lambda r: -r.score):
         if r.score < th.other_min or r.best_row in seen or r is used or (laid_out and r.kind == "window"):
             continue
-        if r.kind == "whole" or overlap_of_smaller(r.box, used.box) > 0.6 and used.kind != "whole":
+        if r.kind == "whole" or overlap_of_smaller(r.box, used.box) > APART and used.kind != "whole":
             continue
-        if any(overlap_of_smaller(r.box, o.box) > 0.6 for o in others):
+        if any(overlap_of_smaller(r.box, o.box) > APART for o in others):
             continue
         seen.add(r.best_row)
         others.append(r)

@@ -131,9 +131,8 @@ def used_record(rec: dict[str, list[dict]], th: Thresholds, peak: float | None =
     extra = [r["region"] for r in rec["inside"]] if inside and anchor is not None else []
     boxes = content + heads + extra + [r["region"] for r in rec["windows"]]
     located = regions.choose(whole, boxes, th, anchor, anchor_overlap=overlap)
-    if (located.used is whole and anchor is not None and regions.framed([(anchor, top["peak"])])
-            and whole.score <= th.sure - th.framed_gap):      # a framed photo, a whole that matches nothing
-        located = regions.framed_photo(located, heads + extra, anchor)
+    if anchor is not None:      # a framed photo whose whole matches nothing: the head's boxes over it
+        located = regions.framed_photo(located, heads + extra, [(anchor, top["peak"])], th)
     return by[id(located.used)], True
 
 
