@@ -25,8 +25,9 @@ the picture without a photographed screen's moiré (``images.descreen``: the pic
 it has none). A box is used instead of the whole photo only when its best score beats the whole
 photo's by ``margin`` (bigger boxes need less: see :func:`needed`), so a small window never wins
 by accident; except when the box head is sure of a photo framed in the picture and the whole
-matches nothing (:func:`framed_photo`). Boxes whose best match is some *other* product, at a score a real match gets
-(``other_min``), come back as the other regions found (collages, product rows).
+matches nothing (:func:`framed_photo`). Boxes whose best match is some *other* product, at a
+score a real match gets (``other_min``), come back as the other regions found (collages, product
+rows).
 
 The cosine thresholds (:class:`Thresholds`) belong to the encoder's score scale: they were
 calibrated by ``scripts/calibrate_regions.py`` on generated pictures (``dressfinder.tools.scenes``)
@@ -421,7 +422,7 @@ def framed_photo(located: Located, heads: list[Region], proposed: Sequence[tuple
     query than the whole picture even when it does not beat the whole's score by the margin (a
     photo of a screen: its whole a room and a page). The search still weaves the whole's results in."""
     whole = located.whole
-    if located.used is not whole or whole is None or whole.score > th.sure - th.framed_gap or not framed(proposed):
+    if located.used is not whole or whole.score > th.sure - th.framed_gap or not framed(proposed):
         return located
     anchor = sure_box(proposed)
     near = [r for r in heads if overlap_of_smaller(r.box, anchor) >= ANCHOR_OVERLAP]
