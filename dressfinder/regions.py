@@ -541,7 +541,7 @@ def choose(whole: Region, regions: list[Region], th: Thresholds, anchor: Box | N
 # --------------------------------------------------------------------------- many queries at once
 
 #: Bump when the choice would come out different (cached evaluation vectors key on it).
-VERSION = "14"
+VERSION = "15"
 
 
 def located_vectors(encoder, photos: Sequence[bytes], whole_vectors: np.ndarray, catalogue: np.ndarray,
