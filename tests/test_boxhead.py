@@ -70,6 +70,21 @@ def test_square_and_back_is_the_same_box(w, h, l, t, bw, bh):
     assert boxhead.from_square((w, h), square_box((w, h), box)) == pytest.approx(box, abs=1e-5)
 
 
+def test_training_photos_are_cut_to_varied_shapes_about_their_middle():
+    from dressfinder.training.boxhead import ASPECTS, RESHAPE_SHARE, reshape
+
+    rng = np.random.default_rng(3)
+    photo = Image.new("RGB", (900, 900))
+    shapes = [reshape(photo, rng).size for _ in range(400)]
+    cut = [w / h for w, h in shapes if (w, h) != (900, 900)]
+    assert abs(len(cut) / len(shapes) - RESHAPE_SHARE) < 0.08
+    assert all(ASPECTS[0] - 0.01 <= a <= ASPECTS[1] + 0.01 for a in cut)
+    assert sum(a < 0.8 for a in cut) > 0.25 * len(cut) and sum(a > 1.1 for a in cut) > 0.08 * len(cut)
+    marked = Image.new("RGB", (600, 900))
+    marked.putpixel((300, 450), (255, 0, 0))       # the middle stays in every cut
+    assert all(np.asarray(reshape(marked, rng))[..., 0].max() == 255 for _ in range(100))
+
+
 # --------------------------------------------------------------------------- the shipped model
 
 needs_model = pytest.mark.skipif(not boxhead.MODEL.exists(), reason="no shipped box head")

@@ -2,8 +2,9 @@
 
 Self-supervised: the pictures are composed by ``dressfinder.tools.scenes`` from product photos (a
 phone screenshot of a post, a shop page with other products in view, a photo of a laptop screen,
-a product small among clutter, the photo alone), which know where they put the photo. The
-network::
+a product small among clutter, the photo alone), which know where they put the photo; most source
+photos are first cut to a random shape (:func:`reshape`: upright to wide), so the head does not
+learn one shape of photo. The network::
 
     picture, longer side 320, padded square -> EfficientNet-Lite0 (ImageNet weights, frozen)
         -> block 10 (112 @ 20x20) and block 15 (320 @ 10x10, upsampled) concatenated
@@ -12,7 +13,7 @@ network::
            * its distances to the box's left, top, right and bottom (softplus; fractions of the square).
 
 Only the head is trained (the frozen trunk's features are computed once and kept in memory), so
-a few thousand pictures train it in minutes on a CPU. ``scripts/train_box_head.sh`` makes the
+a few thousand pictures train it in minutes on a CPU. ``scripts/train_box_head.py`` makes the
 shipped ``dressfinder/models/boxhead.onnx``.
 """
 
@@ -36,6 +37,12 @@ GRID = SIZE // 16          # its output maps are GRID x GRID
 FEAT_BLOCK = 10            # last block at stride 16 (112 channels)
 #: The share of each kind of picture among the training examples ("photo": the photo alone).
 MIX = {"screen": 0.40, "scene": 0.25, "social": 0.12, "shop": 0.13, "photo": 0.10}
+#: The share of source photos cut to another shape first, and the shapes (width / height) drawn
+#: evenly in log scale: the product photos it is trained on may all be square (fashion-products-9k
+#: are), while a shop's dress photo is mostly upright (2:3, 3:4); a head trained on squares only
+#: guesses a hidden edge (a white studio backdrop on a white page) where a square's would be.
+RESHAPE_SHARE = 0.75
+ASPECTS = (0.45, 1.35)
 
 
 def square_box(size: tuple[int, int], box: Sequence[float]) -> np.ndarray:
@@ -53,7 +60,7 @@ def _example(args) -> tuple[np.ndarray, np.ndarray]:
 
     paths, i, seed, kinds, weights = args
     rng = np.random.default_rng([seed, i])
-    im = Image.open(paths[int(rng.integers(len(paths)))]).convert("RGB")
+    im = reshape(Image.open(paths[int(rng.integers(len(paths)))]).convert("RGB"), rng)
     pool = [Image.open(paths[int(j)]).convert("RGB") for j in rng.integers(0, len(paths), 8)]
     kind = kinds[int(rng.choice(len(kinds), p=weights))]
     if kind == "photo":
@@ -63,6 +70,20 @@ def _example(args) -> tuple[np.ndarray, np.ndarray]:
     if kind in ("social", "shop", "photo"):
         box = tight_box(pic, box)
     return np.asarray(fit_square(pic, SIZE)), square_box(pic.size, box)
+
+
+def reshape(im: Image.Image, rng) -> Image.Image:
+    """``im`` cut to a random shape (:data:`ASPECTS`) about a point near its centre, for
+    :data:`RESHAPE_SHARE` of the photos; the others as they are."""
+    if rng.random() >= RESHAPE_SHARE:
+        return im
+    w, h = im.size
+    aspect = float(np.exp(rng.uniform(np.log(ASPECTS[0]), np.log(ASPECTS[1]))))
+    nw, nh = (min(w, round(h * aspect)), h) if aspect < w / h else (w, min(h, round(w / aspect)))
+    x, y = int(rng.integers(0, w - nw + 1)), int(rng.integers(0, h - nh + 1))
+    cx, cy = (w - nw) // 2, (h - nh) // 2          # near the centre: the product stays in view
+    x, y = (x + 3 * cx) // 4, (y + 3 * cy) // 4
+    return im.crop((x, y, x + max(8, nw), y + max(8, nh)))
 
 
 def tight_box(pic: Image.Image, box: Sequence[float], tol: int = 28) -> tuple[float, float, float, float]:
@@ -212,7 +233,7 @@ def fit_head(head, mid: np.ndarray, deep: np.ndarray, boxes: np.ndarray, *, epoc
 def cached_examples(paths: Sequence[str], n: int, seed: int, work: Path, workers: int = 2):
     """:func:`make_examples`, kept in ``work`` (composing them is most of the time)."""
     work.mkdir(parents=True, exist_ok=True)
-    path = work / f"pictures-{n}-{seed}-{len(paths)}.npz"
+    path = work / f"pictures-{n}-{seed}-{len(paths)}-{RESHAPE_SHARE}-{ASPECTS[0]}-{ASPECTS[1]}.npz"
     if path.exists():
         with np.load(path) as z:
             return z["pictures"], z["boxes"]
