@@ -24,18 +24,15 @@ from dressfinder import boxhead, regions, search
 from dressfinder.images import descreen, load_image
 from dressfinder.tools.evaluate.queries import background_pool
 from dressfinder.tools.evaluate.run_eval import pick_sources, read_ground
-from dressfinder.tools.evaluate.variants import DEFAULT_SEED, jpeg_bytes, variant_rng
-from dressfinder.tools.scenes import make_picture
+from dressfinder.tools.evaluate.variants import DEFAULT_SEED, picture_variant, variant_rng
 
 
 def fits(head: boxhead.BoxHead, ground, sources: list[int], kind: str, seed: int, pool) -> dict[str, np.ndarray]:
     """IoU of the best box with the true one, per picture, peak cell's box and voted box."""
     out: dict[str, list[float]] = {"peak": [], "voted": []}
     for s in sources:
-        rng = variant_rng(seed, ground.ids[s], kind)
-        quality = int(rng.integers(85, 96))
-        picture, truth = make_picture(load_image(ground.images[s]).convert("RGB"), kind, rng, pool)
-        im = load_image(jpeg_bytes(picture, quality), draft=search.query_draft(224, detect=True))
+        data, truth = picture_variant(load_image(ground.images[s]), kind, variant_rng(seed, ground.ids[s], kind), pool)
+        im = load_image(data, draft=search.query_draft(224, detect=True))
         seen = descreen(im) or im
         centre, edges = head.maps(seen)
         for name, voted in (("peak", False), ("voted", True)):

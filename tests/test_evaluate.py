@@ -59,6 +59,17 @@ def test_every_kind_makes_a_decodable_deterministic_jpeg():
             assert a != c, kind
 
 
+def test_a_bigger_picture_is_the_query_with_the_box_the_generator_knows():
+    from dressfinder.tools.scenes import SCENE_KINDS
+
+    im = dress_image(7)
+    pool = [dress_image(50 + i) for i in range(3)]
+    for kind in SCENE_KINDS:
+        data, box = variants.picture_variant(im, kind, variants.variant_rng(11, "sku-1", kind), pool)
+        assert data == variants.make_variant(im, kind, variants.variant_rng(11, "sku-1", kind), pool), kind
+        assert 0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1, kind
+
+
 def test_variant_kinds_change_what_they_say():
     im = dress_image(9, (160, 240))
     r = lambda k: variants.variant_rng(3, "s", k)  # noqa: E731

@@ -285,13 +285,23 @@ COMBO_STEPS = (("crop", 0.6), ("background", 0.4), ("color", 0.7), ("flip", 0.5)
                ("grayscale", 0.15), ("blur_jpeg", 0.5), ("exif", 0.3))
 
 
+def picture_variant(im: Image.Image, kind: str, rng: np.random.Generator,
+                    pool: Sequence[Image.Image] = ()) -> tuple[bytes, tuple[float, float, float, float]]:
+    """A bigger picture of ``kind`` (``scenes.SCENE_KINDS``) with the dress of ``im`` in it, as the
+    bytes of a JPEG, and where the dress is in it (fractions ``l, t, r, b``): :func:`make_variant`'s
+    query for those kinds, with the box it knows."""
+    quality = int(rng.integers(85, 96))
+    picture, box = make_picture(im.convert("RGB"), kind, rng, pool)
+    return jpeg_bytes(picture, quality), box
+
+
 def make_variant(im: Image.Image, kind: str, rng: np.random.Generator,
                  pool: Sequence[Image.Image] = ()) -> bytes:
     """One photo-like query made from catalogue image ``im``: the bytes of a JPEG."""
     im = im.convert("RGB")
-    quality, orientation = int(rng.integers(85, 96)), None
     if kind in SCENE_KINDS:   # a screenshot, a photo of a screen, a scene, a close-up
-        return jpeg_bytes(make_picture(im, kind, rng, pool)[0], quality)
+        return picture_variant(im, kind, rng, pool)[0]
+    quality, orientation = int(rng.integers(85, 96)), None
     if kind == "combo":
         steps: list[str] = []
         while len(steps) < 3:
