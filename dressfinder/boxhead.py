@@ -56,31 +56,31 @@ def decode(centre: np.ndarray, edges: np.ndarray, *, min_peak: float = MIN_PEAK,
     padded = np.pad(centre, 1, constant_values=-1.0)
     peak = np.max([padded[dy:dy + g, dx:dx + g] for dy in range(3) for dx in range(3)], axis=0)
     ys, xs = np.nonzero((centre >= peak) & (centre >= min_peak))
+    cells = cell_boxes(edges)
     out: list[tuple[Box, float]] = []
     for i in np.argsort(-centre[ys, xs]):
         y, x = int(ys[i]), int(xs[i])
-        cx, cy = (x + 0.5) / g, (y + 0.5) / g
-        l, t, r, b = (float(v) for v in edges[:, y, x])
-        box = (max(0.0, cx - l), max(0.0, cy - t), min(1.0, cx + r), min(1.0, cy + b))
+        l, t, r, b = cells[:, y, x].tolist()
+        box = (max(0.0, l), max(0.0, t), min(1.0, r), min(1.0, b))
         if box[2] - box[0] < 1e-3 or box[3] - box[1] < 1e-3:
             continue
         if all(_iou(box, o) < overlap for o, _ in out):
             out.append((box, float(centre[y, x])))
         if len(out) >= limit:
             break
-    return [(vote(centre, edges, box, p), p) for box, p in out] if voted else out
+    return [(vote(centre, edges, cells, box, p), p) for box, p in out] if voted else out
 
 
 def cell_boxes(edges: np.ndarray) -> np.ndarray:
     """Each cell's box (4, G, G: left, top, right, bottom, fractions of the square) from its ``edges``."""
     g = edges.shape[1]
-    c = (np.arange(g, dtype=np.float32) + 0.5) / g
+    c = (np.arange(g, dtype=np.float64) + 0.5) / g
     return np.stack([c[None, :] - edges[0], c[:, None] - edges[1], c[None, :] + edges[2], c[:, None] + edges[3]])
 
 
-def vote(centre: np.ndarray, edges: np.ndarray, box: Sequence[float], peak: float) -> Box:
-    """``box`` (a peak's) with each edge the weighted mean of the agreeing cells' (:data:`VOTE_SHARE`)."""
-    cells = cell_boxes(edges)
+def vote(centre: np.ndarray, edges: np.ndarray, cells: np.ndarray, box: Sequence[float], peak: float) -> Box:
+    """``box`` (a peak's) with each edge the weighted mean of the agreeing cells' (:data:`VOTE_SHARE`);
+    ``cells``: every cell's own box (:func:`cell_boxes`)."""
     ix = np.clip(np.minimum(cells[2], box[2]) - np.maximum(cells[0], box[0]), 0, None)
     iy = np.clip(np.minimum(cells[3], box[3]) - np.maximum(cells[1], box[1]), 0, None)
     union = (cells[2] - cells[0]) * (cells[3] - cells[1]) + (box[2] - box[0]) * (box[3] - box[1]) - ix * iy
