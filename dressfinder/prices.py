@@ -10,7 +10,12 @@ decimal and thousands separators, the currency sign as written); this module onl
 * **ISO codes**: the sign or word found is mapped to an ISO 4217 code (``R$`` -> BRL,
   ``zł`` -> PLN); an ambiguous one without a hint is no currency (``$`` is not assumed to
   be USD), and only real ISO codes count as codes (``40% OFF``, ``Inc GST`` have none);
-* the **current price** of ``Was £40 Now £20`` (the part after "now").
+* the **current price** of ``Was £40 Now £20`` (the part after "now");
+* **thousands by the minor unit**: one separator followed by exactly three digits
+  (``1.299 kr``, ``Rp 31.500``, ``1,299 €``) is a thousands separator when the currency's
+  minor unit (ISO 4217: 0 or 2 decimals for all but six dinars and the Omani rial) leaves no
+  third decimal, whatever the locale says; with a three-decimal currency (``KWD 12.500``) or
+  no known currency (``12.500``) the locale decides, as for any amount.
 
 ``parse_price("1.299 €") == (1299.0, "EUR")``; ``parse_price("$19.90") == (19.9, None)``;
 ``parse_price("$19.90", country="AU") == (19.9, "AUD")``.
@@ -34,6 +39,13 @@ MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR 
 RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY
 TTD TWD TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL
 """.split())
+
+#: Minor units (digits after the decimal separator) that are not 2, from the ISO 4217 code
+#: list (column "Minor unit"); every other code in ``ISO_4217`` has 2.
+MINOR_UNITS = {
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+}
 
 #: Signs and words that name one currency (keys lower-case, without a trailing dot).
 SIGNS = {
@@ -64,6 +76,9 @@ ru sk sl sq sr sv tr uk vi
 DOT_COUNTRIES = frozenset({"CH", "LI", "MX", "GT", "HN", "NI", "SV", "PA", "DO", "PR", "PE"})
 _LOCALE = re.compile(r"^([A-Za-z]{2,3})(?:[-_](?:[A-Za-z]{4}[-_])?([A-Za-z]{2}|\d{3}))?\b")
 _PLAIN = re.compile(r"\d+(?:\.\d+)?")
+_ONE_GROUP = re.compile(r"\d{1,3}[.,]\d{3}")   # 1.299, 31.500, 1,299: one separator, three digits
+#: Typographic apostrophes, Swiss thousands separators (1’299.50), as price-parser knows them.
+_APOSTROPHES = str.maketrans("\u2019\u02bc\u2032", "'" * 3)
 _NOW = re.compile(r"\bnow\b(?=.*\d)", re.IGNORECASE | re.DOTALL)
 
 
@@ -92,20 +107,46 @@ def currency_code(sign: str | None, country: str | None = None) -> str | None:
     return by_country.get((country or "").upper(), default)
 
 
+def minor_unit(code: str | None) -> int | None:
+    """Decimals of an ISO 4217 currency (``JPY`` 0, ``EUR`` 2, ``KWD`` 3); None: not a code."""
+    return MINOR_UNITS.get(code, 2) if code in ISO_4217 else None
+
+
+def _minor_units(code: str | None, signs: tuple[str | None, ...]) -> set[int]:
+    """The minor units the amount's currency may have: its currency's, else those of every
+    currency an ambiguous sign can stand for (``kr``: SEK, NOK, DKK 2, ISK 0), else none."""
+    if code:
+        unit = minor_unit(code)
+        return set() if unit is None else {unit}
+    for sign in signs:
+        key = (sign or "").strip().lower().rstrip(".")
+        if key in AMBIGUOUS:
+            by_country, default = AMBIGUOUS[key]
+            return {MINOR_UNITS.get(c, 2) for c in (*by_country.values(), default) if c}
+    return set()
+
+
 def current_price_text(text: str) -> str:
     """``Was £40 Now £20`` -> ``£20``: a price list's last "now" part is the price to pay."""
     parts = _NOW.split(text)
     return parts[-1] if len(parts) > 1 else text
 
 
-def _amount(text: str, decimal: str | None) -> float | None:
-    """The amount price-parser reads; ``decimal`` is used where the text fits it (one such
-    separator, and the last one), so that it settles ``1,299`` but never breaks ``19.90``."""
+def _amount(price: Price, text: str, decimal: str | None, minor_units: set[int]) -> float | None:
+    """The amount of ``text``, as price-parser reads it (``price``), with two hints:
+
+    * one separator followed by exactly three digits, in a currency whose minor unit is not 3
+      (``minor_units``: those its currency may have), is a thousands separator: ``1.299 kr``
+      cannot be 1.299 crowns (two decimals at most), nor ``Rp 31.500`` 31.5 rupiah;
+    * else ``decimal`` is used where the text fits it (one such separator, and the last one),
+      so that it settles ``1,299`` but never breaks ``19.90``.
+    """
     if not re.search(r"\d", text):
         return None                   # price-parser reads "free" as 0: not a price here
-    price = Price.fromstring(text)
     found = price.amount_text or ""
-    if decimal and found.count(decimal) == 1 and found.rfind(decimal) == max(found.rfind(","), found.rfind(".")):
+    if _ONE_GROUP.fullmatch(found) and minor_units and 3 not in minor_units:
+        price = Price.fromstring(text, decimal_separator="," if "." in found else ".")
+    elif decimal and found.count(decimal) == 1 and found.rfind(decimal) == max(found.rfind(","), found.rfind(".")):
         price = Price.fromstring(text, decimal_separator=decimal)
     if price.amount is None:
         return None
@@ -130,11 +171,14 @@ def parse_price(raw: Any, currency: str | None = None, *, locale: str | None = N
         return None, hinted
     if isinstance(raw, (int, float)):
         return (float(raw) if math.isfinite(raw) and raw >= 0 else None), hinted
-    text = re.sub(r"\s+", " ", str(raw)).strip()
+    text = re.sub(r"\s+", " ", str(raw)).strip().translate(_APOSTROPHES)
     if not text:
         return None, hinted
     text = current_price_text(text)
-    amount = float(text) if plain_numbers and _PLAIN.fullmatch(text) else _amount(text, decimal)
-    if hinted:
-        return amount, hinted
-    return amount, currency_code(Price.fromstring(text).currency, country)
+    price = Price.fromstring(text)
+    code = hinted or currency_code(price.currency, country)
+    if plain_numbers and _PLAIN.fullmatch(text):
+        amount: float | None = float(text)
+    else:
+        amount = _amount(price, text, decimal, _minor_units(code, (currency, price.currency)))
+    return amount, code

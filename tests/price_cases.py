@@ -42,4 +42,37 @@ PRICE_CASES = [
     ("12.500", "en-US", 12.5, None),
     ("1,299", "de-DE", 1.299, None),
     ("19.90 €", "de-DE", 19.9, "EUR"),
+    # one separator and three digits, in a currency with no third decimal (ISO 4217 minor unit
+    # 0 or 2), is a thousands separator whatever the locale (read as decimals before: 1.299 kr)
+    ("1.299 kr", "en", 1299.0, None),               # SEK, NOK, DKK (2) or ISK (0): none has 3
+    ("1.299 kr", "en-SE", 1299.0, "SEK"),
+    ("kr 1.299", "en-NO", 1299.0, "NOK"),
+    ("1,299 kr.", "da-DK", 1299.0, "DKK"),
+    ("2.990 ISK", "en", 2990.0, "ISK"),
+    ("Rp 31.500", "en-ID", 31500.0, "IDR"),
+    ("Rp31.500", "en", 31500.0, "IDR"),
+    ("JPY 1.200", "en", 1200.0, "JPY"),
+    ("₩12.000", "en", 12000.0, "KRW"),
+    ("12.500 ₫", "en-VN", 12500.0, "VND"),
+    ("$ 12.990", "en-CL", 12990.0, "CLP"),
+    ("$1.250", "en-US", 1250.0, "USD"),
+    ("1.299 €", "en-IE", 1299.0, "EUR"),
+    ("1,299 €", "de-DE", 1299.0, "EUR"),
+    # ... and the amounts it leaves as they were
+    ("12,99 €", "de-DE", 12.99, "EUR"),
+    ("1.299,00 €", "de-DE", 1299.0, "EUR"),
+    ("49.99 USD", "de-DE", 49.99, "USD"),
+    ("$1,299.00", "en-US", 1299.0, "USD"),
+    ("1,299.00 SEK", "en-SE", 1299.0, "SEK"),
+    ("¥1,200", "en-JP", 1200.0, "JPY"),
+    # three-decimal currencies (the dinars, the Omani rial): the locale decides
+    ("KWD 12.500", "en-KW", 12.5, "KWD"),
+    ("12,500 TND", "fr-TN", 12.5, "TND"),
+    ("BHD 1,250", "en-BH", 1250.0, "BHD"),
+    # Swiss apostrophes, typographic ones too; Indian lakh grouping
+    ("CHF 1’299.50", "de-CH", 1299.5, "CHF"),
+    ("CHF 1’049,95", None, 1049.95, "CHF"),
+    ("Fr. 1'299.–", "de-CH", 1299.0, "CHF"),
+    ("₹1,00,000", "en-IN", 100000.0, "INR"),
+    ("Rs. 12,50,000.00", "en-IN", 1250000.0, "INR"),
 ]

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from dressfinder.catalog import CatalogDB, Filters, Product, read_catalog
 from dressfinder.errors import CatalogError
-from dressfinder.prices import currency_code, locale_hints, parse_price
+from dressfinder.prices import currency_code, locale_hints, minor_unit, parse_price
 
 from conftest import dress_image
 from price_cases import PRICE_CASES
@@ -86,6 +86,25 @@ def test_a_known_currency_wins_over_the_text():
     assert parse_price("1,299", decimal=".") == (1299.0, None)
     assert parse_price("1,299", decimal=",") == (1.299, None)
     assert parse_price("19.90", decimal=",") == (19.9, None)     # a hint that does not fit is not used
+
+
+def test_three_digits_after_the_only_separator_by_the_currencys_minor_unit():
+    # The currency may come from the data (schema.org priceCurrency, read with decimal=".")...
+    assert parse_price("31.500", "IDR", decimal=".") == (31500.0, "IDR")
+    assert parse_price("1.299", "NOK", decimal=".") == (1299.0, "NOK")
+    assert parse_price("12.500", "KWD", decimal=".") == (12.5, "KWD")       # three decimals: as given
+    assert parse_price("12.500", "KWD", decimal=",") == (12500.0, "KWD")
+    # ... or a sign and the country; an ambiguous sign alone is enough when none of its
+    # currencies has a third decimal; no currency at all leaves the locale to decide.
+    assert parse_price("1.299 kr", country="NO") == (1299.0, "NOK")
+    assert parse_price("1.299", "kr", locale="en-DK") == (1299.0, "DKK")
+    assert parse_price("$ 1.250", decimal=".") == (1250.0, None)
+    assert parse_price("1.299", locale="en-DK") == (1.299, None)
+    # not one group of three: the rule does not apply
+    assert parse_price("1.5 kr", locale="sv-SE") == (1.5, "SEK")
+    assert parse_price("1234.567 €", decimal=".") == (1234.567, "EUR")
+    assert parse_price("1.299", "EUR", plain_numbers=True) == (1.299, "EUR")   # a program's number
+    assert [minor_unit(c) for c in ("JPY", "IDR", "EUR", "KWD", "XYZ", None)] == [0, 2, 2, 3, None, None]
 
 
 def test_currency_codes_and_locales():

@@ -439,12 +439,13 @@ def test_real_world_price_strings_through_a_recipe_scrape(sites, tmp_path):
 
 def test_recipe_currency_and_locale_win_over_the_text(sites, tmp_path):
     site = sites()
-    cases = [("$19.90", None, 19.9, "AUD"), ("€ 10", None, 10.0, "AUD"), ("12.500", None, 12.5, "AUD")]
+    # "12.500" in Australian dollars (two decimals at most): a thousands separator
+    cases = [("$19.90", None, 19.9, "AUD"), ("€ 10", None, 10.0, "AUD"), ("12.500", None, 12500.0, "AUD")]
     expected = build_price_shop(site, cases)
     scrape(site.url("/prices/0"), tmp_path / "a", recipe=dict(PRICE_RECIPE, currency="aud", locale="en-AU"), **FAST)
     rows = {r["id"]: (float(r["price"]), r["currency"]) for r in rows_by_url(tmp_path / "a").values()}
     assert rows == {sku: (amount, cur) for sku, (_, amount, cur) in expected.items()}
-    # the recipe's locale alone: "$" is the country's dollar, "12.500" a decimal price
+    # the recipe's locale alone: "$" is the country's dollar, "12.500" (no currency) a decimal price
     scrape(site.url("/prices/0"), tmp_path / "b", recipe=dict(PRICE_RECIPE, locale="es-MX"), **FAST)
     rows = {r["id"]: (float(r["price"]), r["currency"]) for r in rows_by_url(tmp_path / "b").values()}
     assert rows == {"C0": (19.9, "MXN"), "C1": (10.0, "EUR"), "C2": (12.5, "")}
