@@ -349,6 +349,199 @@ def test_robots_txt_server_error_means_disallow_all_and_retry_failed(sites, tmp_
     assert site.paths() == ["/robots.txt"] * 3 + ["/a"]
 
 
+# ----------------------------------------------------------------------------- robots.txt rules
+# Shopify's default robots.txt (robots.txt.liquid as shipped), for a shop at shop.example.
+SHOPIFY_ROBOTS = """\
+# we use Shopify as our ecommerce platform
+
+User-agent: *
+Disallow: /a/downloads/-/*
+Disallow: /admin
+Disallow: /cart
+Disallow: /orders
+Disallow: /checkouts/
+Disallow: /checkout
+Disallow: /58738364582/checkouts
+Disallow: /58738364582/orders
+Disallow: /carts
+Disallow: /account
+Disallow: /collections/*sort_by*
+Disallow: /*/collections/*sort_by*
+Disallow: /collections/*+*
+Disallow: /collections/*%2B*
+Disallow: /collections/*%2b*
+Disallow: /*/collections/*+*
+Disallow: /*/collections/*%2B*
+Disallow: /*/collections/*%2b*
+Disallow: */collections/*filter*&*filter*
+Disallow: /blogs/*+*
+Disallow: /blogs/*%2B*
+Disallow: /blogs/*%2b*
+Disallow: /*/blogs/*+*
+Disallow: /*/blogs/*%2B*
+Disallow: /*/blogs/*%2b*
+Disallow: /*?*oseid=*
+Disallow: /*preview_theme_id*
+Disallow: /*preview_script_id*
+Disallow: /policies/
+Disallow: /*/policies/
+Disallow: /*/*?*ls=*&ls=*
+Disallow: /*/*?*ls%3D*%3Fls%3D*
+Disallow: /*/*?*ls%3d*%3fls%3d*
+Disallow: /search
+Allow: /search/
+Disallow: /search/?*
+Disallow: /apple-app-site-association
+Disallow: /.well-known/shopify/monorail
+Disallow: /cdn/wpm/*.js
+Disallow: /recommendations/products
+Disallow: /*/recommendations/products
+Sitemap: https://shop.example/sitemap.xml
+
+# Google adsbot ignores robots.txt unless specifically named!
+User-agent: adsbot-google
+Disallow: /checkouts/
+Disallow: /checkout
+Disallow: /carts
+Disallow: /orders
+Disallow: /58738364582/checkouts
+Disallow: /58738364582/orders
+Disallow: /*?*oseid=*
+Disallow: /*preview_theme_id*
+Disallow: /*preview_script_id*
+Disallow: /cdn/wpm/*.js
+
+User-agent: Nutch
+Disallow: /
+
+User-agent: AhrefsBot
+Crawl-delay: 10
+Disallow: /a/downloads/-/*
+Disallow: /admin
+Disallow: /cart
+Disallow: /orders
+Disallow: /checkouts/
+Disallow: /checkout
+Disallow: /collections/*sort_by*
+Disallow: /collections/*+*
+Disallow: /blogs/*+*
+Disallow: /search
+Sitemap: https://shop.example/sitemap.xml
+
+User-agent: MJ12bot
+Crawl-Delay: 10
+
+User-agent: Pinterest
+Crawl-delay: 1
+"""
+
+
+@pytest.mark.parametrize("path,allowed", [
+    ("/", True),
+    ("/collections/dresses", True),
+    ("/collections/dresses/products/red-midi", True),
+    ("/products/red-midi?variant=4211", True),
+    ("/collections/dresses?page=2", True),
+    ("/collections/dresses?filter.v.color=red", True),              # one filter is fine...
+    ("/collections/dresses?filter.v.color=red&filter.v.size=m", False),   # ... two are not
+    ("/collections/dresses?sort_by=price-ascending", False),        # /collections/*sort_by*
+    ("/en-gb/collections/dresses?sort_by=price-ascending", False),  # /*/collections/*sort_by*
+    ("/collections/dresses/red+silk", False),                       # /collections/*+*
+    ("/collections/dresses/red%2Bsilk", False),
+    ("/fr/collections/robes/rouge+soie", False),                    # /*/collections/*+*
+    ("/blogs/news/summer-dresses", True),
+    ("/blogs/news/tagged/linen+summer", False),
+    ("/products/red-midi?preview_theme_id=1234", False),
+    ("/cart", False), ("/cart/add.js", False), ("/carts/abc", False), ("/checkout", False),
+    ("/checkouts/cn/abc", False), ("/account/login", False), ("/policies/refund-policy", False),
+    ("/de/policies/refund-policy", False),
+    ("/search", False),                  # Disallow: /search
+    ("/search/", True),                  # Allow: /search/ is the longer match
+    ("/search/?q=dress", False),         # Disallow: /search/?* longer still
+    ("/search?q=dress", False),
+    ("/cdn/wpm/abc123.js", False), ("/cdn/shop/files/red.jpg", True),
+    ("/robots.txt", True),
+])
+def test_robots_shopify_default_for_any_agent(path, allowed):
+    from dressfinder.scrape.robots import parse_robots
+    rules = parse_robots(SHOPIFY_ROBOTS)
+    assert rules.allows(DEFAULT_USER_AGENT, "https://shop.example" + path) is allowed
+    assert rules.allows("testbot/1.0 (+http://example.test/bot)", "https://shop.example" + path) is allowed
+
+
+def test_robots_shopify_default_groups_delays_and_sitemaps():
+    from dressfinder.scrape.robots import parse_robots
+    rules = parse_robots(SHOPIFY_ROBOTS)
+    url = "https://shop.example/collections/dresses?sort_by=price-ascending"
+    # the group naming the agent replaces the "*" group; its Crawl-delay is its own
+    assert rules.allows("AdsBot-Google (+http://www.google.com/adsbot.html)", url)
+    assert not rules.allows("AdsBot-Google (+http://www.google.com/adsbot.html)", "https://shop.example/checkout")
+    assert not rules.allows("Nutch/1.19", "https://shop.example/collections/dresses")
+    # groups are matched against the product token: "Mozilla" here, so the "*" group
+    assert not rules.allows("Mozilla/5.0 (compatible; AhrefsBot/7.0)", "https://shop.example/policies/x")
+    assert rules.allows("AhrefsBot/7.0 (+http://ahrefs.com/robot/)", "https://shop.example/policies/x")
+    assert rules.delay("AhrefsBot/7.0 (+http://ahrefs.com/robot/)") == 10.0
+    assert rules.delay("Pinterest/0.2 (+http://www.pinterest.com/bot.html)") == 1.0
+    assert rules.delay(DEFAULT_USER_AGENT) is None          # the "*" group has no Crawl-delay
+    assert rules.sitemaps == ["https://shop.example/sitemap.xml"] * 2   # as listed; queued once
+
+
+def test_robots_longest_match_wildcards_end_anchor_and_our_group():
+    from dressfinder.scrape.robots import Robots
+    text = """\
+User-agent: *
+Disallow: /
+
+User-agent: scraper          # not ours: "dressfinder-scraper" names a product, not "scraper"
+Disallow: /lookbook
+
+User-agent: github           # only in our User-Agent's URL, which is no product token
+Disallow: /lookbook
+
+User-agent: dressfinder
+Crawl-delay: 2.5
+Request-rate: 1/4s
+Disallow: /account
+Allow: /account/wishlist
+Disallow: /*.json$
+Disallow: /*?*variant=
+Allow: /shop
+Disallow: /shop
+Sitemap: https://shop.example/sitemap_products_1.xml?from=1&to=99
+"""
+    fetched = []
+
+    def fetch_text(url):
+        fetched.append(url)
+        return 200, text
+
+    robots = Robots(DEFAULT_USER_AGENT, fetch_text)
+    base = "https://shop.example"
+    expect = {
+        "/lookbook/summer": True,                # the "scraper" and "github" groups are not ours
+        "/account/orders": False,
+        "/account/wishlist": True,               # the longer Allow wins, though written later
+        "/collections/all.json": False,          # "$": ends in .json
+        "/collections/all.json?page=2": True,    # ... this one does not
+        "/collections/all": True,
+        "/products/red?variant=42": False,       # wildcards in the path and the query
+        "/products/red?color=red": True,
+        "/shop/dresses": True,                   # Allow and Disallow of the same length: Allow
+    }
+    assert {p: robots.allows(base + p) for p in expect} == expect
+    assert robots.delay(base + "/") == 4.0       # Request-rate 1/4s is slower than Crawl-delay 2.5
+    assert robots.sitemaps(base + "/x") == ["https://shop.example/sitemap_products_1.xml?from=1&to=99"]
+    assert fetched == [base + "/robots.txt"]     # read once per origin
+    assert not Robots("otherbot/2.0", fetch_text).allows(base + "/shop")    # "*": Disallow: /
+
+    plain = Robots(DEFAULT_USER_AGENT, lambda url: (200, "User-agent: *\nCrawl-delay: 0.75\nRequest-rate: 1/1m\n"))
+    assert plain.delay(base + "/") == 60.0
+    decimal = Robots(DEFAULT_USER_AGENT, lambda url: (200, "User-agent: *\nCrawl-delay: 0.75\nCrawl-delay: x\n"))
+    assert decimal.delay(base + "/") == 0.75 and decimal.allows(base + "/any")
+    missing = Robots(DEFAULT_USER_AGENT, lambda url: (404, ""))
+    assert missing.allows(base + "/a") and missing.delay(base + "/a") is None and missing.sitemaps(base) == []
+
+
 # ----------------------------------------------------------------------------- recipes
 
 @pytest.fixture

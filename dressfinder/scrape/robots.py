@@ -1,19 +1,25 @@
-"""robots.txt: fetched once per origin, parsed with ``urllib.robotparser``.
+"""robots.txt: fetched once per origin, parsed with `Protego <https://github.com/scrapy/protego>`_.
+
+Protego (Scrapy's parser) follows RFC 9309: the group of the most specific ``User-agent``
+that our product token matches, else ``*`` (groups naming the same agent are merged); in it
+the longest matching ``Allow``/``Disallow`` path wins, ``Allow`` on a tie; ``*`` matches any
+characters and a trailing ``$`` anchors the end of the URL (path and query). It also reads
+``Crawl-delay`` (decimals too), ``Request-rate`` (``1/5s``, ``10/1m``) and ``Sitemap`` lines.
 
 Rules follow RFC 9309 for unavailable files: a 4xx (404, 403...) means no restrictions;
 a 5xx or an unreachable server (after retries) means *everything* is disallowed for that
 origin during this run. ``Crawl-delay`` and ``Request-rate`` raise the per-host delay.
-
-Limitation of ``urllib.robotparser``: the first matching Allow/Disallow line wins (not the
-longest match as in RFC 9309), and ``*``/``$`` wildcards in paths are not understood.
+The file is read up to ``ROBOTS_MAX_BYTES`` (RFC 9309 asks for at least 500 KiB).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.robotparser import RobotFileParser
+
+from protego import Protego
 
 from .errors import FetchError
 from .urls import Origin, origin, origin_url
@@ -23,84 +29,45 @@ log = logging.getLogger(__name__)
 ROBOTS_MAX_BYTES = 512 * 1024
 
 
+def product_token(user_agent: str) -> str:
+    """The name robots.txt groups are matched against: ``dressfinder-scraper`` of
+    ``dressfinder-scraper/0.1 (+https://...)`` (not the URL or comment after it)."""
+    token = re.split(r"[/\s]", user_agent.strip(), maxsplit=1)[0]
+    return token or user_agent.strip()
+
+
 @dataclass
 class RobotsRules:
-    parser: RobotFileParser | None   # None: no file / no restrictions
+    parser: Protego | None           # None: no file / no restrictions
     unreachable: bool = False        # 5xx or network failure: disallow everything
     sitemaps: list[str] = field(default_factory=list)
-    crawl_delays: list[tuple[list[str], float | None]] = field(default_factory=list)  # (agents, s)
 
     def allows(self, user_agent: str, url: str) -> bool:
         if self.unreachable:
             return False
         if self.parser is None:
             return True
-        return self.parser.can_fetch(user_agent, url)
+        return self.parser.can_fetch(url, product_token(user_agent))
 
     def delay(self, user_agent: str) -> float | None:
+        """Seconds between two requests the group asks for: the larger of its ``Crawl-delay``
+        and ``Request-rate`` (``1/5s`` is 5 s), None when it asks for neither."""
         if self.parser is None:
             return None
+        token = product_token(user_agent)
         delays = []
-        cd = _group_delay(self.crawl_delays, user_agent)
+        cd = self.parser.crawl_delay(token)
         if cd is not None:
             delays.append(cd)
-        rr = self.parser.request_rate(user_agent)
+        rr = self.parser.request_rate(token)
         if rr is not None and rr.requests > 0:
             delays.append(rr.seconds / rr.requests)
         return max(delays) if delays else None
 
 
 def parse_robots(text: str) -> RobotsRules:
-    lines = text.splitlines()
-    rp = RobotFileParser()
-    rp.parse(lines)
-    return RobotsRules(rp, sitemaps=list(rp.site_maps() or []), crawl_delays=_crawl_delays(lines))
-
-
-def _crawl_delays(lines: list[str]) -> list[tuple[list[str], float | None]]:
-    """Crawl-delay per group, decimals included (``urllib.robotparser`` only reads integers)."""
-    groups: list[tuple[list[str], float]] = []
-    agents: list[str] = []
-    in_rules = False
-    delay: float | None = None
-    for raw in lines:
-        line = raw.split("#", 1)[0].strip()
-        if ":" not in line:
-            continue
-        key, value = (part.strip() for part in line.split(":", 1))
-        key = key.lower()
-        if key == "user-agent":
-            if in_rules:
-                groups.append((agents, delay))
-                agents, delay, in_rules = [], None, False
-            agents.append(value.lower())
-        elif agents:
-            in_rules = True
-            if key == "crawl-delay":
-                try:
-                    d = float(value)
-                except ValueError:
-                    continue
-                if d >= 0 and d == d and d != float("inf"):
-                    delay = d
-    if agents:
-        groups.append((agents, delay))
-    return groups
-
-
-def _group_delay(groups: list[tuple[list[str], float | None]], user_agent: str) -> float | None:
-    """The delay of the group naming our agent (as ``urllib.robotparser`` matches), else of ``*``."""
-    token = user_agent.split("/")[0].lower()
-    default = None
-    seen_default = False
-    for agents, delay in groups:
-        for agent in agents:
-            if agent == "*":
-                if not seen_default:
-                    default, seen_default = delay, True
-            elif agent.split("/")[0] in token:
-                return delay
-    return default
+    parser = Protego.parse(text)
+    return RobotsRules(parser, sitemaps=list(parser.sitemaps))
 
 
 class Robots:
