@@ -436,7 +436,9 @@ def availability(value: Any) -> str | None:
 
 def _price(value: Any, currency: str | None, hints: PriceHints) -> tuple[float | None, str | None]:
     """A schema.org or OpenGraph price: '.' is its decimal separator (as both specs say) where
-    the text fits that; ``currency`` (the data's own) wins over the text's sign."""
+    the text fits that, except before exactly three digits in a currency with no third decimal
+    (``"31.500"`` IDR is 31500: ``prices.parse_price``); ``currency`` (the data's own) wins over
+    the text's sign."""
     if isinstance(value, list):
         value = value[0] if value else None
     if isinstance(value, dict):
