@@ -24,6 +24,51 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# ------------------------------------------------------------------ what a test needs from the machine
+
+CHROMIUM = os.environ.get("DRESSFINDER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def in_ci() -> bool:
+    """CI sets CI=true: there every browser and demo test must run (.ci/run installs what they need)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def unavailable(what: str, enable: str):
+    """A test this machine cannot run: skipped, saying how to enable it; a failure under CI=true,
+    so a CI run can never be green with its browser or demo tests quietly skipped."""
+    if in_ci():
+        pytest.fail(f"CI=true, but {what} (CI must {enable})", pytrace=False)
+    pytest.skip(f"{what} (to run it: {enable})")
+
+
+def playwright_api():
+    """Playwright's sync API and Debian's Chromium beside it, or :func:`unavailable`."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        unavailable("the playwright package is not installed", "make install")
+    if not Path(CHROMIUM).exists():
+        unavailable(f"no chromium at {CHROMIUM}", "apt-get install chromium")
+    return sync_api
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """After pytest's own summary (its -ra lists each test), one line naming what was skipped and
+    how to enable it."""
+    yield
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons: dict[str, int] = {}
+    for rep in skipped:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.write_line(f"skipped {len(skipped)}: " + "; ".join(
+            f"{n} x {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])))
+
+
 PALETTE = [(200, 30, 40), (30, 90, 200), (20, 150, 60), (240, 200, 40), (120, 40, 160), (250, 120, 170),
            (20, 20, 20), (140, 90, 50), (0, 170, 170), (250, 140, 0), (100, 100, 100), (180, 220, 255)]
 

@@ -16,25 +16,23 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CHROMIUM, playwright_api, unavailable
 from webfixtures import (SCENE_CROP, dress_image, encode, make_app, product_id, scene_with_dress, serve,
                          web_store)  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("DRESSFINDER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 SCREENSHOT = REPO / "docs" / "screenshots" / "results.png"
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no chromium at {CHROMIUM}", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def browser():
+    sync_api = playwright_api()
     user_data = tempfile.mkdtemp(prefix="dressfinder-chromium-")
     try:
         with sync_api.sync_playwright() as p:
@@ -42,8 +40,9 @@ def browser():
                 context = p.chromium.launch_persistent_context(
                     user_data, executable_path=CHROMIUM, headless=True, args=ARGS,
                     viewport={"width": 1200, "height": 900}, device_scale_factor=1)
-            except Exception as e:  # a chromium Playwright cannot drive: skip, do not fail the suite
-                pytest.skip(f"cannot start {CHROMIUM}: {str(e).splitlines()[0]}")
+            except Exception as e:  # a chromium Playwright cannot drive: skipped here, a failure in CI
+                unavailable(f"cannot start {CHROMIUM}: {str(e).splitlines()[0]}",
+                            "install a chromium Playwright can drive (apt-get install chromium)")
             context.set_default_timeout(20_000)
             yield context
             context.close()

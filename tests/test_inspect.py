@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import dress_image, write_catalog
+from conftest import CHROMIUM, dress_image, playwright_api, write_catalog
 from dressfinder.cli import main
 
 N = 12  # generated dresses sku-000 .. sku-011
@@ -179,16 +179,13 @@ def test_folder_catalogue(tmp_path):
     assert "Prices" not in (tmp_path / "rep" / "index.html").read_text().split("<main>")[1].split("id=\"metadata\"")[0]
 
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 @pytest.mark.browser
 def test_report_opens_in_chromium_without_missing_images(catalog_report):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = playwright_api()
     out, r = catalog_report
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
