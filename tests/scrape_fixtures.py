@@ -127,18 +127,24 @@ class Site:
 
 
 class Flaky:
-    """Fails ``failures`` times (status or a slow answer), then serves ``reply``."""
+    """Fails ``failures`` times (with ``status``, or with ``hold``: no answer), then serves ``reply``.
 
-    def __init__(self, reply: Reply, failures: int = 1, status: int = 500, sleep: float = 0.0):
-        self.reply, self.left, self.status, self.sleep = reply, failures, status, sleep
+    ``hold``: a failing request gets no answer until the client asks for the page again (so it
+    has given up on this one: its timeout), or 60 s have passed. No delay races the client's
+    timeout: however busy the machine, the answer cannot come before the client gave up."""
+
+    def __init__(self, reply: Reply, failures: int = 1, status: int = 500, hold: bool = False):
+        self.reply, self.left, self.status, self.hold = reply, failures, status, hold
+        self.asked_again = threading.Event()
 
     def __call__(self, req: Request) -> Reply:
         if self.left > 0:
             self.left -= 1
-            if self.sleep:
-                time.sleep(self.sleep)
-            else:
+            if not self.hold:
                 return html("<h1>server error</h1>", self.status)
+            self.asked_again.wait(60)
+            return self.reply
+        self.asked_again.set()
         return self.reply
 
 
@@ -292,7 +298,7 @@ def build_shop(site: Site, other: Site) -> Shop:
             "offers": {"@type": "Offer", "priceSpecification": {"@type": "UnitPriceSpecification",
                                                                 "price": 210, "priceCurrency": "CHF"},
                        "availability": "http://schema.org/LimitedAvailability"}}
-    site.routes["/p/slow"] = Flaky(html(_page("Silk", jsonld(silk))), failures=1, sleep=2.5)
+    site.routes["/p/slow"] = Flaky(html(_page("Silk", jsonld(silk))), failures=1, hold=True)
 
     # Failures the crawl must log, count and go past.
     site.routes["/loop"] = redirect("/loop2")
