@@ -5,9 +5,12 @@ A catalogue is either
 * a **folder**, searched recursively for .jpg .jpeg .png .webp; a product's id is its path
   relative to the folder, POSIX style (``f21-dresses/images/00319753-03.jpg``); or
 * a **CSV** with at least ``id,image`` (image relative to the CSV's folder, or absolute) and
-  optional ``title,price,currency,url,shop,category`` (the fields of ``schema.Product``). Common
-  synonyms are understood (``product_id``, ``product_url``, ``link``, ``name``, ``store`` for ``shop``...),
-  other columns are kept as extras.
+  optional ``title,price,currency,url,shop,category,availability,sale_price,brand,color,size,
+  item_group_id,more_images`` (the fields of ``schema.Product``). Common synonyms are understood
+  (``product_id``, ``product_url``, ``link``, ``name``, ``store`` for ``shop``, ``vendor`` for
+  ``brand``...), other columns are kept as extras. ``availability`` is read as one of
+  ``schema.AVAILABILITY`` (a word not understood stays in the extras); ``more_images`` lists paths
+  (resolved like ``image``) or URLs, separated by spaces.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 from .errors import CatalogError
 from .images import IMAGE_EXTENSIONS
 from .prices import parse_price
-from .schema import ALIASES, FACETS, FIELDS, MAX_ID_LENGTH, NAMES, Product, product_from
+from .schema import ALIASES, FACETS, FIELDS, MAX_ID_LENGTH, NAMES, Product, availability, product_from
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +138,26 @@ def _row_product(row: dict[str, Any], columns: dict[str, str], base: Path, seen:
         img_path = base / img_path
     text = {name: _clean(rec.get(name)) for name in NAMES}
     price, cur = parse_price(rec.get("price"), currency=text["currency"], plain_numbers=True)
+    sale, sale_cur = parse_price(rec.get("sale_price"), currency=cur or text["currency"], plain_numbers=True)
+    if text["availability"] and availability(text["availability"]) is None:
+        extra["availability"] = text["availability"]       # a word we do not know: kept as given
     return product_from({**text, "id": pid, "image": str(img_path), "price": price,
-                         "currency": cur or text["currency"]}, extra)
+                         "currency": cur or text["currency"] or sale_cur, "sale_price": sale,
+                         "availability": availability(text["availability"]),
+                         "more_images": _resolve_images(text["more_images"], base)}, extra)
+
+
+def _resolve_images(value: str | None, base: Path) -> str | None:
+    """``more_images``: each relative path resolved against the CSV's folder (as ``image``); URLs kept."""
+    if not value:
+        return None
+    out = []
+    for item in value.split():
+        if re.match(r"^[a-z][a-z0-9+.-]*://", item, re.I) or Path(item).is_absolute():
+            out.append(item)
+        else:
+            out.append(str(base / item))
+    return " ".join(out) or None
 
 
 def read_csv(path: Path) -> CatalogReadReport:
@@ -213,12 +234,15 @@ LEGACY_COLUMNS = (("store", "shop"),)
 @dataclass
 class Filters:
     """Metadata filters applied to a search (all optional, combined with AND). Facets (``shop``,
-    ``category``) match exactly, ignoring case; ``shop`` was called ``store`` before."""
+    ``category``, ``availability``, ``brand``: ``schema.FACETS``) match exactly, ignoring case;
+    ``shop`` was called ``store`` before."""
 
     min_price: float | None = None
     max_price: float | None = None
     shop: str | None = None
     category: str | None = None
+    availability: str | None = None
+    brand: str | None = None
 
     def is_empty(self) -> bool:
         return all(v is None for v in (self.min_price, self.max_price, *self.facets().values()))
@@ -261,17 +285,28 @@ class CatalogDB:
         self.conn.row_factory = sqlite3.Row
         have = {r[1] for r in self.conn.execute("PRAGMA table_info(products)")}
         renamed = {new: old for old, new in LEGACY_COLUMNS if old in have and new not in have}
-        self._select = "SELECT " + ", ".join(
-            ["row", "file", "extra"] + [f"{renamed[n]} AS {n}" if n in renamed else n for n in NAMES]) + " FROM products"
+
+        def column(n: str) -> str:
+            if n in renamed:
+                return f"{renamed[n]} AS {n}"
+            return n if n in have or not have else f"NULL AS {n}"   # a field newer than the table
+        self._select = "SELECT " + ", ".join(["row", "file", "extra"] + [column(n) for n in NAMES]) + " FROM products"
 
     def _upgrade(self) -> None:
-        """A table copied from an older store: rename its legacy columns."""
+        """A table copied from an older store: rename its legacy columns, add the fields declared
+        since (empty)."""
         have = {r[1] for r in self.conn.execute("PRAGMA table_info(products)")}
+        if not have:
+            return
         with self.conn:
             for old, new in LEGACY_COLUMNS:
                 if old in have and new not in have:
                     self.conn.execute(f"ALTER TABLE products RENAME COLUMN {old} TO {new}")
                     self.conn.execute(f"DROP INDEX IF EXISTS products_{old}")
+                    have.add(new)
+            for f in FIELDS:
+                if f.name not in have:
+                    self.conn.execute(f"ALTER TABLE products ADD COLUMN {f.name} {'REAL' if f.kind is float else 'TEXT'}")
 
     def close(self) -> None:
         self.conn.close()

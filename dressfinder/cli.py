@@ -16,6 +16,7 @@ import sys
 
 from . import __version__
 from .errors import DressfinderError
+from .schema import AVAILABILITY
 
 # name -> (module, one-line help). Core commands live in this file (module None).
 COMMANDS: dict[str, tuple[str | None, str]] = {
@@ -175,12 +176,16 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-price", type=float, default=None)
     p.add_argument("--shop", default=None, help="only products of this shop (retailer)")
     p.add_argument("--category", default=None)
+    p.add_argument("--brand", default=None, help="only products of this brand")
+    p.add_argument("--availability", default=None, choices=AVAILABILITY,
+                   help="only products with this availability (e.g. in_stock: no sold-out dresses)")
 
 
 def _filters(a: argparse.Namespace):
     from .catalog import Filters
 
-    return Filters(min_price=a.min_price, max_price=a.max_price, shop=a.shop, category=a.category)
+    return Filters(min_price=a.min_price, max_price=a.max_price, shop=a.shop, category=a.category,
+                   brand=a.brand, availability=a.availability)
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ column names that mean it (``aliases``), and whether searches can be filtered by
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ class Product:
                                    aliases=("product_id", "sku", "item_id")))
     image: str = field(default="", metadata=_meta(
         "where the picture came from (a path, as resolved when indexed)", max_length=4096,
-        aliases=("image_path", "image_file", "img", "file")))
+        aliases=("image_path", "image_file", "img", "file", "image_link")))
     title: str | None = field(default=None, metadata=_meta("the product's name", max_length=2048,
                                                            aliases=("name", "product_name")))
     price: float | None = field(default=None, metadata=_meta("price in its currency"))
@@ -44,6 +45,25 @@ class Product:
         "the retailer that sells it", max_length=512, aliases=("store", "brand_store", "retailer"), facet=True))
     category: str | None = field(default=None, metadata=_meta("the shop's category", max_length=512,
                                                               facet=True))
+    availability: str | None = field(default=None, metadata=_meta(
+        "in_stock, out_of_stock, preorder or backorder (schema.org's InStock..., a shop's true/false and "
+        "other words for these are read as these: schema.availability)", max_length=16,
+        aliases=("stock_status",), facet=True))
+    sale_price: float | None = field(default=None, metadata=_meta(
+        "the price while on sale (price is then the regular one), in the same currency",
+        aliases=("special_price",)))
+    brand: str | None = field(default=None, metadata=_meta("the maker's brand (a Shopify shop's vendor)",
+                                                           max_length=512, aliases=("vendor", "manufacturer"),
+                                                           facet=True))
+    color: str | None = field(default=None, metadata=_meta("colour, as the shop names it", max_length=256,
+                                                           aliases=("colour",)))
+    size: str | None = field(default=None, metadata=_meta("size, as the shop names it", max_length=256))
+    item_group_id: str | None = field(default=None, metadata=_meta(
+        "the product this one is a variant of (a colour, a size): variants share it", max_length=MAX_ID_LENGTH,
+        aliases=("group_id", "parent_id")))
+    more_images: str | None = field(default=None, metadata=_meta(
+        "the product's other pictures, separated by spaces: paths (resolved when indexed, as image) or URLs "
+        "not downloaded", max_length=16384, aliases=("additional_image_link", "additional_image_links")))
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +107,35 @@ FACETS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.facet)
 ALIASES: dict[str, str] = {a: f.name for f in FIELDS for a in f.aliases}
 #: Old names still read (CSV headers, API filters) -> the field's name
 RENAMED: dict[str, str] = {"store": "shop"}
+
+
+#: What ``availability`` holds (Google Merchant Center's words).
+AVAILABILITY: tuple[str, ...] = ("in_stock", "out_of_stock", "preorder", "backorder")
+_AVAILABILITY_WORDS = {
+    **{w.replace("_", ""): w for w in AVAILABILITY},
+    # schema.org ItemAvailability names (and their URLs' last part)
+    "presale": "preorder", "discontinued": "out_of_stock", "soldout": "out_of_stock",
+    "limitedavailability": "in_stock", "onlineonly": "in_stock", "instoreonly": "in_stock",
+    "madetoorder": "backorder", "availablefororder": "backorder",
+    # shops' words: Shopify's and WooCommerce's booleans, Woo's stock_status and its CSS class
+    "true": "in_stock", "1": "in_stock", "yes": "in_stock", "available": "in_stock", "instock1": "in_stock",
+    "false": "out_of_stock", "0": "out_of_stock", "no": "out_of_stock", "unavailable": "out_of_stock",
+    "onbackorder": "backorder", "availableonbackorder": "backorder", "pending": "preorder",
+}
+
+
+def availability(value: Any) -> str | None:
+    """``value`` as one of ``AVAILABILITY``: ``https://schema.org/InStock``, ``InStock``, ``in stock``,
+    ``True``, ``"false"``, ``onbackorder``, ``available-on-backorder``... None: empty or not understood."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "in_stock" if value else "out_of_stock"
+    text = str(value).strip()
+    if not text:
+        return None
+    last = re.split(r"[/#:]", text.rstrip("/"))[-1]
+    return _AVAILABILITY_WORDS.get(re.sub(r"[^a-z0-9]", "", last.lower()))
 
 
 def field_named(name: str) -> Field:

@@ -29,15 +29,16 @@ def test_csv_with_synonyms_relative_and_absolute_paths(tmp_path):
     other.mkdir()
     dress_image(2).save(other / "two.jpg")
     (tmp_path / "c.csv").write_text(
-        "product_id,image,name,price,product_url,shop,colour\n"
-        f"p1,one.jpg,Red dress,$19.90,https://x/1,Shop,red\n"
-        f"p2,{other / 'two.jpg'},Blue dress,\"1.299,00 €\",https://x/2,Shop,blue\n")
+        "product_id,image,name,price,product_url,shop,colour,pattern\n"
+        f"p1,one.jpg,Red dress,$19.90,https://x/1,Shop,red,plain\n"
+        f"p2,{other / 'two.jpg'},Blue dress,\"1.299,00 €\",https://x/2,Shop,blue,\n")
     rep = read_catalog(tmp_path / "c.csv")
     p1, p2 = rep.products
     # "$" alone is no currency (issue 15: it was taken for USD; a CSV says which with a currency column)
     assert (p1.id, p1.title, p1.price, p1.currency, p1.url, p1.shop) == ("p1", "Red dress", 19.9, None, "https://x/1", "Shop")
     assert p1.image == str(tmp_path.resolve() / "one.jpg")
-    assert p1.extra == {"colour": "red"}
+    assert p1.color == "red"                  # "colour" is the color field's synonym
+    assert p1.extra == {"pattern": "plain"}   # other columns are extras
     assert (p2.price, p2.currency, p2.image) == (1299.0, "EUR", str(other / "two.jpg"))
 
 
@@ -147,10 +148,55 @@ def test_db_insert_filters_delete(tmp_path):
     assert db.rows(Filters(category="maxi", shop="B")).tolist() == [0, 2]
     assert db.delete(["p1", "nope"]) == [1]
     assert db.get("p1") is None and db.count() == 5
-    assert db.facets() == {"shop": ["A", "B"], "category": ["maxi", "mini"]}
+    assert db.facets() == {"shop": ["A", "B"], "category": ["maxi", "mini"], "availability": [], "brand": []}
     with pytest.raises(Exception):
         db.insert([(9, Product(id="p0"), None)])  # ids are unique
     assert db.count() == 5
+
+
+def test_csv_reads_availability_sale_price_brand_variants_and_more_images(tmp_path):
+    dress_image(1).save(tmp_path / "d.jpg")
+    (tmp_path / "c.csv").write_text(
+        "id,image_link,price,sale_price,currency,stock_status,vendor,colour,size,item_group_id,additional_image_link\n"
+        "a,d.jpg,49.99,39.99,USD,https://schema.org/InStock,Maison,red,M,g1,images/x.jpg https://cdn/y.jpg\n"
+        "b,d.jpg,49.99 USD,,,OutOfStock,Maison,red,L,g1,\n"
+        "c,d.jpg,10,,JPY,false,,,,,\n"
+        "d,d.jpg,10,,JPY,in the warehouse,,,,,\n")
+    a, b, c, d = read_catalog(tmp_path / "c.csv").products
+    assert (a.price, a.sale_price, a.currency, a.availability, a.brand, a.color, a.size, a.item_group_id) == (
+        49.99, 39.99, "USD", "in_stock", "Maison", "red", "M", "g1")
+    assert a.more_images == f"{tmp_path.resolve() / 'images/x.jpg'} https://cdn/y.jpg"   # paths resolved as image
+    assert (b.price, b.currency, b.availability, b.item_group_id, b.more_images) == (49.99, "USD", "out_of_stock", "g1", None)
+    assert (c.availability, c.currency) == ("out_of_stock", "JPY")                     # a shop's boolean
+    assert d.availability is None and d.extra == {"availability": "in the warehouse"}  # not understood: kept
+
+
+def test_db_new_fields_filters_and_tables_of_older_stores(tmp_path):
+    """A table written before availability, brand... were declared still opens (read-only: they read
+    as NULL) and gets the columns added on its next change; the new facets filter."""
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    con = sqlite3.connect(old)
+    con.executescript("CREATE TABLE products (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, image TEXT, "
+                      "title TEXT, price REAL, currency TEXT, url TEXT, store TEXT, category TEXT, file TEXT, "
+                      "extra TEXT);"
+                      "INSERT INTO products VALUES (0, 'p0', '0.jpg', 'T', 1.0, 'EUR', NULL, 'S', 'maxi', 'f0', NULL);")
+    con.commit()
+    con.close()
+    with CatalogDB(old, readonly=True) as db:
+        row, p, file = db.get("p0")
+        assert (p.shop, p.availability, p.brand, p.sale_price) == ("S", None, None, None)
+        assert db.rows(Filters(availability="in_stock")).tolist() == []
+        assert db.facets()["brand"] == []
+    with CatalogDB(old) as db:     # a writer: store renamed to shop, the new columns added
+        db.insert([(1, Product(id="p1", image="1.jpg", availability="out_of_stock", brand="B", sale_price=2.0), "f1")])
+        assert db.get("p1")[1].sale_price == 2.0
+        assert db.rows(Filters(availability="OUT_OF_STOCK")).tolist() == [1]
+        assert db.rows(Filters(brand="b", availability="out_of_stock")).tolist() == [1]
+        assert db.facets()["availability"] == ["out_of_stock"]
+    with CatalogDB(old, readonly=True) as db:
+        assert [p.id for _, p, _ in db.iter_products()] == ["p0", "p1"]
 
 
 cells = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)

@@ -129,3 +129,34 @@ def test_cli_index_and_search_with_milvus_backend(tmp_path, catalog_dir, capsys,
     assert res[0]["id"] == "sku-004" and all(r["shop"] == "shop-a" for r in res) and len(res) == 3
     assert main(["search", "x.jpg", "--backend", "milvus"]) == 2
     assert "needs --milvus-uri" in capsys.readouterr().err
+
+
+def test_a_collection_built_before_the_new_fields_still_reads(milvus, monkeypatch):
+    """A collection made when products had no availability, brand, sale_price... (the fields then):
+    it opens, reads its products (the new fields empty), gives its facets, takes new products (the new
+    fields left out), and a filter on a facet it lacks is refused in one line."""
+    from dressfinder import schema
+    from dressfinder.backends import milvus as mv
+
+    old_fields = tuple(f for f in schema.FIELDS if f.name in ("id", "image", "title", "price", "currency", "url",
+                                                              "shop", "category"))
+    old_facets = ("shop", "category")
+    meta = {**milvus.meta, "dim": 4, "next_row": 1, "index_type": "FLAT"}
+    with monkeypatch.context() as m:
+        m.setattr(mv, "FIELDS", old_fields)
+        m.setattr(mv, "FACETS", old_facets)
+        mv.MilvusStore._create(milvus.client, "before", 4, meta, "Strong")
+        mv.MilvusStore._insert(milvus.client, "before", 0, [Product(id="a", image="a.jpg", title="A", shop="S")],
+                               ["f.jpg"], np.eye(4, dtype=np.float32)[:1])
+    old = mv.MilvusStore.open(milvus.uri, "before", client=milvus.client)
+    assert "availability" not in old.columns
+    p = old.product("a")
+    assert (p.title, p.shop, p.availability, p.brand, p.sale_price) == ("A", "S", None, None, None)
+    assert old.facets() == {"shop": ["S"], "category": [], "availability": [], "brand": []}
+    old._append([Product(id="b", image="b.jpg", availability="in_stock", brand="B", sale_price=1.0)], ["g.jpg"],
+                np.eye(4, dtype=np.float32)[1:2])
+    assert old.product("b").availability is None and len(old) == 2
+    assert [h.id for h in old.search_vectors(np.eye(4, dtype=np.float32)[:1], 2, filters=Filters(shop="s"))[0]] == ["a"]
+    with pytest.raises(StoreError, match="built before products had a brand"):
+        old.search_vectors(np.eye(4, dtype=np.float32)[:1], 2, filters=Filters(brand="B"))
+    milvus.client.drop_collection("before")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dressfinder.catalog import read_catalog
+from dressfinder.schema import AVAILABILITY, availability
 from dressfinder.scrape import (COLUMNS, DEFAULT_USER_AGENT, STATE_FILE, Crawler, ScrapeError,
                                 ScrapeInterrupted, load_recipe, scrape)
 from dressfinder.scrape import command, crawler, fetch
@@ -98,7 +99,10 @@ def check_shop_output(shop, out: Path, since: datetime) -> None:
     for p in report.products:
         assert Path(p.image).is_file() and p.shop == shop.site.host
         assert p.price == pytest.approx(float(rows[p.url]["price"]))
-        assert p.extra.get("availability", "") == rows[p.url]["availability"]   # extras kept as-is
+        # the schema.org availability the scraper read lands in the product, as one of schema.AVAILABILITY
+        assert p.availability == availability(rows[p.url]["availability"])
+        assert p.availability in (*AVAILABILITY, None) and (p.availability is None) == (not rows[p.url]["availability"])
+        assert p.brand == (rows[p.url]["brand"] or None)
         assert p.extra["scraped_at"] == rows[p.url]["scraped_at"]
     assert sorted(f.name for f in (out / "images").iterdir()) == sorted(Path(r["image"]).name for r in rows.values())
 

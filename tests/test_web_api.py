@@ -241,7 +241,7 @@ def test_similar(client):
 
 def test_facets(client):
     f = client.get("/api/facets").json()
-    assert f == {"shops": sorted(STORES), "categories": ["maxi", "mini"]}
+    assert f == {"shops": sorted(STORES), "categories": ["maxi", "mini"], "availabilities": [], "brands": []}
 
 
 # --------------------------------------------------------------------------- add / delete (API key)
@@ -276,12 +276,20 @@ def test_add_and_delete_need_the_key(admin):
 def test_add_product_then_search_then_delete(admin):
     auth = {"Authorization": f"Bearer {KEY}"}
     new = encode(dress_image(31), "PNG")
-    r = admin.post("/api/products", data=product_form(), files={"file": ("../../evil.png", new, "image/png")},
-                   headers=auth)
+    form = product_form(availability="https://schema.org/OutOfStock", sale_price="39.90", brand="Maison C",
+                        color="red", size="M", item_group_id="new")
+    r = admin.post("/api/products", data=form, files={"file": ("../../evil.png", new, "image/png")}, headers=auth)
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["products"] == 17 and body["added"]["id"] == "new/dress-1"
     assert body["added"]["price"] == 42.5 and body["added"]["currency"] == "EUR"
+    assert {k: body["added"][k] for k in ("availability", "sale_price", "brand", "color", "size", "item_group_id")} == {
+        "availability": "out_of_stock", "sale_price": 39.9, "brand": "Maison C", "color": "red", "size": "M",
+        "item_group_id": "new"}
+    assert admin.get("/api/facets").json()["availabilities"] == ["out_of_stock"]
+    found = admin.post("/api/search", files={"file": ("q.png", new, "image/png")},
+                       data={"k": "3", "availability": "in_stock"}).json()
+    assert "new/dress-1" not in [h["id"] for h in found["results"]]     # sold out: filtered away
     hits = admin.post("/api/search", files={"file": ("q.png", new, "image/png")}, data={"k": "1"}).json()
     assert hits["results"][0]["id"] == "new/dress-1"
     img = admin.get(body["added"]["image"])
@@ -308,6 +316,8 @@ def test_add_product_bad_input(admin, web_store_copy):
     assert_error(admin.post("/api/products", data=product_form(price="lots"), files=good, headers=auth), 422, "price")
     assert_error(admin.post("/api/products", data=product_form(price="-3"), files=good, headers=auth), 422, "price")
     assert_error(admin.post("/api/products", data=product_form(colour="red"), files=good, headers=auth), 422)
+    assert_error(admin.post("/api/products", data=product_form(availability="maybe"), files=good, headers=auth),
+                 422, "availability")
     assert_error(admin.post("/api/products", data=product_form(id="bad\nid"), files=good, headers=auth), 422, "id")
     assert_error(admin.post("/api/products", data=product_form(), headers=auth), 400, "no file")
     assert_error(admin.post("/api/products", data=product_form(), files={"file": ("x.jpg", b"<html></html>",

@@ -86,10 +86,16 @@ def literal_string(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def filter_expr(filters: Filters | None) -> str:
-    """The Milvus boolean expression for ``filters``; "" for none."""
+def filter_expr(filters: Filters | None, columns: frozenset[str] | None = None) -> str:
+    """The Milvus boolean expression for ``filters``; "" for none. ``columns``: the collection's
+    fields (a facet filter on one it lacks, one older than the field, is refused in one line)."""
     parts = []
     f = filters or Filters()
+    if columns is not None:
+        for name, value in f.facets().items():
+            if value is not None and f"{name}_key" not in columns:
+                raise StoreError(f"this Milvus collection was built before products had a {name}: build it "
+                                 f"again (dressfinder index) to filter by {name}")
     if f.min_price is not None:
         parts.append(f"price >= {literal_number(f.min_price)}")
     if f.max_price is not None:
@@ -114,7 +120,10 @@ def _cut(text: str | None, limit: int) -> str | None:
     return raw[:limit].decode("utf-8", "ignore")
 
 
-def _entity(row: int, p: Product, file: str | None, vector: np.ndarray) -> dict[str, Any]:
+def _entity(row: int, p: Product, file: str | None, vector: np.ndarray,
+            columns: frozenset[str] | None = None) -> dict[str, Any]:
+    """One product as an entity; ``columns``: only the collection's fields (an older one lacks the
+    fields declared since)."""
     if len(p.id.encode("utf-8")) > LIMITS["id"]:
         raise DressfinderError(f"product id too long for Milvus: {p.id[:40]}...")
     e: dict[str, Any] = {"id": p.id, "row": int(row), "vector": np.asarray(vector, np.float32).tolist(),
@@ -131,7 +140,12 @@ def _entity(row: int, p: Product, file: str | None, vector: np.ndarray) -> dict[
     for n in FACETS:
         value = getattr(p, n)
         e[f"{n}_key"] = _cut(value.lower(), LIMITS[f"{n}_key"]) if value else None
-    return e
+    return e if columns is None else {k: v for k, v in e.items() if k in columns}
+
+
+def collection_columns(client, collection: str) -> frozenset[str]:
+    """The names of a collection's fields."""
+    return frozenset(f["name"] for f in client.describe_collection(collection).get("fields", []))
 
 
 def _record(e: dict[str, Any]) -> tuple[int, Product, str | None]:
@@ -145,10 +159,14 @@ class MilvusSnapshot:
     """A collection seen through ``search.Snapshot``. Milvus has no generations: a change made
     meanwhile is seen at once (``Strong`` consistency)."""
 
-    def __init__(self, client, collection: str, meta: dict[str, Any]):
+    def __init__(self, client, collection: str, meta: dict[str, Any], columns: frozenset[str] | None = None):
         self.client, self.collection, self.meta = client, collection, meta
         self.metric = meta["metric"]
         self.n_rows = int(meta["next_row"])
+        #: the collection's fields: one built before a field was declared is read without it (None)
+        self.columns = columns
+        self.stored = STORED if columns is None else [n for n in STORED if n in columns]
+        self.facet_names = FACETS if columns is None else tuple(n for n in FACETS if n in columns)
 
     def _query(self, expr: str, fields: list[str]) -> list[dict[str, Any]]:
         return self.client.query(self.collection, filter=expr, output_fields=fields)
@@ -173,7 +191,7 @@ class MilvusSnapshot:
         if self.meta.get("index_type") == "HNSW":
             params["params"] = {"ef": max(int(DEFAULTS["hnsw"]["efSearch"]), k)}
         res = self.client.search(self.collection, data=np.asarray(queries, np.float32).tolist(),
-                                 limit=min(int(k), 16384), filter=filter_expr(filters), output_fields=["row"],
+                                 limit=min(int(k), 16384), filter=filter_expr(filters, self.columns), output_fields=["row"],
                                  search_params=params)
         scores = np.full((len(queries), k), -np.inf, np.float32)
         rows = np.full((len(queries), k), -1, np.int64)
@@ -197,13 +215,14 @@ class MilvusSnapshot:
         return None
 
     def rows(self, filters: Filters | None = None) -> np.ndarray:
-        return np.array(sorted(int(e["row"]) for e in self._scan(["row"], filter_expr(filters))), np.int64)
+        return np.array(sorted(int(e["row"]) for e in self._scan(["row"], filter_expr(filters, self.columns))),
+                        np.int64)
 
     def records(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]:
-        return {r: _record(e)[1:] for r, e in self._by_rows(rows, STORED).items()}
+        return {r: _record(e)[1:] for r, e in self._by_rows(rows, self.stored).items()}
 
     def get(self, pid: str) -> tuple[int, Product, str | None] | None:
-        found = self.client.get(self.collection, ids=[pid], output_fields=STORED)
+        found = self.client.get(self.collection, ids=[pid], output_fields=self.stored)
         return _record(found[0]) if found else None
 
     def duplicates(self, rows: Sequence[int]) -> list[np.ndarray]:
@@ -219,12 +238,12 @@ class MilvusSnapshot:
         return sorted((int(e["row"]), e["id"]) for e in self._scan(["row", "id"]))
 
     def iter_products(self) -> Iterator[tuple[int, Product, str | None]]:
-        return iter(sorted((_record(e) for e in self._scan(STORED)), key=lambda rec: rec[0]))
+        return iter(sorted((_record(e) for e in self._scan(self.stored)), key=lambda rec: rec[0]))
 
     def facets(self) -> dict[str, list[str]]:
         values: dict[str, set[str]] = {n: set() for n in FACETS}
-        for e in self._scan(list(FACETS)):
-            for n in FACETS:
+        for e in self._scan(list(self.facet_names)):
+            for n in self.facet_names:
                 if e.get(n):
                     values[n].add(e[n])
         return {n: sorted(v) for n, v in values.items()}
@@ -248,6 +267,14 @@ class MilvusStore(Searchable):
         self._encoder = encoder
         self.images_dir = Path(images_dir) if images_dir else (Path(meta["images"]) if meta.get("images") else None)
         self.last_report: ChangeReport | None = None
+        self._columns: frozenset[str] | None = None
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """The collection's fields (one built by an older version lacks the fields declared since)."""
+        if self._columns is None:
+            self._columns = collection_columns(self.client, self.collection)
+        return self._columns
 
     # ------------------------------------------------------------------ connecting
     @staticmethod
@@ -289,7 +316,7 @@ class MilvusStore(Searchable):
         return f"Milvus collection {self.collection} at {self.uri}"
 
     def snapshot(self) -> MilvusSnapshot:
-        return MilvusSnapshot(self.client, self.collection, self.meta)
+        return MilvusSnapshot(self.client, self.collection, self.meta, self.columns)
 
     @property
     def encoder(self) -> Encoder:
@@ -411,10 +438,10 @@ class MilvusStore(Searchable):
 
     @staticmethod
     def _insert(client, collection: str, first_row: int, products: Sequence[Product], files: Sequence[str | None],
-                vectors: np.ndarray, upsert: bool = False) -> None:
+                vectors: np.ndarray, upsert: bool = False, columns: frozenset[str] | None = None) -> None:
         write = client.upsert if upsert else client.insert
         for i in range(0, len(products), INSERT_BATCH):
-            rows = [_entity(first_row + j, p, f, v) for j, p, f, v in
+            rows = [_entity(first_row + j, p, f, v, columns) for j, p, f, v in
                     zip(range(i, i + INSERT_BATCH), products[i:i + INSERT_BATCH], files[i:i + INSERT_BATCH],
                         vectors[i:i + INSERT_BATCH])]
             write(collection, rows)
@@ -485,7 +512,8 @@ class MilvusStore(Searchable):
         first = int(self.meta["next_row"])
         self.meta = {**self.meta, "next_row": first + len(products)}
         self.client.alter_collection_properties(self.collection, properties={META_KEY: json.dumps(self.meta)})
-        self._insert(self.client, self.collection, first, products, files, vectors, upsert=True)
+        self._insert(self.client, self.collection, first, products, files, vectors, upsert=True,
+                     columns=self.columns)
 
     def remove(self, ids: Sequence[str]) -> ChangeReport:
         """Remove products by id (unknown ids are reported as skipped)."""

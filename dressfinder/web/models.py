@@ -11,7 +11,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model, f
 
 from ..catalog import Filters
 from ..prices import parse_price
-from ..schema import FACETS, FIELDS, MAX_ID_LENGTH, RENAMED
+from ..schema import AVAILABILITY, FACETS, FIELDS, MAX_ID_LENGTH, RENAMED, availability
 
 MAX_K = 100
 DEFAULT_K = 12
@@ -122,7 +122,7 @@ class _NewProduct(BaseModel):
                 values = {**values, "currency": currency}
         return values
 
-    @field_validator("price", mode="before", check_fields=False)
+    @field_validator("price", "sale_price", mode="before", check_fields=False)
     @classmethod
     def _price(cls, v):
         if isinstance(v, str):
@@ -135,6 +135,17 @@ class _NewProduct(BaseModel):
                 raise ValueError("price must be a number, e.g. 19.90")
             return value
         return v
+
+    @field_validator("availability", mode="before", check_fields=False)
+    @classmethod
+    def _availability(cls, v):
+        """One of ``schema.AVAILABILITY`` (``InStock``, a schema.org URL, true/false read as these)."""
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        value = availability(v)
+        if value is None:
+            raise ValueError("availability must be one of " + ", ".join(AVAILABILITY))
+        return value
 
     @field_validator("url", check_fields=False)
     @classmethod
@@ -262,9 +273,10 @@ class ReloadOut(BaseModel):
     products: int
 
 
-#: ``GET /api/facets``: the distinct values of each facet, named in the plural (``shops``, ``categories``).
+#: ``GET /api/facets``: the distinct values of each facet, named in the plural (``shops``, ``categories``,
+#: ``availabilities``, ``brands``).
 def plural(name: str) -> str:
-    return "categories" if name == "category" else name + "s"
+    return name[:-1] + "ies" if name.endswith("y") else name + "s"
 
 
 FacetsOut = create_model("FacetsOut", **{plural(n): (list[str], ...) for n in FACETS})

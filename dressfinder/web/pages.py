@@ -42,6 +42,19 @@ def _money(price: float | None, currency: str | None) -> str | None:
     return f"{amount} {currency}" if currency else amount
 
 
+#: How ``availability`` reads on a page.
+AVAILABILITY_LABELS = {"in_stock": "In stock", "out_of_stock": "Sold out", "preorder": "Pre-order",
+                       "backorder": "Back-order"}
+
+
+def _offer(p: Any) -> dict[str, Any]:
+    """A product's price, sale price (when below it) and availability as the pages show them."""
+    on_sale = p.sale_price is not None and (p.price is None or p.sale_price < p.price)
+    return {"price": _money(p.sale_price if on_sale else p.price, p.currency),
+            "was_price": _money(p.price, p.currency) if on_sale and p.price is not None else None,
+            "availability": p.availability, "availability_label": AVAILABILITY_LABELS.get(p.availability or "")}
+
+
 def breakable(text: str) -> Markup:
     """``text`` escaped, with a line-break opportunity (<wbr>) after each _ - / and . inside it, so
     a long file-like name wraps there rather than in the middle of a word."""
@@ -52,7 +65,7 @@ def _card(rank: int, hit: Any, lk: service.Links, k: int) -> dict[str, Any]:
     p = hit.product
     title = display_title(p)
     return {"rank": rank, "id": hit.id, "score": float(hit.score), "title": title, "title_html": breakable(title),
-            "price": _money(p.price, p.currency), "shop": p.shop, "category": p.category,
+            **_offer(p), "shop": p.shop, "category": p.category, "brand": p.brand,
             "shop_url": safe_http_url(p.url), "image": lk.image(hit.id, hit.file),
             "page": lk.page(hit.id), "like": lk.like(hit.id, k)}
 
@@ -60,9 +73,11 @@ def _card(rank: int, hit: Any, lk: service.Links, k: int) -> dict[str, Any]:
 def _home_context(ctx: WebContext, **extra: Any) -> dict[str, Any]:
     f = service.facets(ctx.store)
     values = {"k": DEFAULT_K, "image_url": "", "min_price": None, "max_price": None, "shop": None,
-              "category": None}
+              "category": None, "availability": None, "brand": None}
     values.update(extra.pop("values", None) or {})
-    return {"shops": f.get("shop", []), "categories": f.get("category", []), "k_choices": K_CHOICES,
+    return {"shops": f.get("shop", []), "categories": f.get("category", []), "brands": f.get("brand", []),
+            "availabilities": [(a, AVAILABILITY_LABELS.get(a, a)) for a in f.get("availability", [])],
+            "k_choices": K_CHOICES,
             "values": values, "products": len(ctx.store), **extra}
 
 
@@ -148,7 +163,7 @@ async def product_page(pid: str, request: Request, ctx: WebContext = Depends(get
     outcome = await ctx.pool.call(service.similar_to, ctx.store, pid, k=DEFAULT_K)
     lk = links(request)
     return _render(request, "product.html", {
-        "product": product, "image": lk.image(pid, file), "price": _money(product.price, product.currency),
+        "product": product, "image": lk.image(pid, file), **_offer(product),
         "shop_url": safe_http_url(product.url), "like": lk.like(pid, DEFAULT_K),
         "cards": [_card(i, h, lk, DEFAULT_K) for i, h in enumerate(outcome.hits, 1)],
         "title": display_title(product)})
