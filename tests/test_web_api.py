@@ -433,6 +433,8 @@ def test_seed_curl_against_python_api_py(web_store_copy, tmp_path):
         else:  # the same request without curl
             r = httpx.post(f"{base}/upload", files={"file": ("dress.jpg", jpeg(11), "image/jpeg")}, timeout=60)
             (tmp_path / "retrieved_dress.jpg").write_bytes(r.content)
+        got = (tmp_path / "retrieved_dress.jpg").read_bytes()
+        assert got[:3] == b"\xff\xd8\xff", f"/upload answered no JPEG: {got[:300]!r}"   # say what came instead
         with Image.open(tmp_path / "retrieved_dress.jpg") as im:
             im.verify()
         assert (tmp_path / "retrieved_dress.jpg").read_bytes() == \
