@@ -148,32 +148,140 @@ def closeup_of(path, box=(0.3, 0.4, 0.7, 0.7), zoom: float = 3.0) -> bytes:
     return buf.getvalue()
 
 
-def test_closeup_hits_rank_by_the_combined_score_over_the_whole_catalogue(tuned_store, encoder, catalog_dir,
-                                                                           monkeypatch):
+class TinySnapshot:
+    """A catalogue of a few hand-made vectors, searched exhaustively in numpy (search.Snapshot's
+    methods that the close-up path uses): products ``p0``, ``p1``, ... at rows 0, 1, ..."""
+
+    metric = "ip"
+
+    def __init__(self, vectors, patches=None, files=None):
+        self.vec = np.asarray(vectors, np.float32)
+        self.patches = None if patches is None else np.asarray(patches, np.float32)
+        self.files = files or [None] * len(self.vec)
+        self.n_rows = len(self.vec)
+
+    def rows(self, filters=None):
+        assert filters is None
+        return np.arange(self.n_rows, dtype=np.int64)
+
+    def vectors(self, rows):
+        return self.vec[np.asarray(rows, np.int64)]
+
+    def patch_vectors(self, rows):
+        return None if self.patches is None else self.patches[np.asarray(rows, np.int64)]
+
+    def candidates(self, queries, k, filters=None, nprobe=None):
+        assert filters is None
+        scores = np.asarray(queries, np.float32) @ self.vec.T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        got = np.take_along_axis(scores, order, axis=1)
+        pad = k - order.shape[1]
+        return (np.pad(got, ((0, 0), (0, pad)), constant_values=-np.inf),
+                np.pad(order, ((0, 0), (0, pad)), constant_values=-1))
+
+    def records(self, rows):
+        return {int(r): (Product(id=f"p{int(r)}", title=f"product {int(r)}"), self.files[int(r)]) for r in rows}
+
+
+# the photo's and the close-up's cosines to four products, all hand-made (4-d unit vectors):
+#   photo (1, 0, 0, 0):  p0 (1, 0, 0, 0) 1.0   p1 (0.8, 0.6, 0, 0) 0.8   p2 (0.28, 0.96, 0, 0) 0.28   p3 (0, 0, 1, 0) 0
+#   close-up (0, 0, 0, 1) to the patches:
+#                        p0 (1, 0, 0, 0) 0     p1 (0, 0, 0.6, 0.8) 0.8   p2 (0, 0, 0, 1) 1.0         p3 (0, 1, 0, 0) 0
+TINY_PHOTO, TINY_CLOSE = np.array([1.0, 0, 0, 0]), np.array([0, 0, 0, 1.0])
+TINY = dict(vectors=[[1, 0, 0, 0], [0.8, 0.6, 0, 0], [0.28, 0.96, 0, 0], [0, 0, 1, 0]],
+            patches=[[1, 0, 0, 0], [0, 0, 0.6, 0.8], [0, 0, 0, 1], [0, 1, 0, 0]])
+TINY_TH = replace(DEFAULT_THRESHOLDS, sure=0.8, closeup_ramp=0.15, closeup_min_patch=0.5)
+
+
+def test_closeup_hits_on_a_hand_made_catalogue():
+    """The scores worked out by hand: the photo's cosine and the patch's, weighed by
+    search.CLOSEUP_WEIGHT (1: their mean) or, for a surer whole photo, less (closeup_weight)."""
+    snap = TinySnapshot(**TINY)
+    assert search.CLOSEUP_WEIGHT == 1.0
+    hits = search.closeup_hits(snap, TINY_PHOTO, TINY_CLOSE, 4, th=TINY_TH)
+    # p1 (0.8 + 0.8) / 2 = 0.8, p2 (0.28 + 1) / 2 = 0.64, p0 (1 + 0) / 2 = 0.5, p3 (0 + 0) / 2 = 0
+    assert [h.id for h in hits] == ["p1", "p2", "p0", "p3"]
+    np.testing.assert_allclose([h.score for h in hits], [0.8, 0.64, 0.5, 0.0], atol=1e-6)
+    assert [h.id for h in search.closeup_hits(snap, TINY_PHOTO, TINY_CLOSE, 2, th=TINY_TH)] == ["p1", "p2"]
+    # a whole photo 0.05 below sure, a third of the ramp (0.15): the patch weighs 1/3,
+    # score = (photo + patch / 3) / (4 / 3): p1 (0.8 + 0.8 / 3) * 3 / 4 = 0.8, p0 0.75, p2 0.21 + 0.25 = 0.46, p3 0
+    nearly = search.closeup_hits(snap, TINY_PHOTO, TINY_CLOSE, 4, th=TINY_TH, whole_score=0.75)
+    assert [h.id for h in nearly] == ["p1", "p0", "p2", "p3"]
+    np.testing.assert_allclose([h.score for h in nearly], [0.8, 0.75, 0.46, 0.0], atol=1e-6)
+    # a sure whole photo: the fabric weighs nothing, the photo's cosines alone
+    sure = search.closeup_hits(snap, TINY_PHOTO, TINY_CLOSE, 4, th=TINY_TH, whole_score=0.8)
+    assert [h.id for h in sure] == ["p0", "p1", "p2", "p3"]
+    np.testing.assert_allclose([h.score for h in sure], [1.0, 0.8, 0.28, 0.0], atol=1e-6)
+    # the region's vector (p3's) and the whole photo's: each product judged by the better one
+    both = search.closeup_hits(snap, np.stack([TINY_PHOTO, [0, 0, 1.0, 0]]), TINY_CLOSE, 4, th=TINY_TH)
+    # p3 (1 + 0) / 2 = 0.5 now, the others as before
+    assert [h.id for h in both] == ["p1", "p2", "p0", "p3"]
+    np.testing.assert_allclose([h.score for h in both], [0.8, 0.64, 0.5, 0.5], atol=1e-6)
+    # the gate: the best patch (p2's, 1.0) must reach closeup_min_patch
+    assert search.closeup_hits(snap, TINY_PHOTO, TINY_CLOSE, 4, th=replace(TINY_TH, closeup_min_patch=1.01)) is None
+    other = np.array([0.6, 0, 0, 0.8])               # to the patches: 0.6, 0.8 * 0.8 = 0.64, 0.8, 0
+    assert search.closeup_hits(snap, TINY_PHOTO, other, 4, th=replace(TINY_TH, closeup_min_patch=0.85)) is None
+    assert search.closeup_hits(snap, TINY_PHOTO, other, 4, th=replace(TINY_TH, closeup_min_patch=0.75)) is not None
+    no_patches = TinySnapshot(TINY["vectors"])
+    assert search.closeup_hits(no_patches, TINY_PHOTO, TINY_CLOSE, 4, th=TINY_TH) is None
+
+
+def test_closeup_hits_score_the_best_of_each_list_both_ways(monkeypatch):
+    """Candidates are the photo's best and the close-up's best (search.CLOSEUP_FETCH of each),
+    not the whole catalogue: with one of each, p0 (the photo's best) and p2 (the patches')."""
+    monkeypatch.setattr(search, "CLOSEUP_FETCH", 1)
+    hits = search.closeup_hits(TinySnapshot(**TINY), TINY_PHOTO, TINY_CLOSE, 4, th=TINY_TH)
+    assert [h.id for h in hits] == ["p2", "p0"]                     # 0.64, 0.5; p1 (0.8) was in neither list
+    np.testing.assert_allclose([h.score for h in hits], [0.64, 0.5], atol=1e-6)
+
+
+def _cosines(vectors, v) -> np.ndarray:
+    vectors, v = np.asarray(vectors, np.float64), np.asarray(v, np.float64)
+    return vectors @ v / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(v))
+
+
+def test_closeup_hits_rank_by_the_combined_score_over_the_whole_catalogue(tuned_store, encoder, catalog_dir):
+    """On the shipped model's vectors, what any weighing of the two cosines must give (the weights
+    themselves: test_closeup_hits_on_a_hand_made_catalogue)."""
     snap = tuned_store.snapshot()
     photo = Image.open(io.BytesIO(closeup_of(catalog_dir / "images" / "dress-009.jpg")))
     vec = tuned_store.embed_query(photo)
     close = encoder.encode_closeup(photo)
     rows = snap.rows()
-    best_patch = float((snap.patch_vectors(rows) @ close).max())
+    photo_cos = dict(zip(rows.tolist(), _cosines(snap.vectors(rows), vec)))
+    patch_cos = dict(zip(rows.tolist(), _cosines(snap.patch_vectors(rows), close)))
+    best_patch = max(patch_cos.values())
     th = DEFAULT_THRESHOLDS
     hits = search.closeup_hits(snap, vec, close, 5, th=th)
     assert (hits is None) == (best_patch < th.closeup_min_patch)   # the gate
     th = replace(th, closeup_min_patch=best_patch - 1e-4)
-    hits = search.closeup_hits(snap, vec, close, 5, th=th)
-    assert hits is not None
-    want = search.closeup_scores(snap.vectors(rows) @ vec, snap.patch_vectors(rows) @ close)
-    order = rows[np.argsort(-want, kind="stable")[:5]]
-    assert [h.row for h in hits] == order.tolist()
-    np.testing.assert_allclose([h.score for h in hits], np.sort(want)[::-1][:5], atol=1e-5)
+    hits = search.closeup_hits(snap, vec, close, len(rows), th=th)
+    assert hits is not None and sorted(h.row for h in hits) == sorted(rows.tolist())   # the whole catalogue
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    for h in hits:            # a weighted mean of the two cosines lies between them
+        lo, hi = sorted((photo_cos[h.row], patch_cos[h.row]))
+        assert lo - 1e-6 <= h.score <= hi + 1e-6
+    for i, a in enumerate(hits):  # no product ranks below one it beats on both cosines
+        for b in hits[:i]:
+            assert not (photo_cos[a.row] > photo_cos[b.row] and patch_cos[a.row] > patch_cos[b.row]), (a.id, b.id)
+    assert [h.row for h in search.closeup_hits(snap, vec, close, 5, th=th)] == [h.row for h in hits[:5]]
     sub = search.closeup_hits(snap, vec, close, 5, th=th, filters=search.Filters(category="maxi"))
     assert sub is None or all(h.product.category == "maxi" for h in sub)
     sub = search.closeup_hits(snap, vec, close, 5, th=replace(th, closeup_min_patch=-1.0),
                               filters=search.Filters(category="maxi"))
     assert sub and all(h.product.category == "maxi" for h in sub)
-    nearly_sure = search.closeup_hits(snap, vec, close, 5, th=th, whole_score=th.sure - th.closeup_ramp / 3)
-    want = search.closeup_scores(snap.vectors(rows) @ vec, snap.patch_vectors(rows) @ close, search.CLOSEUP_WEIGHT / 3)
-    np.testing.assert_allclose([h.score for h in nearly_sure], np.sort(want)[::-1][:5], atol=1e-5)
+    # a whole photo at sure: the fabric weighs nothing, the exhaustive ranking by the photo's cosine
+    sure = search.closeup_hits(snap, vec, close, len(rows), th=th, whole_score=th.sure)
+    by_photo = sorted(rows.tolist(), key=lambda r: (-photo_cos[r], r))
+    assert [h.row for h in sure] == by_photo
+    np.testing.assert_allclose([h.score for h in sure], [photo_cos[r] for r in by_photo], atol=1e-6)
+    # nearly sure: every score moves from the full weighing toward the photo's cosine
+    nearly_sure = search.closeup_hits(snap, vec, close, len(rows), th=th, whole_score=th.sure - th.closeup_ramp / 3)
+    full = {h.row: h.score for h in hits}
+    for h in nearly_sure:
+        assert abs(h.score - photo_cos[h.row]) < abs(full[h.row] - photo_cos[h.row]) + 1e-9
+        assert min(full[h.row], photo_cos[h.row]) - 1e-6 <= h.score <= max(full[h.row], photo_cos[h.row]) + 1e-6
     th = replace(th, closeup_min_patch=1.01)      # nothing matches that well
     assert search.closeup_hits(snap, vec, close, 5, th=th) is None
 
@@ -181,7 +289,8 @@ def test_closeup_hits_rank_by_the_combined_score_over_the_whole_catalogue(tuned_
 def test_a_closeup_is_judged_by_the_region_or_the_whole_photo_whichever_matches_better(tuned_store, encoder,
                                                                                        catalog_dir):
     """The box head may find a wrong box on a close-up: the product the whole photo matches must
-    still be a candidate, and scored by the whole photo's cosine."""
+    still be a candidate, and scored by the whole photo's cosine: with both vectors, each
+    product's score is the better of its scores with each vector alone."""
     snap = tuned_store.snapshot()
     photo = Image.open(io.BytesIO(closeup_of(catalog_dir / "images" / "dress-009.jpg")))
     close = encoder.encode_closeup(photo)
@@ -191,10 +300,12 @@ def test_a_closeup_is_judged_by_the_region_or_the_whole_photo_whichever_matches_
     region = snap.vectors(rows)[int(np.argmin(snap.vectors(rows) @ whole))]   # a box that looks like anything else
     th = replace(DEFAULT_THRESHOLDS, closeup_min_patch=-1.0)
     alone = search.closeup_hits(snap, region, close, len(rows), th=th)
+    by_whole = {h.row: h.score for h in search.closeup_hits(snap, whole, close, len(rows), th=th)}
     both = search.closeup_hits(snap, np.stack([region, whole]), close, len(rows), th=th)
-    photo_cos = np.maximum(search.best_cosines(snap.vectors(rows), region), search.best_cosines(snap.vectors(rows), whole))
-    want = search.closeup_scores(photo_cos, snap.patch_vectors(rows) @ close)
-    np.testing.assert_allclose(sorted(h.score for h in both), np.sort(want)[-len(both):], atol=1e-5)
+    by_region = {h.row: h.score for h in alone}
+    assert len(both) == len(rows)
+    for h in both:
+        assert h.score == pytest.approx(max(by_region[h.row], by_whole[h.row]), abs=1e-9), h.id
     place = lambda hits: [h.row for h in hits].index(right)  # noqa: E731
     assert place(both) == 0 < place(alone)
 
@@ -295,6 +406,8 @@ def test_closeups_find_real_dresses_better_than_the_photo_alone(tmp_path_factory
 
 
 def test_evaluation_ranks_closeups_as_the_service_does():
+    """The evaluation's close-up ranking (configs.closeup_ranked, over arrays) against the
+    service's (search.closeup_hits, through a snapshot) on the same 30 random products."""
     from dressfinder.tools.evaluate.configs import closeup_ranked
 
     rng = np.random.default_rng(0)
@@ -308,12 +421,12 @@ def test_evaluation_ranks_closeups_as_the_service_does():
     th = DEFAULT_THRESHOLDS
     out = closeup_ranked(found, {1: patches[17]}, used, whole, cat, patches, np.arange(100, 130), 10, th)
     assert out[0].tolist() == found[0].tolist()          # not a close-up: unchanged
-    weight = search.closeup_weight((cat @ whole[1]).max(), th)
-    assert 0 < weight
-    unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
-    photo_cos = np.maximum(cat @ unit(used[1]), cat @ unit(whole[1]))   # the region or the whole photo, the better
-    want = np.argsort(-search.closeup_scores(photo_cos, patches @ patches[17], weight), kind="stable")[:10] + 100
-    assert out[1].tolist() == want.tolist() and out[1][0] in (104, 117)
+    whole_score = float((cat @ whole[1]).max())
+    assert whole_score < th.sure                          # unsure: the fabric weighs in
+    service = search.closeup_hits(TinySnapshot(cat, patches), np.stack([used[1], whole[1]]), patches[17], 10, th=th,
+                                  whole_score=whole_score)
+    assert out[1].tolist() == [100 + h.row for h in service]
+    assert out[1][0] in (104, 117)                        # the region's product or the fabric's
 
 
 def test_api_and_page_say_when_the_photo_was_read_as_a_closeup(tuned_store, catalog_dir):
