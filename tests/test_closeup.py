@@ -487,8 +487,50 @@ def test_views_are_judged_by_the_better_of_the_photos_vectors(encoder, catalog_d
     assert np.isnan(search.view_cosines(encoder, v1, [None], 0.8)).all()
 
 
+class ColourEncoder:
+    """Encodes a picture as its mean colour, a unit RGB vector: every view of a red image is (1, 0, 0)."""
+
+    def encode(self, ims):
+        out = np.array([np.asarray(im.convert("RGB"), np.float64).reshape(-1, 3).mean(axis=0) for im in ims])
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_closeup_checked_on_a_hand_made_catalogue(tmp_path, monkeypatch):
+    """Worked out by hand: the photo is red, (1, 0, 0); a candidate's score becomes the mean of its
+    close-up score and the better of its vector's cosine to the photo and its image's views'; only
+    the first search.CLOSEUP_CHECK (2 here) are looked at."""
+    monkeypatch.setattr(search, "CLOSEUP_CHECK", 2)
+    for name, colour in (("green.png", (0, 255, 0)), ("red.png", (255, 0, 0))):
+        Image.new("RGB", (64, 64), colour).save(tmp_path / name)
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    # p0: vector (0.6, 0.8, 0), cosine 0.6, image green (views 0); p1: (0, 1, 0), cosine 0, image red (views 1);
+    # p2: (0.8, 0.6, 0), cosine 0.8, image red, but third: not looked at
+    snap = TinySnapshot([[0.6, 0.8, 0], [0, 1, 0], [0.8, 0.6, 0]])
+    photo = np.array([1.0, 0, 0])
+
+    def hits(p1_file):
+        files = {0: "green.png", 1: p1_file, 2: "red.png"}
+        return [search.Hit(f"p{r}", s, Product(id=f"p{r}"), r, files[r]) for r, s in ((0, 0.9), (1, 0.8), (2, 0.6))]
+
+    got = search.closeup_checked(snap, ColourEncoder(), photo, hits("red.png"), tmp_path, 1.0)
+    # p1 (0.8 + max(0, 1)) / 2 = 0.9, p0 (0.9 + max(0.6, 0)) / 2 = 0.75, p2 (0.6 + 0.8) / 2 = 0.7
+    assert [h.id for h in got] == ["p1", "p0", "p2"]
+    np.testing.assert_allclose([h.score for h in got], [0.9, 0.75, 0.7], atol=1e-6)
+    # no stored images, or p1's unreadable: its vector alone, (0.8 + 0) / 2 = 0.4
+    for images, p1_file in ((tmp_path / "nothing", "red.png"), (tmp_path, "broken.png")):
+        got = search.closeup_checked(snap, ColourEncoder(), photo, hits(p1_file), images, 1.0)
+        assert [h.id for h in got] == ["p0", "p2", "p1"]
+        np.testing.assert_allclose([h.score for h in got], [0.75, 0.7, 0.4], atol=1e-6)
+    monkeypatch.setattr(search, "CLOSEUP_CHECK", 3)    # p2 looked at too: (0.6 + max(0.8, 1)) / 2 = 0.8
+    got = search.closeup_checked(snap, ColourEncoder(), photo, hits("red.png"), tmp_path, 1.0)
+    assert [h.id for h in got] == ["p1", "p2", "p0"]
+    np.testing.assert_allclose([h.score for h in got], [0.9, 0.8, 0.75], atol=1e-6)
+
+
 def test_a_closeup_looked_at_closer_finds_the_dress_it_was_cut_from(tuned_store, catalog_dir, encoder,
                                                                    tmp_path):
+    """On the shipped model: the dress first, the same products, a closer look that only raises
+    the scores of those looked at (the weights: test_closeup_checked_on_a_hand_made_catalogue)."""
     snap = tuned_store.snapshot()
     th = replace(DEFAULT_THRESHOLDS, closeup_min_patch=-1.0)
     for i in (3, 9, 14):
@@ -500,38 +542,54 @@ def test_a_closeup_looked_at_closer_finds_the_dress_it_was_cut_from(tuned_store,
         checked = search.closeup_checked(snap, encoder, vec, hits, tuned_store.images_dir, aspect)
         assert checked[0].id == f"sku-{i:03d}"
         assert sorted(h.row for h in checked) == sorted(h.row for h in hits)     # the same products
+        assert [h.score for h in checked] == sorted((h.score for h in checked), reverse=True)
         n = min(search.CLOSEUP_CHECK, len(hits))
         assert n < len(hits)          # some candidates are judged by their vector alone
-        files = [tuned_store.images_dir / h.file for h in hits[:n]]
-        views = search.view_cosines(encoder, vec, [Image.open(f) for f in files], aspect)
-        src = [h.id for h in hits[:n]].index(f"sku-{i:03d}") if f"sku-{i:03d}" in [h.id for h in hits[:n]] else None
-        photo_cos = snap.vectors(np.array([h.row for h in hits])) @ vec
-        if src is not None:   # its views match the close-up better than its whole picture does
-            assert views[src] > photo_cos[src]
-        want = search.checked_scores(np.array([h.score for h in hits]), photo_cos,
-                                     np.concatenate([views, np.full(len(hits) - n, np.nan)]))
-        order = np.argsort(-want, kind="stable")
-        assert [h.row for h in checked] == [hits[j].row for j in order]
-        np.testing.assert_allclose([h.score for h in checked], want[order], atol=1e-5)
         blind = search.closeup_checked(snap, encoder, vec, hits, tmp_path / "nothing", aspect)  # no stored images
-        want = search.checked_scores(np.array([h.score for h in hits]), photo_cos, np.full(len(hits), np.nan))
-        assert [h.row for h in blind] == [hits[j].row for j in np.argsort(-want, kind="stable")]
+        seen, unseen = {h.row: h.score for h in checked}, {h.row: h.score for h in blind}
+        for j, h in enumerate(hits):  # looking closer only raises a score, and only of those looked at
+            if j < n:
+                assert seen[h.row] >= unseen[h.row] - 1e-9, h.id
+            else:
+                assert seen[h.row] == pytest.approx(unseen[h.row], abs=1e-12), h.id
+        photo_cos = dict(zip((h.row for h in hits), _cosines(snap.vectors(np.array([h.row for h in hits])), vec)))
+        close = {h.row: h.score for h in hits}
+        for j, h in enumerate(blind):  # judged by the close-up score and the photo's cosine: between them,
+            lo, hi = sorted((close[h.row], photo_cos[h.row]))
+            assert lo - 1e-6 <= h.score <= hi + 1e-6
+            for above in blind[:j]:    # never below one it beats on both
+                assert not (close[h.row] > close[above.row] and photo_cos[h.row] > photo_cos[above.row])
+        src = [h.id for h in hits[:n]].index(f"sku-{i:03d}") if f"sku-{i:03d}" in [h.id for h in hits[:n]] else None
+        if src is not None:   # its views match the close-up better than its whole picture does: it rises
+            row = hits[src].row
+            views = search.view_cosines(encoder, vec, [Image.open(tuned_store.images_dir / hits[src].file)], aspect)
+            assert views[0] > photo_cos[row] and seen[row] > unseen[row] + 1e-3
 
 
-def test_search_looks_at_a_closeup_closer_when_it_has_the_images(tuned_store, catalog_dir, monkeypatch):
+def test_search_looks_at_a_closeup_closer_when_it_has_the_images(tuned_store, catalog_dir, monkeypatch, tmp_path):
     th = tuned_store.encoder.thresholds
     monkeypatch.setattr(tuned_store.encoder, "thresholds", replace(th, closeup_min_patch=-1.0))
-    seen = []
+    calls = []
     real = search.closeup_checked
-    monkeypatch.setattr(search, "closeup_checked", lambda *a, **kw: seen.append(a[3]) or real(*a, **kw))
+
+    def spy(*a, **kw):
+        out = real(*a, **kw)
+        calls.append((a[3], out))
+        return out
+
+    monkeypatch.setattr(search, "closeup_checked", spy)
     data = closeup_of(catalog_dir / "images" / "dress-011.jpg", (0.3, 0.35, 0.7, 0.6))
     found = tuned_store.search_regions(data, 5)
-    assert found.closeup and len(seen) == 1
-    assert len(seen[0]) == min(search.CLOSEUP_POOL, len(tuned_store))      # the pool, cut to k after
-    size = Image.open(io.BytesIO(data)).size
-    want = real(tuned_store.snapshot(), tuned_store.encoder, tuned_store.embed_query(data), seen[0],
-                tuned_store.images_dir, size[0] / size[1])[:5]
-    assert [h.id for h in found.hits] == [h.id for h in want] and found.hits[0].id == "sku-011"
+    assert found.closeup and len(calls) == 1
+    pool, checked = calls[0]
+    assert len(pool) == min(search.CLOSEUP_POOL, len(tuned_store))      # the pool, cut to k after
+    assert [h.id for h in found.hits] == [h.id for h in checked[:5]] and found.hits[0].id == "sku-011"
+    monkeypatch.setattr(tuned_store, "images_dir", tmp_path / "nothing")   # the stored images gone
+    blind = tuned_store.search_regions(data, 5)
+    assert blind.closeup and len(calls) == 2 and [h.id for h in calls[1][0]] == [h.id for h in pool]
+    unseen = {h.id: h.score for h in calls[1][1]}
+    assert all(h.score >= unseen[h.id] - 1e-9 for h in checked)          # a closer look only raises scores
+    assert found.hits[0].score > unseen["sku-011"] + 1e-3                # and the dress's most
 
 
 def test_evaluation_looks_at_closeups_closer_as_the_service_does(tuned_store, encoder, tmp_path):
