@@ -15,7 +15,6 @@ from PIL import Image
 
 from conftest import write_catalog
 from dressfinder import boxhead, regions, search
-from dressfinder.images import descreen, load_image
 from dressfinder.encoders import get_encoder
 from dressfinder.schema import Product
 from dressfinder.thresholds import DEFAULT_THRESHOLDS
@@ -326,27 +325,34 @@ def test_the_fabric_weighs_less_the_surer_the_whole_photo_is():
 
 def test_search_reads_a_photo_as_a_closeup_only_when_nothing_is_sure(tuned_store, catalog_dir, encoder,
                                                                       monkeypatch):
+    """Close-ups of eight catalogue dresses, with the encoder's own gate and with the gate open:
+    what is read as a close-up has an unsure whole photo, no region that explains it and a patch
+    that passes the gate; the gate is all that tells the two runs apart; and a photo read as a
+    close-up finds the dress it was cut from."""
     snap = tuned_store.snapshot()
     patches = snap.patch_vectors(snap.rows())
     th = tuned_store.encoder.thresholds
-    for gate in (th.closeup_min_patch, -1.0):   # as shipped, and with the gate open (the encoder's own)
-        monkeypatch.setattr(tuned_store.encoder, "thresholds", replace(th, closeup_min_patch=gate))
-        read = 0
-        for i in range(8, 16):
-            data = closeup_of(catalog_dir / "images" / f"dress-{i:03d}.jpg")
+    read = {}
+    for i in range(8, 16):
+        data = closeup_of(catalog_dir / "images" / f"dress-{i:03d}.jpg")
+        best_patch = float((patches @ encoder.encode_closeup(Image.open(io.BytesIO(data)))).max())
+        whole = tuned_store.search_regions(data, 3, detect=False)    # the whole photo's best match
+        assert not whole.closeup and whole.region_dict()["closeup"] is False
+        for gate in (th.closeup_min_patch, -1.0):   # as shipped (the encoder's own), and with the gate open
+            monkeypatch.setattr(tuned_store.encoder, "thresholds", replace(th, closeup_min_patch=gate))
             found = tuned_store.search_regions(data, 3)
-            best_patch = float((patches @ encoder.encode_closeup(Image.open(io.BytesIO(data)))).max())
-            whole = tuned_store.search_regions(data, 3, detect=False)    # the whole photo's best match
-            unsure = whole.hits[0].score < th.sure
-            explained = found.score is not None and found.score - whole.hits[0].score >= th.closeup_max_gain
-            im = load_image(data, draft=search.query_draft(encoder.input_size, detect=True))   # as the service
-            framed = regions.framed(regions.proposals(descreen(im) or im, boxhead.shipped()))
-            want = unsure and not explained and not framed and best_patch >= gate
-            assert found.closeup == want and found.region_dict()["closeup"] is want
-            read += want
-            assert not whole.closeup and whole.region_dict()["closeup"] is False
+            assert found.region_dict()["closeup"] is found.closeup
+            read[i, gate] = found.closeup
+            if found.closeup:
+                assert whole.hits[0].score < th.sure and best_patch >= gate
+                assert found.score is None or found.score - whole.hits[0].score < th.closeup_max_gain
+                assert f"sku-{i:03d}" in [h.id for h in found.hits], (i, gate)
+                read[i, gate, "first"] = found.hits[0].id == f"sku-{i:03d}"
             assert not tuned_store.search_regions(data, 3, crop=(0, 0, 1, 1)).closeup
-        assert read or gate > 0
+        assert read[i, th.closeup_min_patch] == (read[i, -1.0] and best_patch >= th.closeup_min_patch)
+    opened = [i for i in range(8, 16) if read[i, -1.0]]
+    assert len(opened) >= 4                              # measured: all eight
+    assert sum(read[i, -1.0, "first"] for i in opened) >= len(opened) - 1   # measured: every one
     plain = tuned_store.search_regions(catalog_dir / "images" / "dress-004.jpg", 3)   # sure: no close-up
     assert not plain.closeup and plain.hits[0].id == "sku-004"
 
