@@ -90,6 +90,26 @@ def test_agrees_with_store_similar(dup_store, exported):
     assert {h.id for h in store.similar("sku-dup-a", 2, include_duplicates=True)} == {"sku-003", "sku-dup-b"}
 
 
+def test_agrees_with_an_exhaustive_ranking_of_the_stored_vectors(dup_store, exported):
+    """Against numpy over every stored vector (the export and Store.similar share search.similar_rows):
+    each product's 5 best by cosine, leaving out itself and the duplicates this file lists (DUPS)."""
+    import numpy as np
+
+    from dressfinder.store import Store
+
+    snap = Store.open(dup_store).snapshot()
+    rows = snap.rows()
+    ids = [snap.records([int(r)])[int(r)][0].id for r in rows]
+    vec = snap.vectors(rows).astype(np.float64)
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    cos = vec @ vec.T
+    for a, pid in enumerate(ids):
+        others = [b for b in range(len(ids)) if b != a and ids[b] not in DUPS.get(pid, set())]
+        best = sorted(others, key=lambda b: (-round(cos[a, b], 12), rows[b]))[:5]   # ties (copies): by row
+        assert [s for s, _ in exported[pid]] == [ids[b] for b in best], pid
+        assert [sc for _, sc in exported[pid]] == pytest.approx([cos[a, b] for b in best], abs=2e-6)
+
+
 def test_agrees_with_web_api(dup_store, exported):
     pytest.importorskip("dressfinder.web")
     from fastapi.testclient import TestClient
