@@ -3,12 +3,19 @@ size limits. One request at a time (the crawler is sequential), so at most one p
 
 Redirects are followed by hand so that every hop is checked against the crawl's scope and
 robots.txt, and a loop is reported as such.
+
+``public_only=True`` (product feeds, whose image links are anyone's): every request's host is
+resolved and each of its addresses must be public (``web.fetch.is_public_address``, the rule the
+web app's URL fetcher keeps), and the connection goes to the address that was checked, so a
+second DNS answer cannot point inside the network.
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -17,6 +24,7 @@ import httpx
 from w3lib.encoding import html_to_unicode
 
 from .defaults import DEFAULT_BACKOFF, DEFAULT_DELAY, DEFAULT_MAX_REDIRECTS, DEFAULT_RETRIES, DEFAULT_TIMEOUT
+from ..web.fetch import is_public_address
 from .defaults import DEFAULT_USER_AGENT
 from .errors import AlreadySeen, FetchError
 from .robots import ROBOTS_MAX_BYTES, Robots
@@ -53,15 +61,17 @@ class Fetcher:
     def __init__(self, *, user_agent: str = DEFAULT_USER_AGENT, delay: float = DEFAULT_DELAY,
                  timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
                  backoff: float = DEFAULT_BACKOFF, max_redirects: int = DEFAULT_MAX_REDIRECTS,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, public_only: bool = False,
+                 accept: str | None = None):
         self.user_agent = user_agent
+        self.public_only = bool(public_only)
         self.delay = float(delay)
         self.retries = max(1, int(retries))
         self.backoff = float(backoff)
         self.max_redirects = int(max_redirects)
         self.client = httpx.Client(
             headers={"User-Agent": user_agent,
-                     "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/*;q=0.8,*/*;q=0.5"},
+                     "Accept": accept or "text/html,application/xhtml+xml,application/xml;q=0.9,image/*;q=0.8,*/*;q=0.5"},
             timeout=httpx.Timeout(timeout), follow_redirects=False, transport=transport)
         self._last: dict[Origin, float] = {}
         self.robots = Robots(user_agent, self._fetch_robots)
@@ -117,8 +127,39 @@ class Fetcher:
             return resp
         raise FetchError("too many redirects", url)
 
+    def _pinned(self, url: str) -> tuple[httpx.URL | str, dict[str, str], dict[str, str]]:
+        """(where to connect, headers, extensions) for ``url``: with ``public_only``, its host's
+        checked address (the Host header and TLS name kept), else the URL as it is."""
+        if not self.public_only:
+            return url, {}, {}
+        try:
+            u = httpx.URL(url)
+            host = u.raw_host.decode("ascii").strip("[]")
+        except (httpx.InvalidURL, UnicodeError, ValueError) as e:
+            raise FetchError("bad URL", f"{url}: {e}") from None
+        try:
+            addresses = [str(ipaddress.ip_address(host))]
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(host, u.port or (443 if u.scheme == "https" else 80),
+                                           type=socket.SOCK_STREAM)
+            except (socket.gaierror, UnicodeError) as e:
+                raise FetchError("cannot resolve host", f"{host}: {getattr(e, 'strerror', None) or e}") from None
+            addresses = list(dict.fromkeys(i[4][0] for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)))
+        if not addresses:
+            raise FetchError("cannot resolve host", host)
+        for a in addresses:
+            if not is_public_address(a.split("%")[0]):
+                raise FetchError("private address", f"{host} resolves to {a}; only public addresses are fetched "
+                                                    "(allow private addresses to fetch from your own network)")
+        ip = addresses[0]
+        target = u.copy_with(host=ip)
+        extensions = {"sni_hostname": host} if u.scheme == "https" else {}
+        return target, {"Host": u.netloc.decode("ascii")}, extensions
+
     def _request(self, url: str, max_bytes: int, truncate: bool) -> Response:
         error: FetchError | None = None
+        target, headers, extensions = self._pinned(url)
         for attempt in range(self.retries):
             if attempt:
                 pause = self.backoff * (2 ** (attempt - 1))
@@ -131,7 +172,7 @@ class Fetcher:
             self._wait_turn(url)
             self.requests += 1
             try:
-                with self.client.stream("GET", url) as r:
+                with self.client.stream("GET", target, headers=headers, extensions=extensions) as r:
                     status = r.status_code
                     if status >= 500 or status in RETRY_CODES:
                         error = FetchError(f"HTTP {status}", url)
