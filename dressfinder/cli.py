@@ -1,5 +1,5 @@
 """``dressfinder`` command line: index, search, add, remove, info, train, evaluate, serve, scrape,
-inspect, recommend, bench.
+import, inspect, recommend, bench.
 
 Each subcommand is a module with ``add_arguments(parser)`` and ``run(args) -> int``; modules keep
 heavy imports inside ``run`` so ``dressfinder --help`` stays fast. Errors a user can cause print
@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "evaluate": ("dressfinder.tools.evaluate.command", "measure Recall@K on photo-like variants, encoders side by side"),
     "serve": ("dressfinder.web.command", "serve the web app and JSON API for a store"),
     "scrape": ("dressfinder.scrape.command", "collect store products (image, title, price, link) into a catalogue"),
+    "import": ("dressfinder.scrape.feed_command",
+               "read a shop's product feed (Google Merchant Center, Shopify, WooCommerce) into a catalogue"),
     "inspect": ("dressfinder.tools.inspect.command", "HTML report of a catalogue or store"),
     "recommend": ("dressfinder.tools.recommend", "export the k most similar products of every product"),
     "bench": ("dressfinder.tools.bench.command", "benchmarks: indexing speed, query latency, recall at scale"),
@@ -38,7 +40,9 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
 # --------------------------------------------------------------------------- core commands
 
 def _index_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("catalog", help="folder of images, or CSV with id,image[,title,price,currency,url,shop,category]")
+    p.add_argument("catalog", help="folder of images, CSV with id,image[,title,price,currency,url,shop,category,...], "
+                                   "or a product feed (file or URL: Google Merchant Center, Shopify, WooCommerce), "
+                                   "imported first as `dressfinder import` does")
     p.add_argument("--store", required=True, help="store folder to write")
     p.add_argument("--encoder", default=None, help="encoder name (default: the best shipped one); see `dressfinder info --encoders`")
     p.add_argument("--model", default=None,
@@ -61,6 +65,13 @@ def _index_args(p: argparse.ArgumentParser) -> None:
     _backend_args(p, store_help="; with milvus, --store is the folder that keeps the images")
     precision_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .scrape.feed_command import add_feed_arguments
+
+    feed = p.add_argument_group("when CATALOG is a product feed")
+    feed.add_argument("--feed-dir", default=None, metavar="DIR",
+                      help="where the feed's catalogue (catalog.csv, images/) is written and kept (default: "
+                           "the store's folder name + '-feed', beside it)")
+    add_feed_arguments(feed)
 
 
 def precision_arg(p: argparse.ArgumentParser) -> None:
@@ -113,6 +124,12 @@ def _index_run(a: argparse.Namespace) -> int:
     from .backends import backend_of
     from .store import Store
 
+    from .scrape.feeds import is_feed_source
+
+    if is_feed_source(a.catalog):
+        from .scrape.feed_command import import_for_index
+
+        a.catalog = str(import_for_index(a, a.catalog, a.store))
     if a.backend == "milvus" or (a.add and a.backend is None and backend_of(a.store) == "milvus"):
         return _index_run_milvus(a)
     if a.add:

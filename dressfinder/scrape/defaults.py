@@ -9,3 +9,5 @@ DEFAULT_BACKOFF = 1.0                     # first pause before a retry; doubles 
 DEFAULT_MAX_REDIRECTS = 5
 DEFAULT_MAX_PAGE_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_FEED_BYTES = 100 * 1024 * 1024   # one feed document (a Shopify or WooCommerce page is one)
+DEFAULT_MAX_FEED_PAGES = 1000                 # Shopify's 250 and WooCommerce's 100 products a page

@@ -20,6 +20,10 @@ class ScrapeError(DressfinderError):
     """A scrape that cannot start: bad option, bad recipe, unusable output folder."""
 
 
+class FeedError(ScrapeError):
+    """A product feed that cannot be read at all (not a feed, broken, refused XML): one line."""
+
+
 class FetchError(Exception):
     """A URL that could not be fetched; ``reason`` is short and categorical ("HTTP 404")."""
 
