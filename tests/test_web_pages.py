@@ -178,6 +178,27 @@ def test_untitled_products_show_a_title_from_their_file_or_folder(web_store_copy
         assert hits[0]["id"] == pid and hits[0]["display_title"] == "Watercolor Ikat High-Low Dress"
 
 
+def test_sale_price_availability_brand_colour_size_on_the_pages(web_store_copy):
+    from dressfinder.catalog import Product
+    from dressfinder.store import Store
+
+    Store.open(web_store_copy).add_image(Product(
+        id="sold-out", title="Sold-out wrap dress", price=100.0, sale_price=79.9, currency="EUR",
+        availability="out_of_stock", brand="Maison C", color="Navy", size="M", item_group_id="wrap"), jpeg(51))
+    with TestClient(make_app(web_store_copy)) as c:
+        page = c.get("/products/sold-out").text
+        assert re.search(r'<p class="price">€79.90 <s class="was-price"><span class="sr">was </span>€100.00</s></p>', page)
+        assert '<p class="availability out_of_stock">Sold out</p>' in page
+        for label, value in (("Brand", "Maison C"), ("Colour", "Navy"), ("Size", "M")):
+            assert f"<dt>{label}</dt><dd>{value}</dd>" in page
+        r = c.post("/search", files={"file": ("d.jpg", jpeg(51), "image/jpeg")}, data={"k": "6"})
+        assert '<span class="price">€79.90</span>' in r.text and '<span class="availability out_of_stock">Sold out</span>' in r.text
+        home = c.get("/").text                  # the new facets are filters
+        assert '<option value="out_of_stock">Sold out</option>' in home and "<option>Maison C</option>" in home
+        r = c.post("/search", files={"file": ("d.jpg", jpeg(51), "image/jpeg")}, data={"k": "6", "availability": "in_stock"})
+        assert 'data-id="sold-out"' not in r.text
+
+
 def test_titles_are_escaped(web_store_copy):
     from dressfinder.catalog import Product
     from dressfinder.store import Store
