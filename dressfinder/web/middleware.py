@@ -22,8 +22,9 @@ from ..errors import DressfinderError
 
 log = logging.getLogger(__name__)
 
-API_PREFIXES = ("/api/", "/upload", "/healthz", "/images/", "/static/", "/docs", "/redoc", "/openapi.json")
-PAGE_PREFIXES = ("/search", "/products/")
+API_PREFIXES = ("/api/", "/upload", "/healthz", "/images/", "/static/", "/docs", "/redoc", "/openapi.json",
+                "/embed/similar/")
+PAGE_PREFIXES = ("/search", "/products/", "/embed/frame/", "/stats")
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -227,7 +228,11 @@ class SecurityHeadersMiddleware:
                 headers: list[Any] = list(message.get("headers") or [])
                 names = {k.lower() for k, _ in headers}
                 extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
-                if not docs:
+                own_csp = next((v for k, v in headers if k.lower() == b"content-security-policy"), b"")
+                # a page that names who may frame it (the embed frame, for the shop's origins) has
+                # no X-Frame-Options: DENY, which would override it; every other page keeps it
+                framable = b"frame-ancestors" in own_csp and b"frame-ancestors 'none'" not in own_csp
+                if not docs and not framable:
                     extra.append((b"x-frame-options", b"DENY"))
                 ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
                 if ctype.startswith(b"text/html") and not docs:

@@ -31,7 +31,7 @@ router = APIRouter(include_in_schema=False)
 K_CHOICES = (6, 12, 24, 48)
 
 
-def _money(price: float | None, currency: str | None) -> str | None:
+def money(price: float | None, currency: str | None) -> str | None:
     if price is None:
         return None
     symbols = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
@@ -52,7 +52,7 @@ def _card(rank: int, hit: Any, lk: service.Links, k: int) -> dict[str, Any]:
     p = hit.product
     title = display_title(p)
     return {"rank": rank, "id": hit.id, "score": float(hit.score), "title": title, "title_html": breakable(title),
-            "price": _money(p.price, p.currency), "shop": p.shop, "category": p.category,
+            "price": money(p.price, p.currency), "shop": p.shop, "category": p.category,
             "shop_url": safe_http_url(p.url), "image": lk.image(hit.id, hit.file),
             "page": lk.page(hit.id), "like": lk.like(hit.id, k)}
 
@@ -148,7 +148,7 @@ async def product_page(pid: str, request: Request, ctx: WebContext = Depends(get
     outcome = await ctx.pool.call(service.similar_to, ctx.store, pid, k=DEFAULT_K)
     lk = links(request)
     return _render(request, "product.html", {
-        "product": product, "image": lk.image(pid, file), "price": _money(product.price, product.currency),
+        "product": product, "image": lk.image(pid, file), "price": money(product.price, product.currency),
         "shop_url": safe_http_url(product.url), "like": lk.like(pid, DEFAULT_K),
         "cards": [_card(i, h, lk, DEFAULT_K) for i, h in enumerate(outcome.hits, 1)],
         "title": display_title(product)})
