@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -400,3 +401,113 @@ def test_real_catalogue_results_screenshot(browser, tmp_path):
         SCREENSHOT.write_bytes(png)
     else:
         (tmp_path / "results.png").write_bytes(png)
+
+
+# --------------------------------------------------------------------------- a shop's page with the block
+
+SAMPLE_SHOP = REPO / "docs" / "sample-shop"
+SHOP_SCREENSHOT = REPO / "docs" / "screenshots" / "sample-shop.png"
+
+
+@contextmanager
+def shop_server(port: int, dressfinder: str):
+    """docs/sample-shop served as a shop would (another origin), the snippet pointing at ``dressfinder``."""
+    import http.server
+    import threading
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(SAMPLE_SHOP), **kw)
+
+        def log_message(self, *a):  # quiet
+            pass
+
+        def do_GET(self):
+            if self.path.split("?")[0] != "/product.html":
+                return super().do_GET()
+            body = (SAMPLE_SHOP / "product.html").read_text().replace("http://127.0.0.1:2000", dressfinder).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _wait(check, what: str, timeout: float = 10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1200, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_sample_shop_page_shows_in_stock_similar_dresses_and_counts_a_click(browser, tmp_path, viewport):
+    """docs/sample-shop/product.html, on its own origin, with the two-line snippet: the block shows
+    in-stock similar dresses linking to the shop's own product pages; its view and a click are counted."""
+    from dressfinder.web.events import EventLog
+    from webfixtures import OUT_OF_STOCK, build_stock_store, free_port
+
+    store = build_stock_store(tmp_path)
+    shop_port = free_port()
+    log = EventLog(store / "events.sqlite")
+    app = make_app(store, embed_origins=(f"http://127.0.0.1:{shop_port}",))
+    page = browser.new_page()
+    page.set_viewport_size(viewport)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.route("https://shop.example/**", lambda route: route.fulfill(
+        status=200, content_type="text/html", body="<!doctype html><title>A shop's page</title><h1>Another dress</h1>"))
+    try:
+        with serve(app) as base, shop_server(shop_port, base) as shop:
+            page.goto(shop + "/product.html")
+            page.wait_for_selector(".dfs .dfs-card")
+            links = page.eval_on_selector_all(".dfs a.dfs-link", "els => els.map(a => [a.href, a.dataset.dressfinderItem])")
+            assert len(links) == 6
+            for href, item in links:
+                i = int(item.rsplit("-", 1)[1])
+                assert href == f"https://shop.example/p/{i}" and i not in OUT_OF_STOCK and i != 3
+            assert page.eval_on_selector_all(".dfs img", "els => els.every(i => i.loading === 'lazy')")
+            # the shop's CSS variables reach the block
+            assert page.eval_on_selector(".dfs-price", "e => getComputedStyle(e).color") == "rgb(29, 78, 95)"
+            page.locator(".dfs").scroll_into_view_if_needed()
+            page.wait_for_function("() => [...document.querySelectorAll('.dfs img')].every(i => i.complete && i.naturalWidth > 0)")
+            _wait(lambda: log.stats(1).total.views == 1, "the view to be counted")
+            if viewport["width"] == 1200 and (not SHOP_SCREENSHOT.exists() or os.environ.get("DRESSFINDER_UPDATE_SCREENSHOT") == "1"):
+                page.evaluate("() => window.scrollTo(0, 0)")
+                SHOP_SCREENSHOT.write_bytes(_small_png(page.screenshot(full_page=True)))
+            first = page.locator(".dfs a.dfs-link").first
+            clicked = first.get_attribute("data-dressfinder-item")
+            first.click()
+            page.wait_for_url("https://shop.example/p/*")
+            _wait(lambda: log.stats(1).total.clicks == 1, "the click to be counted")
+            assert log.stats(1).clicked[0].key == clicked
+            assert log.stats(1).products[0].key == "dress-02"
+    finally:
+        page.close()
+    assert problems == []
+
+
+def _small_png(shot: bytes, budget: int = 400_000) -> bytes:
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(shot)).convert("RGB")
+    while True:
+        buf = io.BytesIO()
+        im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buf, "PNG", optimize=True)
+        if buf.tell() <= budget:
+            return buf.getvalue()
+        im = im.resize((int(im.width * 0.85), int(im.height * 0.85)), Image.Resampling.LANCZOS)

@@ -4,7 +4,6 @@ links to the shop), the events beacon, the stats page and `dressfinder stats`.""
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as dt
 import json
 import re
@@ -16,35 +15,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from webfixtures import make_app, make_catalog, product_id
+from webfixtures import OUT_OF_STOCK as OUT, build_stock_store, make_app, product_id
 
 KEY = "stats-key-0123456789"
 SHOP = "http://shop.example"
-OUT = {1, 4, 7, 10, 13}          # products the catalogue says are out of stock
-
-
-def stock_catalog(folder: Path) -> Path:
-    """The web tests' catalogue with an availability column (kept among a product's extras until
-    the schema has the field): some out of stock, in every spelling a feed uses."""
-    path = make_catalog(folder)
-    rows = list(csv.DictReader(open(path)))
-    spellings = ["OutOfStock", "https://schema.org/SoldOut", "out_of_stock", "Discontinued", "out of stock"]
-    for i, row in enumerate(rows):
-        row["availability"] = spellings[i % 5] if i in OUT else ("InStock" if i % 2 else "")
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
 
 
 @pytest.fixture(scope="module")
 def stock_store(tmp_path_factory) -> Path:
-    from dressfinder.store import Store
-
-    root = tmp_path_factory.mktemp("stock")
-    Store.build(stock_catalog(root / "catalog"), root / "store", encoder="effnet-lite0", progress=False)
-    return root / "store"
+    return build_stock_store(tmp_path_factory.mktemp("stock"))
 
 
 @pytest.fixture
