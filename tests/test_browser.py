@@ -175,13 +175,19 @@ def test_messages_for_bad_input(page, site, tmp_path):
     page.goto(site + "/")
     page.click("#search-button")                       # nothing chosen: stopped in the page
     assert page.is_visible("#client-error") and "Choose a photo" in page.inner_text("#client-error")
-    page.set_input_files("#file", write(tmp_path / "notes.txt", b"just some text"))
-    assert "not an image" in page.inner_text("#client-error")
-    # a file that claims to be a JPEG: the server decodes it and explains
-    page.set_input_files("#file", write(tmp_path / "fake.jpg", b"<html>not really</html>"))
-    page.click("#search-button")
-    page.wait_for_selector("#error")
-    assert "not an image" in page.inner_text("#error").lower()
+    refused = "That file is not a photo we can open; choose a JPEG, PNG or WebP picture."
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    # not a picture, by its type or (a text file named .jpg) by failing to decode in the page:
+    # refused before anything is sent, in one sentence; Search then sends nothing
+    for name, data in (("notes.txt", b"just some text"), ("fake.jpg", b"<html>not really</html>")):
+        page.set_input_files("#file", write(tmp_path / name, data))
+        page.wait_for_function("() => !document.getElementById('client-error').hidden")
+        assert page.inner_text("#client-error") == refused, name
+        assert page.eval_on_selector("#file", "i => i.files.length") == 0 and page.is_hidden("#preview")
+        page.click("#search-button")
+        assert "Choose a photo" in page.inner_text("#client-error")
+    assert posts == []
     # an address the server will not fetch
     page.fill("#image_url", "http://127.0.0.1:1/dress.jpg")
     page.set_input_files("#file", [])

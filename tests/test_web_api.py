@@ -517,3 +517,20 @@ def test_serve_without_a_store_is_a_one_line_error(tmp_path):
     p = subprocess.run([sys.executable, "-m", "dressfinder", "serve", "--help"], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 0 and "--store" in p.stdout and "2000" in p.stdout
+
+
+def test_error_messages_are_sentences(client):
+    """Each error a shopper (or a program) reads is a capitalised sentence with a full stop; the
+    decoder's technical lines are said plainly; the statuses stay."""
+    cases = [client.post("/api/search", files={"file": ("a.jpg", b"hello world" * 10, "image/jpeg")}),
+             client.post("/upload", files={"file": ("a.txt", b"just text", "text/plain")}),
+             client.post("/api/search", files={"file": ("a.jpg", b"", "image/jpeg")}),
+             client.get("/api/products/nope"), client.get("/nothing-here"), client.put("/api/search"),
+             client.get(f"/api/products/{product_id(1)}/similar", params={"k": 0}),
+             client.post("/api/search", json={"like": "x", "image_url": "http://a.example/x.jpg"})]
+    for r in cases:
+        msg = r.json()["error"]["message"]
+        assert r.status_code >= 400 and msg[0].isupper() and msg.endswith("."), msg
+    assert cases[0].status_code == 415 and cases[0].json()["error"]["message"] == \
+        "This file is not an image we can read; choose a JPEG, PNG or WebP photo."
+    assert cases[2].json()["error"]["message"] == "The file is empty; choose a photo."
