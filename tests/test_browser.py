@@ -517,3 +517,29 @@ def _small_png(shot: bytes, budget: int = 400_000) -> bytes:
         if buf.tell() <= budget:
             return buf.getvalue()
         im = im.resize((int(im.width * 0.85), int(im.height * 0.85)), Image.Resampling.LANCZOS)
+
+
+def test_phone_first_photo_wide_search_button_beside_it_results_above_the_fold(browser, site, tmp_path):
+    """390x844 with touch: the Search button sits right under the chosen photo; on the results page
+    the photo spans the screen (capped at 40 % of its height) and the first results show without
+    scrolling."""
+    page = browser.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.goto(site + "/")
+        page.set_input_files("#file", write(tmp_path / "street.jpg", encode(scene_with_dress(10), "JPEG", quality=90)))
+        page.wait_for_selector("#preview:not([hidden])")
+        photo, button = page.locator("#preview-img").bounding_box(), page.locator("#search-button").bounding_box()
+        assert 0 <= button["y"] - (photo["y"] + photo["height"]) < 120, (photo, button)
+        assert button["y"] + button["height"] < 844 + 200, button            # not a screen and a half down
+        page.click("#search-button")
+        page.wait_for_selector("#results li.card")
+        page.wait_for_function("() => document.getElementById('query-img').complete")
+        img = page.locator("#query-img").bounding_box()
+        assert img["width"] >= 330 or img["height"] >= 0.39 * 844, img        # wide, or as tall as allowed
+        assert img["height"] <= 0.4 * 844 + 1
+        first = page.locator("#results li.card").first.bounding_box()
+        assert first["y"] < 844 - 120, first                                  # the first results are on screen
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        page.close()

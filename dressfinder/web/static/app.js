@@ -148,6 +148,7 @@
     say(msg);
     preview.hidden = true;
     input.value = "";
+    form.appendChild(searchBtn);  // back at the form's end
     searchBtn.disabled = false;   // a pasted address may still be searched
   }
   function show(file) {
@@ -170,6 +171,7 @@
       searchBtn.disabled = false;
       img.src = probe.src;
       preview.hidden = false;
+      preview.appendChild(searchBtn);   // Search right under the photo (on a phone, not a screen further down)
       if (urlField) { urlField.value = ""; }
       clearCrop();
       status.textContent = "";
