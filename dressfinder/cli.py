@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "train": ("dressfinder.training.command", "train an encoder (the seed autoencoder, or contrastive fine-tuning)"),
     "evaluate": ("dressfinder.tools.evaluate.command", "measure Recall@K on photo-like variants, encoders side by side"),
     "serve": ("dressfinder.web.command", "serve the web app and JSON API for a store"),
+    "stats": ("dressfinder.web.stats", "views and clicks of the embed block (similar dresses on a shop's pages)"),
     "scrape": ("dressfinder.scrape.command", "collect store products (image, title, price, link) into a catalogue"),
     "import": ("dressfinder.scrape.feed_command",
                "read a shop's product feed (Google Merchant Center, Shopify, WooCommerce) into a catalogue"),

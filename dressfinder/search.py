@@ -401,6 +401,61 @@ def query_draft(input_size: int, crop: Sequence[float] | None = None, detect: bo
     return input_size * 2 if detect else input_size
 
 
+# --------------------------------------------------------------------------- what a result's score says
+
+def shown_scores(hits: Sequence[Any]) -> list[float]:
+    """The score to show for each result of a ranked list: the least score of it and every result
+    ranked above it (a running minimum), so what is shown never goes up down the list. A list
+    ordered by score (``similar``, a crop, the whole photo) shows its scores unchanged; a fused
+    list (:func:`fuse` orders by rank, not by cosine) shows, for a result ranked below a less
+    similar one, the lower of the two: no result is shown as closer than one placed above it."""
+    out: list[float] = []
+    low = float("inf")
+    for h in hits:
+        low = min(low, float(h.score))
+        out.append(low)
+    return out
+
+
+@dataclass(frozen=True)
+class Closeness:
+    """The lines on one encoder's score scale that a shopper reads as words (:meth:`of`):
+
+    * ``very close`` at or above :attr:`very_close` = ``Thresholds.sure``: a whole photo whose best
+      match scores this is taken to be that product (0.633 for the shipped model, 0.80 default);
+    * ``close`` at or above :attr:`close` = ``Thresholds.content_sure``: a block of a screenshot
+      whose best match scores this ends the region search, sure it found a product's picture
+      (0.560; default 0.75);
+    * ``similar`` at or above :attr:`similar` = ``sure - framed_gap``: below it a whole photo
+      "matches nothing" in the catalogue (the calibration of ``framed_gap``; 0.330; default 0.61);
+    * below that, ``not close``: the closest the store has, nothing more. A results page whose first
+      result is below :attr:`similar` says so."""
+
+    very_close: float
+    close: float
+    similar: float
+
+    @classmethod
+    def of(cls, thresholds: Thresholds) -> "Closeness":
+        very = float(thresholds.sure)
+        close = min(float(thresholds.content_sure), very)
+        return cls(very, close, min(very - float(thresholds.framed_gap), close))
+
+    def label(self, score: float) -> str:
+        """``very close``, ``close``, ``similar`` or ``not close`` (monotonic in ``score``)."""
+        if score >= self.very_close:
+            return "very close"
+        if score >= self.close:
+            return "close"
+        if score >= self.similar:
+            return "similar"
+        return "not close"
+
+    def anything_close(self, scores: Sequence[float]) -> bool:
+        """Whether the best of ``scores`` is at least ``similar``."""
+        return bool(scores) and max(scores) >= self.similar
+
+
 def box_json(box: Sequence[float]) -> list[float]:
     """A box (fractions l, t, r, b) as the API and ``search --json`` show it."""
     return [round(float(v), 4) for v in box]

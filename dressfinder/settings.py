@@ -8,6 +8,8 @@ import time: call ``Settings.from_env()``, then pass the values down as argument
 | DRESSFINDER_MAX_UPLOAD_BYTES, DRESSFINDER_MAX_PIXELS | the largest upload and decoded photo |
 | DRESSFINDER_MAX_QUEUE, DRESSFINDER_WORKERS | the web app's work queue and threads |
 | DRESSFINDER_CORS_ORIGINS | comma-separated origins allowed to call the API from a browser |
+| DRESSFINDER_PUBLIC_URL | public_url: the server's public base URL, for absolute links (default: each request's own) |
+| DRESSFINDER_EMBED_ORIGINS | embed_origins: shops' origins that may frame the embed page and fetch the embed block (CORS) |
 | DRESSFINDER_URL_TIMEOUT, DRESSFINDER_URL_MAX_REDIRECTS, DRESSFINDER_ALLOW_PRIVATE_URLS | fetching image_url |
 | DRESSFINDER_RELOAD_INTERVAL | seconds between the web app's checks for a changed store |
 | DRESSFINDER_MILVUS_URI, MILVUS_TOKEN | the Milvus backend's address and token |
@@ -90,6 +92,25 @@ def _choice_env(name: str, default: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _url_env(name: str) -> str | None:
+    """An http(s) base URL without a trailing slash, or None when unset."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")) or "?" in raw or "#" in raw:
+        raise SettingsError(f"{name} must be an http(s) URL such as https://find.example.com, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _origin(raw: str, name: str) -> str:
+    """One origin (scheme://host[:port]) of a comma-separated list."""
+    o = raw.strip().rstrip("/")
+    scheme, sep, host = o.partition("://")
+    if scheme not in ("http", "https") or not sep or not host or "/" in host or " " in host or ";" in host:
+        raise SettingsError(f"{name} must list origins such as https://shop.example, got {raw.strip()!r}")
+    return o
+
+
 @dataclass(frozen=True)
 class Settings:
     store: str | None = None
@@ -104,6 +125,11 @@ class Settings:
     max_decode_bytes: int = 96 * 1024 * 1024
     max_queue: int = 32
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    # web: the base of absolute links in the JSON API and the embed block, e.g. https://find.example.com
+    # (None: the request's own base URL)
+    public_url: str | None = None
+    # web: origins (https://shop.example) allowed to frame /embed/frame/... and to fetch /embed/... (CORS)
+    embed_origins: tuple[str, ...] = field(default_factory=tuple)
     url_timeout: float = 10.0
     url_max_redirects: int = 5
     allow_private_urls: bool = False
@@ -118,6 +144,7 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
         cors = os.environ.get("DRESSFINDER_CORS_ORIGINS", "")
+        embed = os.environ.get("DRESSFINDER_EMBED_ORIGINS", "")
         values = dict(
             store=os.environ.get("DRESSFINDER_STORE") or None,
             api_key=os.environ.get("DRESSFINDER_API_KEY") or None,
@@ -127,6 +154,8 @@ class Settings:
             max_decode_bytes=_int_env("DRESSFINDER_MAX_DECODE_BYTES", cls.max_decode_bytes),
             max_queue=_int_env("DRESSFINDER_MAX_QUEUE", cls.max_queue),
             cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),
+            public_url=_url_env("DRESSFINDER_PUBLIC_URL"),
+            embed_origins=tuple(_origin(o, "DRESSFINDER_EMBED_ORIGINS") for o in embed.split(",") if o.strip()),
             allow_private_urls=os.environ.get("DRESSFINDER_ALLOW_PRIVATE_URLS", "") == "1",
             url_timeout=_float_env("DRESSFINDER_URL_TIMEOUT", cls.url_timeout),
             url_max_redirects=_int_env("DRESSFINDER_URL_MAX_REDIRECTS", cls.url_max_redirects),

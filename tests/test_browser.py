@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,7 @@ def test_upload_see_grid_then_more_like_this(page, site, tmp_path):
     page.wait_for_function("() => [...document.images].every(i => i.complete)")
     assert images_loaded(page, "#results img") and images_loaded(page, "#query-img")
     first = page.locator("#results li.card").first
-    assert "Dress number 9" in first.inner_text() and "similarity 1.00" in first.inner_text()
+    assert "Dress number 9" in first.inner_text() and "Very close" in first.inner_text()
     assert first.locator("a.shop").get_attribute("rel").startswith("noopener nofollow")
     # "more like this" on the second result: a search by catalogue product, nothing uploaded
     second_id = ids[1]
@@ -174,13 +175,19 @@ def test_messages_for_bad_input(page, site, tmp_path):
     page.goto(site + "/")
     page.click("#search-button")                       # nothing chosen: stopped in the page
     assert page.is_visible("#client-error") and "Choose a photo" in page.inner_text("#client-error")
-    page.set_input_files("#file", write(tmp_path / "notes.txt", b"just some text"))
-    assert "not an image" in page.inner_text("#client-error")
-    # a file that claims to be a JPEG: the server decodes it and explains
-    page.set_input_files("#file", write(tmp_path / "fake.jpg", b"<html>not really</html>"))
-    page.click("#search-button")
-    page.wait_for_selector("#error")
-    assert "not an image" in page.inner_text("#error").lower()
+    refused = "That file is not a photo we can open; choose a JPEG, PNG or WebP picture."
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    # not a picture, by its type or (a text file named .jpg) by failing to decode in the page:
+    # refused before anything is sent, in one sentence; Search then sends nothing
+    for name, data in (("notes.txt", b"just some text"), ("fake.jpg", b"<html>not really</html>")):
+        page.set_input_files("#file", write(tmp_path / name, data))
+        page.wait_for_function("() => !document.getElementById('client-error').hidden")
+        assert page.inner_text("#client-error") == refused, name
+        assert page.eval_on_selector("#file", "i => i.files.length") == 0 and page.is_hidden("#preview")
+        page.click("#search-button")
+        assert "Choose a photo" in page.inner_text("#client-error")
+    assert posts == []
     # an address the server will not fetch
     page.fill("#image_url", "http://127.0.0.1:1/dress.jpg")
     page.set_input_files("#file", [])
@@ -400,3 +407,139 @@ def test_real_catalogue_results_screenshot(browser, tmp_path):
         SCREENSHOT.write_bytes(png)
     else:
         (tmp_path / "results.png").write_bytes(png)
+
+
+# --------------------------------------------------------------------------- a shop's page with the block
+
+SAMPLE_SHOP = REPO / "docs" / "sample-shop"
+SHOP_SCREENSHOT = REPO / "docs" / "screenshots" / "sample-shop.png"
+
+
+@contextmanager
+def shop_server(port: int, dressfinder: str):
+    """docs/sample-shop served as a shop would (another origin), the snippet pointing at ``dressfinder``."""
+    import http.server
+    import threading
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(SAMPLE_SHOP), **kw)
+
+        def log_message(self, *a):  # quiet
+            pass
+
+        def do_GET(self):
+            if self.path.split("?")[0] != "/product.html":
+                return super().do_GET()
+            body = (SAMPLE_SHOP / "product.html").read_text().replace("http://127.0.0.1:2000", dressfinder).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _wait(check, what: str, timeout: float = 10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1200, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_sample_shop_page_shows_in_stock_similar_dresses_and_counts_a_click(browser, tmp_path, viewport):
+    """docs/sample-shop/product.html, on its own origin, with the two-line snippet: the block shows
+    in-stock similar dresses linking to the shop's own product pages; its view and a click are counted."""
+    from dressfinder.web.events import EventLog
+    from webfixtures import OUT_OF_STOCK, build_stock_store, free_port
+
+    store = build_stock_store(tmp_path)
+    shop_port = free_port()
+    log = EventLog(store / "events.sqlite")
+    app = make_app(store, embed_origins=(f"http://127.0.0.1:{shop_port}",))
+    page = browser.new_page()
+    page.set_viewport_size(viewport)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.route("https://shop.example/**", lambda route: route.fulfill(
+        status=200, content_type="text/html", body="<!doctype html><title>A shop's page</title><h1>Another dress</h1>"))
+    try:
+        with serve(app) as base, shop_server(shop_port, base) as shop:
+            page.goto(shop + "/product.html")
+            page.wait_for_selector(".dfs .dfs-card")
+            links = page.eval_on_selector_all(".dfs a.dfs-link", "els => els.map(a => [a.href, a.dataset.dressfinderItem])")
+            assert len(links) == 6
+            for href, item in links:
+                i = int(item.rsplit("-", 1)[1])
+                assert href == f"https://shop.example/p/{i}" and i not in OUT_OF_STOCK and i != 3
+            assert page.eval_on_selector_all(".dfs img", "els => els.every(i => i.loading === 'lazy')")
+            # the shop's CSS variables reach the block
+            assert page.eval_on_selector(".dfs-price", "e => getComputedStyle(e).color") == "rgb(29, 78, 95)"
+            page.locator(".dfs").scroll_into_view_if_needed()
+            page.wait_for_function("() => [...document.querySelectorAll('.dfs img')].every(i => i.complete && i.naturalWidth > 0)")
+            _wait(lambda: log.stats(1).total.views == 1, "the view to be counted")
+            if viewport["width"] == 1200 and (not SHOP_SCREENSHOT.exists() or os.environ.get("DRESSFINDER_UPDATE_SCREENSHOT") == "1"):
+                page.evaluate("() => window.scrollTo(0, 0)")
+                SHOP_SCREENSHOT.write_bytes(_small_png(page.screenshot(full_page=True)))
+            first = page.locator(".dfs a.dfs-link").first
+            clicked = first.get_attribute("data-dressfinder-item")
+            first.click()
+            page.wait_for_url("https://shop.example/p/*")
+            _wait(lambda: log.stats(1).total.clicks == 1, "the click to be counted")
+            assert log.stats(1).clicked[0].key == clicked
+            assert log.stats(1).products[0].key == "dress-02"
+    finally:
+        page.close()
+    assert problems == []
+
+
+def _small_png(shot: bytes, budget: int = 400_000) -> bytes:
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(shot)).convert("RGB")
+    while True:
+        buf = io.BytesIO()
+        im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buf, "PNG", optimize=True)
+        if buf.tell() <= budget:
+            return buf.getvalue()
+        im = im.resize((int(im.width * 0.85), int(im.height * 0.85)), Image.Resampling.LANCZOS)
+
+
+def test_phone_first_photo_wide_search_button_beside_it_results_above_the_fold(browser, site, tmp_path):
+    """390x844 with touch: the Search button sits right under the chosen photo; on the results page
+    the photo spans the screen (capped at 40 % of its height) and the first results show without
+    scrolling."""
+    page = browser.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.goto(site + "/")
+        page.set_input_files("#file", write(tmp_path / "street.jpg", encode(scene_with_dress(10), "JPEG", quality=90)))
+        page.wait_for_selector("#preview:not([hidden])")
+        photo, button = page.locator("#preview-img").bounding_box(), page.locator("#search-button").bounding_box()
+        assert 0 <= button["y"] - (photo["y"] + photo["height"]) < 120, (photo, button)
+        assert button["y"] + button["height"] < 844 + 200, button            # not a screen and a half down
+        page.click("#search-button")
+        page.wait_for_selector("#results li.card")
+        page.wait_for_function("() => document.getElementById('query-img').complete")
+        img = page.locator("#query-img").bounding_box()
+        assert img["width"] >= 330 or img["height"] >= 0.39 * 844, img        # wide, or as tall as allowed
+        assert img["height"] <= 0.4 * 844 + 1
+        first = page.locator("#results li.card").first.bounding_box()
+        assert first["y"] < 844 - 120, first                                  # the first results are on screen
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        page.close()

@@ -212,7 +212,8 @@ def test_get_product(client):
     assert r.status_code == 200
     p = r.json()
     assert p["id"] == pid and p["title"] == "Dress number 7" and p["shop"] == STORES[1]
-    assert p["image"].startswith("/images/shop/dress-07?v=")
+    assert p["image"].startswith("http://testserver/images/shop/dress-07?v=")   # absolute: the request's base
+    assert p["links"]["page"] == "http://testserver/products/shop/dress-07"
     assert "/" not in p["image"].split("?v=")[1]
     assert not any(str(v).startswith("/tmp") for v in p.values())   # no server paths
     assert client.get(p["links"]["similar"]).status_code == 200
@@ -237,6 +238,59 @@ def test_similar(client):
     assert_error(client.get(f"/api/products/{pid}/similar", params={"k": "x"}), 422, "k")
     assert_error(client.get(f"/api/products/{pid}/similar", params={"min_price": 9, "max_price": 1}), 422)
     assert_error(client.get("/api/products/missing/similar"), 404, "missing")
+
+
+def test_similar_is_cacheable_and_revalidates_with_304(client):
+    url = f"/api/products/{product_id(4)}/similar"
+    r = client.get(url, params={"k": 5})
+    etag = r.headers["etag"]
+    assert r.status_code == 200 and etag.startswith('"g') and "max-age=" in r.headers["cache-control"]
+    r2 = client.get(url, params={"k": 5}, headers={"If-None-Match": etag})
+    assert r2.status_code == 304 and r2.content == b"" and r2.headers["etag"] == etag
+    assert client.get(url, params={"k": 5}, headers={"If-None-Match": f'"other", W/{etag}'}).status_code == 304
+    # other parameters, another answer: another ETag
+    other = client.get(url, params={"k": 6}, headers={"If-None-Match": etag})
+    assert other.status_code == 200 and other.headers["etag"] != etag
+    assert client.get(url, params={"k": 5, "category": "maxi"}).headers["etag"] != etag
+    assert client.get(url, params={"k": 5}, headers={"If-None-Match": '"g0-nope"'}).status_code == 200
+
+
+def test_similar_etag_changes_with_the_store(admin):
+    url = f"/api/products/{product_id(4)}/similar"
+    before = admin.get(url).headers["etag"]
+    auth = {"Authorization": f"Bearer {KEY}"}
+    r = admin.post("/api/products", data=product_form(), files={"file": ("n.jpg", jpeg(33), "image/jpeg")}, headers=auth)
+    assert r.status_code == 201
+    r = admin.get(url, headers={"If-None-Match": before})
+    assert r.status_code == 200 and r.headers["etag"] != before       # a new generation: a new answer
+    assert admin.get(url, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+
+
+def test_public_url_setting_makes_the_links(web_store):
+    with TestClient(make_app(web_store, public_url="https://find.example.com/df")) as c:
+        body = c.get(f"/api/products/{product_id(4)}/similar", params={"k": 2}).json()
+    top = body["results"][0]
+    assert top["image"].startswith("https://find.example.com/df/images/")
+    assert top["links"]["page"].startswith("https://find.example.com/df/products/")
+    assert body["product"]["links"]["similar"].startswith("https://find.example.com/df/api/products/")
+
+
+def test_public_url_from_the_environment(monkeypatch):
+    from dressfinder.errors import SettingsError
+    from dressfinder.settings import Settings
+
+    monkeypatch.setenv("DRESSFINDER_PUBLIC_URL", "https://find.example.com/")
+    monkeypatch.setenv("DRESSFINDER_EMBED_ORIGINS", "https://shop.example, http://127.0.0.1:8000/")
+    s = Settings.from_env()
+    assert s.public_url == "https://find.example.com"
+    assert s.embed_origins == ("https://shop.example", "http://127.0.0.1:8000")
+    monkeypatch.setenv("DRESSFINDER_EMBED_ORIGINS", "shop.example")
+    with pytest.raises(SettingsError):
+        Settings.from_env()
+    monkeypatch.setenv("DRESSFINDER_EMBED_ORIGINS", "")
+    monkeypatch.setenv("DRESSFINDER_PUBLIC_URL", "find.example.com")
+    with pytest.raises(SettingsError):
+        Settings.from_env()
 
 
 def test_facets(client):
@@ -475,3 +529,20 @@ def test_serve_without_a_store_is_a_one_line_error(tmp_path):
     p = subprocess.run([sys.executable, "-m", "dressfinder", "serve", "--help"], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 0 and "--store" in p.stdout and "2000" in p.stdout
+
+
+def test_error_messages_are_sentences(client):
+    """Each error a shopper (or a program) reads is a capitalised sentence with a full stop; the
+    decoder's technical lines are said plainly; the statuses stay."""
+    cases = [client.post("/api/search", files={"file": ("a.jpg", b"hello world" * 10, "image/jpeg")}),
+             client.post("/upload", files={"file": ("a.txt", b"just text", "text/plain")}),
+             client.post("/api/search", files={"file": ("a.jpg", b"", "image/jpeg")}),
+             client.get("/api/products/nope"), client.get("/nothing-here"), client.put("/api/search"),
+             client.get(f"/api/products/{product_id(1)}/similar", params={"k": 0}),
+             client.post("/api/search", json={"like": "x", "image_url": "http://a.example/x.jpg"})]
+    for r in cases:
+        msg = r.json()["error"]["message"]
+        assert r.status_code >= 400 and msg[0].isupper() and msg.endswith("."), msg
+    assert cases[0].status_code == 415 and cases[0].json()["error"]["message"] == \
+        "This file is not an image we can read; choose a JPEG, PNG or WebP photo."
+    assert cases[2].json()["error"]["message"] == "The file is empty; choose a photo."

@@ -53,13 +53,51 @@ def test_results_page(client):
     assert 'id="query-img" src="data:image/jpeg;base64,' in html
     cards = re.findall(r'<li class="card" data-id="([^"]+)"', html)
     assert len(cards) == 6 and cards[0] == product_id(9)
-    assert "Dress number 9" in html and "$64.90" in html and "similarity 1.00" in html
+    assert "Dress number 9" in html and "$64.90" in html and ">Very close</span>" in html
+    assert "Closest matches" in html and "nothing-close" not in html
     assert f'href="/search?like={product_id(9).replace("/", "%2F")}&amp;k=6"' in html
     assert f'href="/products/{product_id(9)}"' in html
     assert re.search(r'<a class="shop" href="https://shop.example/p/9" target="_blank" rel="noopener nofollow[^"]*"',
                      html)
     assert f'src="/images/{product_id(9)}?v=' in html
     assert 'alt="Dress number 9"' in html
+
+
+def test_shown_scores_never_go_up_and_read_as_words():
+    from types import SimpleNamespace
+
+    from dressfinder.search import Closeness, shown_scores
+    from dressfinder.thresholds import DEFAULT_THRESHOLDS, Thresholds
+
+    fused = [SimpleNamespace(score=s) for s in (0.39, 0.37, 0.15, 0.28, 0.30, 0.10)]   # the issue's order
+    assert shown_scores(fused) == [0.39, 0.37, 0.15, 0.15, 0.15, 0.10]
+    assert shown_scores([SimpleNamespace(score=s) for s in (0.9, 0.8)]) == [0.9, 0.8]   # sorted: unchanged
+    shipped = Closeness.of(Thresholds(sure=0.6329, content_sure=0.5602, framed_gap=0.3029))   # effnet-tuned.json
+    assert (shipped.very_close, shipped.close, round(shipped.similar, 4)) == (0.6329, 0.5602, 0.33)
+    labels = [shipped.label(x) for x in (0.95, 0.64, 0.6, 0.45, 0.31, -0.2)]
+    assert labels == ["very close", "very close", "close", "similar", "not close", "not close"]
+    assert shipped.anything_close([0.34]) and not shipped.anything_close([0.32]) and not shipped.anything_close([])
+    d = Closeness.of(DEFAULT_THRESHOLDS)
+    assert d.very_close >= d.close >= d.similar
+    # the scale of the shipped model's own json
+    import json
+    from pathlib import Path
+
+    import dressfinder
+
+    meta = json.loads((Path(dressfinder.__file__).parent / "models" / "effnet-tuned.json").read_text())
+    assert Closeness.of(Thresholds.from_dict(meta["thresholds"])) == shipped
+
+
+def test_results_say_when_nothing_is_close(client, monkeypatch):
+    from dressfinder.search import Closeness
+    from dressfinder.web import pages
+
+    monkeypatch.setattr(pages, "_closeness", lambda ctx: Closeness(2.0, 2.0, 2.0))   # nothing reaches these lines
+    html = client.post("/search", files={"file": ("me.jpg", jpeg(9), "image/jpeg")}, data={"k": "6"}).text
+    assert "The closest we have" in html and 'id="nothing-close"' in html and ">Not close</span>" in html
+    html = client.get(f"/search?like={product_id(2)}&k=4").text
+    assert "The closest we have" in html
 
 
 def test_results_never_link_a_javascript_url(client):

@@ -89,6 +89,32 @@ def product_id(i: int) -> str:
     return f"shop/dress-{i:02d}" if i % 2 else f"dress-{i:02d}"
 
 
+OUT_OF_STOCK = {1, 4, 7, 10, 13}          # products stock_catalog says are out of stock
+
+
+def stock_catalog(folder: Path) -> Path:
+    """The catalogue above with an availability column (kept among a product's extras until the
+    schema has the field): some out of stock, in the spellings feeds use."""
+    path = make_catalog(folder)
+    rows = list(csv.DictReader(open(path)))
+    spellings = ["OutOfStock", "https://schema.org/SoldOut", "out_of_stock", "Discontinued", "out of stock"]
+    for i, row in enumerate(rows):
+        row["availability"] = spellings[i % 5] if i in OUT_OF_STOCK else ("InStock" if i % 2 else "")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def build_stock_store(root: Path) -> Path:
+    """A store of :func:`stock_catalog` under ``root`` (writable: the embed block's events go there)."""
+    from dressfinder.store import Store
+
+    Store.build(stock_catalog(root / "catalog"), root / "store", encoder="effnet-lite0", progress=False)
+    return root / "store"
+
+
 def build_web_store() -> Path:
     """Build the test store once per test process (read-only use; copy it to change it)."""
     if "store" not in _BUILT:

@@ -42,8 +42,9 @@ def create_app(store: "Searchable | str | Path | None" = None, settings: "Settin
     from ..errors import DressfinderError
     from ..search import Searchable
     from ..settings import Settings, human_bytes
-    from . import api, pages
+    from . import api, embed, pages, stats
     from .deps import WebContext, WorkerPool, default_workers
+    from .events import FILE as EVENTS_FILE, EventLog
     from .fetch import ImageFetcher
     from .middleware import install_error_handlers
 
@@ -52,14 +53,17 @@ def create_app(store: "Searchable | str | Path | None" = None, settings: "Settin
         if not settings.store:
             raise DressfinderError("no store given: use --store DIR or set DRESSFINDER_STORE")
         store = settings.store
+    folder = getattr(store, "root", None)
     if not isinstance(store, Searchable):
+        folder = Path(store)
         store = open_store(store, milvus_token=settings.milvus_token)
 
     ctx = WebContext(
         store=store, settings=settings,
         pool=WorkerPool(default_workers(settings), settings.max_queue),
         fetcher=ImageFetcher(max_bytes=settings.max_upload_bytes, timeout=settings.url_timeout,
-                             max_redirects=settings.url_max_redirects, allow_private=settings.allow_private_urls))
+                             max_redirects=settings.url_max_redirects, allow_private=settings.allow_private_urls),
+        events=EventLog(Path(folder) / EVENTS_FILE) if folder is not None else None)
 
     app = FastAPI(
         title="dressfinder", version=__version__, lifespan=_lifespan(ctx),
@@ -78,6 +82,8 @@ def create_app(store: "Searchable | str | Path | None" = None, settings: "Settin
 
     install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(embed.router)
+    app.include_router(stats.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -124,10 +130,12 @@ def _add_middleware(app: Any, settings: Any) -> None:
     from .deps import FORM_OVERHEAD
     from .middleware import BodyLimitMiddleware, CatchAllMiddleware, SecurityHeadersMiddleware
 
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+    # the embed origins may fetch the embed block (and, like the CORS origins, call the JSON API)
+    origins = list(dict.fromkeys((*settings.cors_origins, *settings.embed_origins)))
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
-                           expose_headers=["X-Dressfinder-Id", "X-Dressfinder-Score"])
+                           expose_headers=["X-Dressfinder-Id", "X-Dressfinder-Score", "ETag"])
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD, drain_bytes=settings.drain_bytes)
     app.add_middleware(CatchAllMiddleware)

@@ -20,6 +20,7 @@ from ..errors import Conflict, DressfinderError, NotAnImage, NotFound
 from ..images import EXTENSIONS, load_image, sniff_format
 from ..schema import FACETS, Product
 from . import service
+from .caching import cache_headers, matches, not_modified, store_etag
 from .deps import WebContext, get_ctx, read_upload, require_api_key
 from .models import (DEFAULT_K, FACET_MAX, FILTER_NAMES, MAX_K, AddedOut, ErrorOut, FacetsOut, FilterParams,
                      HealthOut, NewProduct, ProductOut, ReloadOut, RemovedOut, SearchOut, SearchParams, SimilarOut,
@@ -62,7 +63,20 @@ ADD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data":
 # --------------------------------------------------------------------------- helpers
 
 def links(request: Request) -> Links:
+    """Links for our own pages: paths under the app's root path."""
     return Links(request.scope.get("root_path", "").rstrip("/"))
+
+
+def public_base(request: Request) -> str:
+    """The base of absolute links: ``DRESSFINDER_PUBLIC_URL``, else the request's own base URL
+    (scheme, host and root path as the request reached us)."""
+    configured = request.app.state.settings.public_url
+    return configured or str(request.base_url).rstrip("/")
+
+
+def absolute_links(request: Request) -> Links:
+    """Links for the JSON API and the embed block: absolute URLs from :func:`public_base`."""
+    return Links(public_base(request))
 
 
 async def parse_form(request: Request, model: type[BaseModel]):
@@ -189,7 +203,7 @@ async def api_search(request: Request, ctx: WebContext = Depends(get_ctx)) -> di
     params, data = await read_search_request(request, ctx)
     async with ctx.pool.admit():
         outcome, source = await run_search(ctx, params, data)
-    lk = links(request)
+    lk = absolute_links(request)
     query = {"source": source, "k": params.k, "crop": list(params.crop) if params.crop else None,
              "detect": params.detect, "filters": params.model_dump(include=set(FILTER_NAMES), exclude_none=True)}
     if params.like is not None:
@@ -209,8 +223,9 @@ async def api_facets(ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
 
 
 @router.get("/api/products/{pid:path}/similar", response_model=SimilarOut, tags=["catalogue"],
-            summary="Products similar to a catalogue product", responses=_errors(404, 422, 503))
-async def api_similar(pid: str, request: Request, k: int = Query(DEFAULT_K, ge=1, le=MAX_K),
+            summary="Products similar to a catalogue product (cacheable: ETag, Cache-Control, 304)",
+            responses={**_errors(404, 422, 503), 304: {"description": "If-None-Match named the current ETag"}})
+async def api_similar(pid: str, request: Request, response: Response, k: int = Query(DEFAULT_K, ge=1, le=MAX_K),
                       min_price: float | None = Query(None, ge=0), max_price: float | None = Query(None, ge=0),
                       shop: str | None = Query(None, max_length=FACET_MAX),
                       store: str | None = Query(None, max_length=FACET_MAX, description="old name of shop"),
@@ -221,9 +236,16 @@ async def api_similar(pid: str, request: Request, k: int = Query(DEFAULT_K, ge=1
                                category=category).filters()
     except ValidationError as e:
         raise RequestValidationError(service.validation_errors(e)) from None
+    """The answer carries an `ETag` that changes with the store's generation (and the parameters);
+    `If-None-Match` with it is answered 304 without searching."""
     product, file = service.product_record(ctx.store, pid)
+    base = public_base(request)
+    etag = store_etag(ctx.store, "similar", pid, k, filters, base)
+    if matches(request, etag):
+        return not_modified(etag)
     outcome = await ctx.pool.call(service.similar_to, ctx.store, pid, k=k, filters=filters)
-    lk = links(request)
+    response.headers.update(cache_headers(etag))
+    lk = Links(base)
     return {"product": service.product_json(product, file, lk), "count": len(outcome.hits),
             "results": [service.hit_json(i, h, lk) for i, h in enumerate(outcome.hits, 1)]}
 
@@ -232,7 +254,7 @@ async def api_similar(pid: str, request: Request, k: int = Query(DEFAULT_K, ge=1
             summary="One catalogue product", responses=_errors(404))
 async def api_product(pid: str, request: Request, ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
     product, file = service.product_record(ctx.store, pid)
-    return service.product_json(product, file, links(request))
+    return service.product_json(product, file, absolute_links(request))
 
 
 @router.post("/api/products", status_code=201, response_model=AddedOut, tags=["catalogue"],
@@ -245,7 +267,7 @@ async def api_add(request: Request, ctx: WebContext = Depends(get_ctx)) -> dict[
     data = await read_upload(form.get("file"), ctx.settings.max_upload_bytes)
     product = Product(**{**meta.model_dump(), "image": "upload"})
     product, file = await ctx.pool.call(_add, ctx, product, data)
-    return {"added": service.product_json(product, file, links(request)), "products": len(ctx.store)}
+    return {"added": service.product_json(product, file, absolute_links(request)), "products": len(ctx.store)}
 
 
 @router.delete("/api/products/{pid:path}", response_model=RemovedOut, tags=["catalogue"],

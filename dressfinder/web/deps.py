@@ -85,6 +85,7 @@ class WebContext:
     fetcher: ImageFetcher
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     reloads: int = 0
+    events: Any = None             # events.EventLog in the store folder (None: a store with no folder)
 
     def reload(self) -> bool:
         """Pick up a store rebuilt or changed by another process (serialised with our own writes)."""

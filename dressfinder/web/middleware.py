@@ -9,6 +9,7 @@ for unexpected exceptions (logged, answered 500), and security headers (CSP on o
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Mapping
 
 from fastapi import FastAPI, Request
@@ -22,8 +23,9 @@ from ..errors import DressfinderError
 
 log = logging.getLogger(__name__)
 
-API_PREFIXES = ("/api/", "/upload", "/healthz", "/images/", "/static/", "/docs", "/redoc", "/openapi.json")
-PAGE_PREFIXES = ("/search", "/products/")
+API_PREFIXES = ("/api/", "/upload", "/healthz", "/images/", "/static/", "/docs", "/redoc", "/openapi.json",
+                "/embed/similar/")
+PAGE_PREFIXES = ("/search", "/products/", "/embed/frame/", "/stats")
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -45,8 +47,28 @@ def wants_html(scope: Scope) -> bool:
     return "text/html" in accept
 
 
+#: Technical lines from the image decoder, said the way a shopper reads them (the status is kept).
+_PLAIN = [(re.compile(r"^(not an image|cannot read image|corrupt or truncated image|unsupported image format|"
+                      r"image has no pixels|cannot convert image)\b", re.I),
+           "This file is not an image we can read; choose a JPEG, PNG or WebP photo."),
+          (re.compile(r"^(empty file\b|the file is empty)", re.I), "The file is empty; choose a photo."),
+          (re.compile(r"^no file: choose a photo", re.I), "No file was sent; choose a photo to upload.")]
+
+
+def sentence(message: str) -> str:
+    """An error message as a shopper reads it: the decoder's technical lines replaced by a plain
+    sentence (:data:`_PLAIN`), and every message capitalised and ending with a full stop."""
+    text = (message or "").strip() or "That did not work"
+    for pattern, plain in _PLAIN:
+        if pattern.search(text):
+            return plain
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
 def error_response(request: Request, status: int, message: str,
                    headers: Mapping[str, str] | None = None) -> Response:
+    message = sentence(message)
     headers = dict(headers or {})
     if status == 503:
         headers.setdefault("Retry-After", "1")
@@ -227,7 +249,11 @@ class SecurityHeadersMiddleware:
                 headers: list[Any] = list(message.get("headers") or [])
                 names = {k.lower() for k, _ in headers}
                 extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
-                if not docs:
+                own_csp = next((v for k, v in headers if k.lower() == b"content-security-policy"), b"")
+                # a page that names who may frame it (the embed frame, for the shop's origins) has
+                # no X-Frame-Options: DENY, which would override it; every other page keeps it
+                framable = b"frame-ancestors" in own_csp and b"frame-ancestors 'none'" not in own_csp
+                if not docs and not framable:
                     extra.append((b"x-frame-options", b"DENY"))
                 ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
                 if ctype.startswith(b"text/html") and not docs:

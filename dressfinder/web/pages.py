@@ -18,7 +18,8 @@ from starlette.datastructures import UploadFile
 from markupsafe import Markup, escape
 
 from ..catalog import display_title
-from ..search import box_json
+from ..search import Closeness, box_json, shown_scores
+from ..thresholds import Thresholds
 from ..errors import DressfinderError
 from . import service
 from .api import links, run_search
@@ -31,7 +32,7 @@ router = APIRouter(include_in_schema=False)
 K_CHOICES = (6, 12, 24, 48)
 
 
-def _money(price: float | None, currency: str | None) -> str | None:
+def money(price: float | None, currency: str | None) -> str | None:
     if price is None:
         return None
     symbols = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
@@ -61,10 +62,20 @@ def breakable(text: str) -> Markup:
     return Markup("<wbr>").join(escape(piece) for piece in re.split(r"(?<=[_\-/.])(?=.)", text))
 
 
-def _card(rank: int, hit: Any, lk: service.Links, k: int) -> dict[str, Any]:
+def _cards(hits: list, lk: service.Links, k: int, closeness: Closeness) -> list[dict[str, Any]]:
+    """Result cards: what each shows is its :func:`search.shown_scores` score, named by ``closeness``."""
+    return [_card(i, h, lk, k, shown, closeness) for i, (h, shown) in enumerate(zip(hits, shown_scores(hits)), 1)]
+
+
+def _closeness(ctx: WebContext) -> Closeness:
+    return Closeness.of(Thresholds.of(ctx.store.encoder))
+
+
+def _card(rank: int, hit: Any, lk: service.Links, k: int, shown: float, closeness: Closeness) -> dict[str, Any]:
     p = hit.product
     title = display_title(p)
-    return {"rank": rank, "id": hit.id, "score": float(hit.score), "title": title, "title_html": breakable(title),
+    return {"rank": rank, "id": hit.id, "score": shown, "closeness": closeness.label(shown),
+            "title": title, "title_html": breakable(title),
             **_offer(p), "shop": p.shop, "category": p.category, "brand": p.brand,
             "shop_url": safe_http_url(p.url), "image": lk.image(hit.id, hit.file),
             "page": lk.page(hit.id), "like": lk.like(hit.id, k)}
@@ -121,21 +132,23 @@ async def search_page(request: Request, ctx: WebContext = Depends(get_ctx)) -> R
         headers = {"Retry-After": "1"} if status == 503 else None
         return _render(request, "home.html", _home_context(ctx, error=str(e), values=values), status, headers)
     lk = links(request)
+    closeness = _closeness(ctx)
     query = {"source": source, "preview": outcome.preview, "image_url": params.image_url if source == "url" else None,
-             **_region_context(outcome, lk, params.k)}
+             **_region_context(outcome, lk, params.k, closeness)}
     return _render(request, "results.html", {
-        "query": query, "cards": [_card(i, h, lk, params.k) for i, h in enumerate(outcome.hits, 1)],
+        "query": query, "cards": _cards(outcome.hits, lk, params.k, closeness),
+        "nothing_close": not closeness.anything_close(shown_scores(outcome.hits)[:1]),
         "k": params.k, "took_ms": outcome.seconds * 1000, "filters": params.filters(), "title": "Your matches",
         "refine_filters": params.model_dump(include=set(FILTER_NAMES), exclude_none=True)})
 
 
-def _region_context(outcome: service.SearchOutcome, lk: service.Links, k: int) -> dict[str, Any]:
+def _region_context(outcome: service.SearchOutcome, lk: service.Links, k: int, closeness: Closeness) -> dict[str, Any]:
     """The box searched (drawn unless it is the whole photo) and the other regions found, each
     with its first results as cards."""
     box = box_json(outcome.region) if outcome.region is not None else None
     whole = box is None or box == [0.0, 0.0, 1.0, 1.0]
     others = [{"box": box_json(r.box), "score": r.score,
-               "cards": [_card(i, h, lk, k) for i, h in enumerate(r.hits[:6], 1)]} for r in outcome.others]
+               "cards": _cards(r.hits[:6], lk, k, closeness)} for r in outcome.others]
     return {"crop": None if whole else box, "region": box, "region_kind": outcome.region_kind, "others": others,
             "closeup": bool(outcome.found is not None and outcome.found.closeup)}
 
@@ -149,10 +162,12 @@ async def like_page(request: Request, like: str | None = Query(None, max_length=
     product, file = service.product_record(ctx.store, like)
     outcome = await ctx.pool.call(service.similar_to, ctx.store, like, k=k)
     lk = links(request)
+    closeness = _closeness(ctx)
     query = {"source": "product", "preview": lk.image(like, file), "crop": None, "others": [], "product": product,
              "page": lk.page(like), "title": display_title(product)}
     return _render(request, "results.html", {
-        "query": query, "cards": [_card(i, h, lk, k) for i, h in enumerate(outcome.hits, 1)], "k": k,
+        "query": query, "cards": _cards(outcome.hits, lk, k, closeness), "k": k,
+        "nothing_close": not closeness.anything_close(shown_scores(outcome.hits)[:1]),
         "took_ms": outcome.seconds * 1000, "filters": None, "title": f"More like {display_title(product)}"})
 
 
@@ -165,5 +180,5 @@ async def product_page(pid: str, request: Request, ctx: WebContext = Depends(get
     return _render(request, "product.html", {
         "product": product, "image": lk.image(pid, file), **_offer(product),
         "shop_url": safe_http_url(product.url), "like": lk.like(pid, DEFAULT_K),
-        "cards": [_card(i, h, lk, DEFAULT_K) for i, h in enumerate(outcome.hits, 1)],
+        "cards": _cards(outcome.hits, lk, DEFAULT_K, _closeness(ctx)),
         "title": display_title(product)})

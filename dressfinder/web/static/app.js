@@ -138,27 +138,46 @@
     return n + " bytes";
   }
 
+  var searchBtn = document.getElementById("search-button");
+  var NOT_A_PHOTO = "That file is not a photo we can open; choose a JPEG, PNG or WebP picture.";
+  var checking = 0;   // which chosen file the page is checking (a newer choice wins)
+
+  // a file that is not a picture is refused here, before anything is sent: by its type, then by
+  // decoding it in an Image (a text file named .jpg fails there); Search stays off until it decodes
+  function refuse(msg) {
+    say(msg);
+    preview.hidden = true;
+    input.value = "";
+    form.appendChild(searchBtn);  // back at the form's end
+    searchBtn.disabled = false;   // a pasted address may still be searched
+  }
   function show(file) {
     say("");
     if (!file) { preview.hidden = true; return; }
-    if (file.type && file.type.indexOf("image/") !== 0) {
-      say("That file is not an image (" + file.type + "). Choose a JPEG, PNG or WebP photo.");
-      preview.hidden = true;
-      return;
-    }
+    if (file.type && file.type.indexOf("image/") !== 0) { refuse(NOT_A_PHOTO); return; }
     if (maxBytes && file.size > maxBytes) {
-      say("That photo is too large (" + humanSize(file.size) + "); the limit is " +
-          form.getAttribute("data-max-text") + ". Choose a smaller photo, or save it at a lower quality.");
-      preview.hidden = true;
+      refuse("That photo is too large (" + humanSize(file.size) + "); the limit is " +
+             form.getAttribute("data-max-text") + ". Choose a smaller photo, or save it at a lower quality.");
       return;
     }
     if (objectUrl) { URL.revokeObjectURL(objectUrl); }
     objectUrl = URL.createObjectURL(file);
-    img.src = objectUrl;
-    preview.hidden = false;
-    if (urlField) { urlField.value = ""; }
-    clearCrop();
-    status.textContent = "";
+    var mine = ++checking;
+    var probe = new Image();
+    searchBtn.disabled = true;
+    status.textContent = "Checking the photo…";
+    probe.onload = function () {
+      if (mine !== checking) { return; }
+      searchBtn.disabled = false;
+      img.src = probe.src;
+      preview.hidden = false;
+      preview.appendChild(searchBtn);   // Search right under the photo (on a phone, not a screen further down)
+      if (urlField) { urlField.value = ""; }
+      clearCrop();
+      status.textContent = "";
+    };
+    probe.onerror = function () { if (mine === checking) { status.textContent = ""; refuse(NOT_A_PHOTO); } };
+    probe.src = objectUrl;
   }
 
   function useFiles(files) {
@@ -172,9 +191,6 @@
   }
 
   input.addEventListener("change", function () { show(input.files[0]); });
-  img.addEventListener("error", function () {
-    if (img.getAttribute("src")) { say("Your browser cannot show this photo; it will still be searched."); }
-  });
 
   ["dragenter", "dragover"].forEach(function (t) {
     drop.addEventListener(t, function (e) { e.preventDefault(); drop.classList.add("over"); });
