@@ -93,8 +93,7 @@ OUT_OF_STOCK = {1, 4, 7, 10, 13}          # products stock_catalog says are out 
 
 
 def stock_catalog(folder: Path) -> Path:
-    """The catalogue above with an availability column (kept among a product's extras until the
-    schema has the field): some out of stock, in the spellings feeds use."""
+    """The catalogue above with an availability column: some out of stock, in the spellings feeds use."""
     path = make_catalog(folder)
     rows = list(csv.DictReader(open(path)))
     spellings = ["OutOfStock", "https://schema.org/SoldOut", "out_of_stock", "Discontinued", "out of stock"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +31,7 @@ from starlette.exceptions import HTTPException
 
 from ..catalog import display_title
 from ..errors import DressfinderError
+from .. import schema
 from ..schema import MAX_ID_LENGTH
 from . import service
 from .api import public_base
@@ -40,33 +40,19 @@ from .deps import WebContext, get_ctx
 from .events import KINDS
 from .middleware import CSP
 from .models import MAX_K, safe_http_url
-from .pages import money
+from .pages import offer
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 EMBED_K = 6
 MAX_EVENT_BYTES = 4096
-#: availability values (schema.org names, any case, with or without the https://schema.org/ prefix,
-#: or snake_case) that mean a product cannot be bought now
-OUT_OF_STOCK = frozenset({"outofstock", "soldout", "discontinued"})
-
-
-def availability(product: Any) -> str | None:
-    """The product's availability: its ``availability`` field where the schema has one, else an
-    ``availability`` column kept among its extras (a CSV column), else None (unknown)."""
-    value = getattr(product, "availability", None)
-    if value is None:
-        value = (getattr(product, "extra", None) or {}).get("availability")
-    return value if isinstance(value, str) and value.strip() else None
 
 
 def in_stock(product: Any) -> bool:
-    """False only when the catalogue says the product is out of stock (unknown counts as in stock)."""
-    value = availability(product)
-    if value is None:
-        return True
-    return re.sub(r"[^a-z]", "", value.strip().lower().rsplit("/", 1)[-1]) not in OUT_OF_STOCK
+    """False only when the catalogue says the product cannot be bought now (``schema.availability``
+    reads it as out_of_stock); unknown counts as in stock, preorder and backorder can be ordered."""
+    return schema.availability(getattr(product, "availability", None)) != "out_of_stock"
 
 
 def _block_hits(store: Any, pid: str, k: int, all_stock: bool) -> list:
@@ -92,7 +78,7 @@ async def _block(request: Request, ctx: WebContext, pid: str, k: int, all_stock:
         return not_modified(etag)
     hits = await ctx.pool.call(_block_hits, ctx.store, pid, k, all_stock)
     lk = service.Links(base)
-    cards = [{"rank": i, "id": h.id, "title": display_title(h.product), "price": money(h.product.price, h.product.currency),
+    cards = [{"rank": i, "id": h.id, "title": display_title(h.product), **offer(h.product),
               "url": safe_http_url(h.product.url), "image": lk.image(h.id, h.file)} for i, h in enumerate(hits, 1)]
     context = {"product": product, "cards": cards, "base": base, "query_id": etag.strip('"'),
                "title": f"Similar to {display_title(product)}"}

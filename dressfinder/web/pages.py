@@ -48,11 +48,11 @@ AVAILABILITY_LABELS = {"in_stock": "In stock", "out_of_stock": "Sold out", "preo
                        "backorder": "Back-order"}
 
 
-def _offer(p: Any) -> dict[str, Any]:
+def offer(p: Any) -> dict[str, Any]:
     """A product's price, sale price (when below it) and availability as the pages show them."""
     on_sale = p.sale_price is not None and (p.price is None or p.sale_price < p.price)
-    return {"price": _money(p.sale_price if on_sale else p.price, p.currency),
-            "was_price": _money(p.price, p.currency) if on_sale and p.price is not None else None,
+    return {"price": money(p.sale_price if on_sale else p.price, p.currency),
+            "was_price": money(p.price, p.currency) if on_sale and p.price is not None else None,
             "availability": p.availability, "availability_label": AVAILABILITY_LABELS.get(p.availability or "")}
 
 
@@ -76,7 +76,7 @@ def _card(rank: int, hit: Any, lk: service.Links, k: int, shown: float, closenes
     title = display_title(p)
     return {"rank": rank, "id": hit.id, "score": shown, "closeness": closeness.label(shown),
             "title": title, "title_html": breakable(title),
-            **_offer(p), "shop": p.shop, "category": p.category, "brand": p.brand,
+            **offer(p), "shop": p.shop, "category": p.category, "brand": p.brand,
             "shop_url": safe_http_url(p.url), "image": lk.image(hit.id, hit.file),
             "page": lk.page(hit.id), "like": lk.like(hit.id, k)}
 
@@ -178,7 +178,7 @@ async def product_page(pid: str, request: Request, ctx: WebContext = Depends(get
     outcome = await ctx.pool.call(service.similar_to, ctx.store, pid, k=DEFAULT_K)
     lk = links(request)
     return _render(request, "product.html", {
-        "product": product, "image": lk.image(pid, file), **_offer(product),
+        "product": product, "image": lk.image(pid, file), **offer(product),
         "shop_url": safe_http_url(product.url), "like": lk.like(pid, DEFAULT_K),
         "cards": _cards(outcome.hits, lk, DEFAULT_K, _closeness(ctx)),
         "title": display_title(product)})
