@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -82,7 +83,9 @@ def store_image_bytes(data: bytes, images_dir: Path) -> str:
     dest = images_dir / name
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        # a temporary name of this thread's own: two products with one picture (a feed's variants)
+        # are decoded side by side, and both write it; each os.replace is whole
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, dest)

@@ -254,3 +254,32 @@ def test_store_records_the_encoder_precision_and_queries_use_it(tmp_path):
     assert old.encoder.precision == "fp32"
     with pytest.raises(EncoderError, match="encoded with the fp32 variant"):
         refuse_precision_mismatch(old.manifest["encoder"], "int8")
+
+
+def test_one_picture_stored_by_many_threads_at_once(tmp_path):
+    """Products that share one picture (a feed's variants) are decoded side by side: each thread
+    stores the same bytes without tripping over another's temporary file."""
+    import threading
+
+    from dressfinder.embed import store_image_bytes
+
+    dress_image(3).save(tmp_path / "d.jpg")
+    data = (tmp_path / "d.jpg").read_bytes()
+    for round_ in range(20):
+        images = tmp_path / f"images-{round_}"
+        barrier, names, errors = threading.Barrier(8), [], []
+
+        def store():
+            barrier.wait()
+            try:
+                names.append(store_image_bytes(data, images))
+            except OSError as e:        # the race: another thread's os.replace took the shared temporary file
+                errors.append(e)
+
+        threads = [threading.Thread(target=store) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and len(set(names)) == 1 and (images / names[0]).read_bytes() == data
+        assert [p.name for p in (images / names[0]).parent.iterdir()] == [os.path.basename(names[0])]  # no leftovers
