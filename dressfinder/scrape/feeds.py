@@ -621,40 +621,47 @@ def woo_rows(item: Any, opts: FeedOptions, details: dict[str, dict] | None = Non
         return [_row({"id": pid, "title": title, **offer, "availability": _woo_availability(item), **common, **fields},
                      images, extra)], []
     rows, skipped = [], []
-    parent_avail = _woo_availability(item)
     for v in variations:
-        vid = str(v["id"])
-        detail = (details or {}).get(vid)
-        values: dict[str, str] = {}
-        for a in v.get("attributes") or []:
-            if isinstance(a, dict) and _text(a.get("value")):
-                name = html.unescape(_text(a.get("name")) or "")
-                slug = _text(a.get("value"))
-                values[name] = terms.get(name.lower(), {}).get(slug) or slug
-        vfields, vothers = _options(list(values), list(values.values()))
         try:
-            _check_id(vid, "variation id")
-            if detail is not None:
-                voffer = _woo_offer(detail, opts.currency)
-                vavail = _woo_availability(detail)
-            else:
-                # the list gives a variation no price or stock of its own: the product's price when
-                # all its variations share it (no price_range), its stock only when it has none at all
-                same = not (isinstance(item.get("prices"), dict) and item["prices"].get("price_range"))
-                voffer = offer if same else {**offer, "price": None, "sale_price": None}
-                vavail = parent_avail if parent_avail == "out_of_stock" else None
+            rows.append(_woo_variation_row(item, v, (details or {}).get(str(v["id"])), opts, offer, common,
+                                           fields, terms, images, extra))
         except RowSkipped as e:
-            skipped.append((f"{where} variation {vid}", str(e)))
-            continue
-        own = _woo_images(detail, opts.base_url) if detail else []
-        vtitle = " / ".join(values.values())
-        rows.append(_row({"id": vid, "title": f"{title} - {vtitle}" if title and vtitle else title, **voffer,
-                          "availability": vavail, **common,
-                          "url": (http_url(detail.get("permalink"), opts.base_url) if detail else None) or url,
-                          **fields, **vfields, "item_group_id": pid},
-                         [*own[:1], *images], {**extra, "type": "variation", **vothers,
-                                               "sku": _text(detail.get("sku")) if detail else None}))
+            skipped.append((f"{where} variation {v['id']}", str(e)))
     return rows, skipped
+
+
+def _woo_variation_row(item: dict, v: dict, detail: dict | None, opts: FeedOptions, offer: dict[str, Any],
+                       common: dict[str, Any], fields: dict[str, Any], terms: dict[str, dict[str, str]],
+                       images: list[str], extra: dict[str, Any]) -> FeedRow:
+    """One variation's row: its options named, its own record's prices, stock and picture when
+    fetched (``detail``), else what the product says of all its variations. RowSkipped: a bad id or price."""
+    vid = str(v["id"])
+    values: dict[str, str] = {}
+    for a in v.get("attributes") or []:
+        if isinstance(a, dict) and _text(a.get("value")):
+            name = html.unescape(_text(a.get("name")) or "")
+            slug = _text(a.get("value"))
+            values[name] = terms.get(name.lower(), {}).get(slug) or slug
+    vfields, vothers = _options(list(values), list(values.values()))
+    _check_id(vid, "variation id")
+    if detail is not None:
+        voffer, vavail = _woo_offer(detail, opts.currency), _woo_availability(detail)
+    else:
+        # the list gives a variation no price or stock of its own: the product's price when
+        # all its variations share it (no price_range), its stock only when it has none at all
+        same = not (isinstance(item.get("prices"), dict) and item["prices"].get("price_range"))
+        voffer = offer if same else {**offer, "price": None, "sale_price": None}
+        parent_avail = _woo_availability(item)
+        vavail = parent_avail if parent_avail == "out_of_stock" else None
+    own = _woo_images(detail, opts.base_url) if detail else []
+    title = html.unescape(_text(item.get("name")) or "") or None
+    vtitle = " / ".join(values.values())
+    return _row({"id": vid, "title": f"{title} - {vtitle}" if title and vtitle else title, **voffer,
+                 "availability": vavail, **common,
+                 "url": (http_url(detail.get("permalink"), opts.base_url) if detail else None) or common["url"],
+                 **fields, **vfields, "item_group_id": _text(item.get("id"))},
+                [*own[:1], *images], {**extra, "type": "variation", **vothers,
+                                      "sku": _text(detail.get("sku")) if detail else None})
 
 
 def woo_variation_ids(items: list[Any]) -> list[str]:
