@@ -489,12 +489,18 @@ def shopify_rows(product: Any, currency: str, opts: FeedOptions) -> tuple[list[F
 
 def parse_shopify(products: list[Any], currency: str, opts: FeedOptions) -> FeedPage:
     """A products.json page's products (``shopify_products``) -> rows, a variant a row."""
-    page = FeedPage("shopify")
-    for product in products:
+    return _paged("shopify", products, lambda product: shopify_rows(product, currency, opts))
+
+
+def _paged(kind: str, items: list[Any], rows_of: Any) -> FeedPage:
+    """A page of a paged JSON feed: each item's rows (``rows_of(item) -> (rows, skipped)``), the
+    items counted and their ids kept (the importer stops when a page only repeats ids)."""
+    page = FeedPage(kind)
+    for item in items:
         page.items += 1
-        if isinstance(product, dict) and product.get("id") is not None:
-            page.item_ids.append(str(product["id"]))
-        rows, skipped = shopify_rows(product, currency, opts)
+        if isinstance(item, dict) and item.get("id") is not None:
+            page.item_ids.append(str(item["id"]))
+        rows, skipped = rows_of(item)
         page.rows += rows
         page.skipped += skipped
     return page
@@ -671,15 +677,8 @@ def woo_variation_ids(items: list[Any]) -> list[str]:
 
 
 def parse_woo(items: list[Any], opts: FeedOptions, details: dict[str, dict] | None = None) -> FeedPage:
-    page = FeedPage("woocommerce")
-    for item in items:
-        page.items += 1
-        if isinstance(item, dict) and item.get("id") is not None:
-            page.item_ids.append(str(item["id"]))
-        rows, skipped = woo_rows(item, opts, details)
-        page.rows += rows
-        page.skipped += skipped
-    return page
+    """A Store API page's products (``woo_rows``) -> rows, a variation a row."""
+    return _paged("woocommerce", items, lambda item: woo_rows(item, opts, details))
 
 
 # --------------------------------------------------------------------------- one document
