@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STORE  ?= demo-store
 DATA   ?= ../shared/data
 
-.PHONY: install dataset demo test test-all bench eval loadtest serve clean
+.PHONY: install dataset demo test test-report bench eval loadtest serve clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+## test-report: run the suite and write what it did (count, time, skips, machine) into README's tests block
+test-report: install
+	$(BIN)/python scripts/test_report.py --readme README.md
+
 ## bench: indexing speed, query latency, recall at scale (writes bench/out/, docs/scaling.md's and README's bench tables)
 bench: install
 	$(BIN)/dressfinder bench --data $(DATA) --out bench/out --doc docs/scaling.md --readme README.md
@@ -36,9 +40,10 @@ bench: install
 eval: install
 	$(BIN)/dressfinder evaluate $(DATA) --markdown docs/eval.md --out bench/out/eval.json --readme README.md
 
-## loadtest: 16 clients for 60 s against a local server (127.0.0.1 only)
+## loadtest: 16 clients for 60 s against a local server (127.0.0.1 only) on the whole shared catalogue
+## (the 120 generated or f21 dresses without it); writes README's loadtest block
 loadtest: install
-	$(BIN)/python bench/loadtest.py --clients 16 --seconds 60
+	$(BIN)/python bench/loadtest.py --clients 16 --seconds 60 $(if $(wildcard $(DATA)),--catalog $(DATA)) --readme README.md
 
 serve: install
 	$(BIN)/dressfinder serve --store $(STORE)

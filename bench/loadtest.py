@@ -1,15 +1,18 @@
 """Load test: N concurrent clients for T seconds of mixed traffic against a local server.
 
     python bench/loadtest.py --clients 16 --seconds 60 [--store S] [--catalog DIR_OR_CSV] [--writes 0.10]
+                             [--readme README.md]
 
-Starts `dressfinder serve` on 127.0.0.1 (never another address) on a store (built from
-../shared/data/f21-dresses when present, else from generated images), then runs the mix:
+Starts `dressfinder serve` on 127.0.0.1 (never another address) on a store (``--store``, copied;
+else built from ``--catalog``; else from ../shared/data/f21-dresses when present, else from
+generated images), then runs the mix:
   45% POST /api/search (a real photo, multipart)   25% POST /upload (the seed's call)
   20% GET /api/products/{id}/similar               10% POST /api/products + DELETE (API key)
 (``--writes W`` sets the last share, the reads keep their proportions; ``--writes 0``: read-only)
 and reports throughput, p50/p99 latency per kind, status counts, and the server's memory
 (RSS) over time. Exits non-zero on any 5xx other than 503 (the deliberate overload answer).
-Writes bench/out/loadtest.json and bench/out/loadtest.md.
+Writes bench/out/loadtest.json and bench/out/loadtest.md, and with ``--readme`` the README's
+``loadtest`` block (the figures, the store, the machine, the date and this command).
 """
 
 from __future__ import annotations
@@ -50,26 +53,28 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def make_store(workdir: Path, catalog: str | None) -> tuple[Path, list[bytes]]:
+def make_store(workdir: Path, catalog: str | None) -> tuple[Path, list[bytes], str]:
     sys.path.insert(0, str(REPO))
     from dressfinder.store import Store
 
     if catalog is None:
         f21 = SHARED / "f21-dresses" / "catalog.csv"
         if f21.is_file():
-            catalog = str(f21)
+            catalog, source = str(f21), "../shared/data/f21-dresses"
         else:
             sys.path.insert(0, str(REPO / "tests"))
             from conftest import write_catalog
 
-            catalog = str(write_catalog(workdir / "catalog", n=120))
+            catalog, source = str(write_catalog(workdir / "catalog", n=120)), "generated images"
+    else:
+        source = catalog
     store = workdir / "store"
     Store.build(catalog, store, progress=False)
     photos = []
     s = Store.open(store)
     for p in list(s.products())[:40]:
         photos.append(s.image_file(p.id).read_bytes())
-    return store, photos
+    return store, photos, f"{len(s):,} products built from {source}"
 
 
 async def run_load(base: str, clients: int, seconds: float, photos: list[bytes], ids: list[str],
@@ -135,8 +140,9 @@ async def run_load(base: str, clients: int, seconds: float, photos: list[bytes],
 
 
 def to_markdown(res: dict, machine: str) -> str:
-    lines = [f"Load test: {res['clients']} concurrent clients for {res['seconds']} s against 127.0.0.1 ({machine}); "
-             f"{res.get('writes', 0.10):.0%} of requests add a product (then delete it).",
+    lines = [f"Load test: {res['clients']} concurrent clients for {res['seconds']} s against 127.0.0.1 on a store of "
+             f"{res['store']}; {res.get('writes', 0.10):.0%} of requests add a product (then delete it). "
+             f"{machine}. Measured by `{res['command']}`.",
              "", f"Throughput: **{res['throughput_rps']} requests/s** ({res['requests']} requests); "
              f"5xx other than 503: **{res['server_5xx_not_503']}**; server RSS "
              f"{res['memory_mb']['start']} MB at start, {res['memory_mb']['max']} MB max, {res['memory_mb']['end']} MB at end.",
@@ -156,6 +162,7 @@ def main() -> int:
     ap.add_argument("--writes", type=float, default=0.10,
                     help="share of requests that add a product (each followed by its delete); default 0.10")
     ap.add_argument("--out", default=str(REPO / "bench" / "out"))
+    ap.add_argument("--readme", default=None, help="also write this file's loadtest block (README.md)")
     a = ap.parse_args()
     if a.clients > 64 or a.seconds > 600:
         ap.error("bounded: at most 64 clients and 600 s")
@@ -173,8 +180,9 @@ def main() -> int:
 
             s = Store.open(store)
             photos = [s.image_file(p.id).read_bytes() for p in list(s.products())[:40]]
+            source = f"{len(s):,} products (a copy of {a.store})"
         else:
-            store, photos = make_store(tmp, a.catalog)
+            store, photos, source = make_store(tmp, a.catalog)
         sys.path.insert(0, str(REPO))
         from dressfinder.store import Store
 
@@ -200,6 +208,7 @@ def main() -> int:
             # warm up (the encoder loads on first use), so memory is compared from a steady state
             for photo in photos[:3]:
                 httpx.post(base + "/api/search", files={"file": ("w.jpg", photo, "image/jpeg")}, timeout=120)
+            load_before = os.getloadavg()[0]
             res = asyncio.run(run_load(base, a.clients, a.seconds, photos, ids, key, server.pid, a.writes))
         finally:
             server.terminate()
@@ -207,13 +216,22 @@ def main() -> int:
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 server.kill()
-    machine = f"{os.cpu_count()} CPU cores, load average before start {os.getloadavg()[0]:.1f}"
+    from dressfinder.tools.machine import describe_machine
+
+    res["store"] = source
+    res["command"] = "python bench/loadtest.py " + " ".join(sys.argv[1:])
+    machine = (f"{describe_machine()}; {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; load average "
+               f"{load_before:.1f} at the start")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "loadtest.json").write_text(json.dumps(res, indent=2))
     md = to_markdown(res, machine)
     (out / "loadtest.md").write_text(md)
     print(md)
+    if a.readme:
+        from dressfinder.tools.splice import splice
+
+        splice(Path(a.readme), md, "loadtest")
     return 0 if res["server_5xx_not_503"] == 0 else 1
 
 
