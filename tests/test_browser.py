@@ -32,23 +32,65 @@ SCREENSHOT = REPO / "docs" / "screenshots" / "results.png"
 
 
 @pytest.fixture(scope="module")
-def browser():
+def pw():
+    """One Playwright driver for the module (its sync API cannot be started twice at once)."""
     sync_api = playwright_api()
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+def _cannot_start(e: Exception):
+    """A chromium Playwright cannot drive: skipped here, a failure in CI."""
+    unavailable(f"cannot start {CHROMIUM}: {str(e).splitlines()[0]}",
+                "install a chromium Playwright can drive (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser(pw):
     user_data = tempfile.mkdtemp(prefix="dressfinder-chromium-")
     try:
-        with sync_api.sync_playwright() as p:
-            try:
-                context = p.chromium.launch_persistent_context(
-                    user_data, executable_path=CHROMIUM, headless=True, args=ARGS,
-                    viewport={"width": 1200, "height": 900}, device_scale_factor=1)
-            except Exception as e:  # a chromium Playwright cannot drive: skipped here, a failure in CI
-                unavailable(f"cannot start {CHROMIUM}: {str(e).splitlines()[0]}",
-                            "install a chromium Playwright can drive (apt-get install chromium)")
-            context.set_default_timeout(20_000)
-            yield context
-            context.close()
+        try:
+            context = pw.chromium.launch_persistent_context(
+                user_data, executable_path=CHROMIUM, headless=True, args=ARGS,
+                viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+        except Exception as e:
+            _cannot_start(e)
+        context.set_default_timeout(20_000)
+        yield context
+        context.close()
     finally:
         shutil.rmtree(user_data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def chromium(pw):
+    """The same chromium as a browser that opens contexts of its own (a phone's: touch, mobile)."""
+    try:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    except Exception as e:
+        _cannot_start(e)
+    yield b
+    b.close()
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1, "has_touch": True, "is_mobile": True}
+DESKTOP = {"viewport": {"width": 1200, "height": 900}, "device_scale_factor": 1}
+
+
+@contextmanager
+def opened(chromium, **options):
+    """A page in a new context made with ``options`` (PHONE, DESKTOP, bypass_csp...); its console
+    errors and page errors are collected in ``page.problems``."""
+    context = chromium.new_context(**options)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.problems = []
+    page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 @pytest.fixture(scope="module")
@@ -294,8 +336,14 @@ def test_screenshot_box_other_region_own_box_whole_photo(page, site, tmp_path):
     assert card_ids(page)[0] in row
     searched = [float(v) for v in page.get_attribute("#query-crop", "data-crop").split(",")]
     assert searched == pytest.approx(chosen, abs=0.01)
-    # her own box: drag it around the big photo again
+    # her own box: drag it around the big photo again; nothing is searched until she confirms
+    before = card_ids(page)
+    assert page.is_hidden("#search-area")
     _drag(page, "#query-img", truth)
+    page.wait_for_timeout(300)
+    assert card_ids(page) == before and page.is_visible("#search-area")
+    with page.expect_navigation():
+        page.click("#search-area")
     page.wait_for_selector("text=the part you boxed")
     page.wait_for_function("() => document.getElementById('query-img').complete")
     assert card_ids(page)[0] == product_id(7)
@@ -543,3 +591,160 @@ def test_phone_first_photo_wide_search_button_beside_it_results_above_the_fold(b
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         page.close()
+
+
+# --------------------------------------------------------------------------- adjusting the box, then confirming
+
+def touch_drag(page, start: tuple[float, float], end: tuple[float, float], steps: int = 8) -> None:
+    """A finger on the screen, moved and lifted (the DevTools protocol's touch events: the page sees
+    pointer events of pointerType "touch", as on a phone)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        x0, y0 = start
+        x1, y1 = end
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
+        for i in range(1, steps + 1):
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
+                {"x": x0 + (x1 - x0) * i / steps, "y": y0 + (y1 - y0) * i / steps}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    finally:
+        cdp.detach()
+
+
+def mouse_drag(page, start: tuple[float, float], end: tuple[float, float], steps: int = 8) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=steps)
+    page.mouse.up()
+
+
+def drag_corner(page, box_sel: str, img_sel: str, corner: str, to: tuple[float, float], touch: bool) -> None:
+    """Drag one corner of the box (grabbed at its round knob, on the corner) to ``to`` (fractions of
+    the photo)."""
+    b, r = page.locator(box_sel).bounding_box(), page.locator(img_sel).bounding_box()
+    x = b["x"] + 3 if "w" in corner else b["x"] + b["width"] - 3
+    y = b["y"] + 3 if "n" in corner else b["y"] + b["height"] - 3
+    tx = r["x"] + to[0] * r["width"] + (3 if "w" in corner else -3)
+    ty = r["y"] + to[1] * r["height"] + (3 if "n" in corner else -3)
+    (touch_drag if touch else mouse_drag)(page, (x, y), (tx, ty))
+
+
+def crop_of(text: str) -> list[float]:
+    return [float(v) for v in text.split(",")]
+
+
+def record_pointer_types(page) -> None:
+    page.evaluate("() => { window.pointerTypes = []; document.addEventListener('pointerdown', "
+                  "e => window.pointerTypes.push(e.pointerType), true); }")
+
+
+@pytest.mark.parametrize("device", ["phone", "desktop"])
+def test_adjust_the_box_by_touch_and_keyboard_then_confirm(chromium, site, tmp_path, device):
+    """The box's corners and the box itself move by touch (a phone: 390x844, touch, mobile) or by
+    mouse (desktop), and by keyboard (arrows move it, Shift+arrows resize it, Enter confirms);
+    nothing is searched until she confirms; the search uses the adjusted box (the results page
+    draws the box it searched, data-crop); on a phone the first result is on the first screen."""
+    phone = device == "phone"
+    l, t, r, b = SCENE_CROP
+    with opened(chromium, **(PHONE if phone else DESKTOP)) as page:
+        page.goto(site + "/")
+        page.set_input_files("#file", write(tmp_path / "street.jpg", encode(scene_with_dress(10), "JPEG", quality=92)))
+        page.wait_for_function("() => { const i = document.getElementById('preview-img'); "
+                               "return i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0; }")
+        record_pointer_types(page)
+        posts: list[str] = []
+        page.on("request", lambda q: posts.append(q.url) if q.method == "POST" else None)
+        # "Box the dress" puts a box on the photo to adjust (a tap on a phone)
+        (page.tap if phone else page.click)("#crop-start")
+        assert page.is_visible("#crop-box") and page.is_visible("#crop-clear") and page.is_hidden("#crop-start")
+        assert page.get_attribute("#crop-box", "role") == "group"
+        assert "Search area" in page.get_attribute("#crop-box", "aria-label")
+        handle = page.locator("#crop-box .handle-se").bounding_box()
+        assert handle["width"] >= 44 and handle["height"] >= 44                 # touch targets
+        # its corners dragged to the dress, by finger on a phone (by mouse on a desktop)
+        drag_corner(page, "#crop-box", "#preview-img", "nw", (l, t + 0.02), touch=phone)
+        drag_corner(page, "#crop-box", "#preview-img", "se", (r - 0.04, b - 0.02), touch=phone)
+        near = [l, t + 0.02, r - 0.04, b - 0.02]
+        assert crop_of(page.input_value("#crop")) == pytest.approx(near, abs=0.012)
+        assert page.inner_text("#search-button") == "Search this area"
+        # the whole box moved a little and back (by dragging inside it)
+        near = crop_of(page.input_value("#crop"))
+        bb = page.locator("#crop-box").bounding_box()
+        centre = (bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2)
+        (touch_drag if phone else mouse_drag)(page, centre, (centre[0] - 30, centre[1] + 20))
+        moved = crop_of(page.input_value("#crop"))
+        assert moved[0] < near[0] - 0.02 and moved[2] - moved[0] == pytest.approx(near[2] - near[0], abs=1e-3)
+        (touch_drag if phone else mouse_drag)(page, (centre[0] - 30, centre[1] + 20), centre)
+        assert crop_of(page.input_value("#crop")) == pytest.approx(near, abs=0.005)
+        kinds = set(page.evaluate("window.pointerTypes"))
+        assert kinds == ({"touch"} if phone else {"mouse"}), kinds
+        assert posts == [] and page.url == site + "/"                           # nothing searched yet
+        # the keyboard: up one step, two steps wider, two steps taller (onto the dress); Enter searches
+        before = crop_of(page.input_value("#crop"))
+        page.focus("#crop-box")
+        for key in ("ArrowUp", "Shift+ArrowRight", "Shift+ArrowRight", "Shift+ArrowDown", "Shift+ArrowDown"):
+            page.keyboard.press(key)
+        wanted = [before[0], before[1] - 0.02, before[2] + 0.04, before[3] + 0.02]
+        assert crop_of(page.input_value("#crop")) == pytest.approx(wanted, abs=1e-4)
+        assert wanted == pytest.approx([l, t, r, b], abs=0.012)
+        assert posts == []
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.wait_for_selector("#results li.card")
+        assert posts == [site + "/search"]
+        searched = crop_of(page.get_attribute("#query-crop", "data-crop"))
+        assert searched == pytest.approx(wanted, abs=2e-4)                      # the adjusted box was searched
+        assert card_ids(page)[0] == product_id(10)
+        page.wait_for_function("() => document.getElementById('query-img').complete")
+        first = page.locator("#results li.card").first.bounding_box()
+        if phone:
+            assert first["y"] < 844 - 100, first                                # on the first screen
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # on the results page: the searched box is adjusted, again without a search until confirmed
+        assert page.is_hidden("#search-area")
+        drag_corner(page, "#query-crop", "#query-img", "se", (wanted[2] + 0.06, wanted[3]), touch=phone)
+        page.wait_for_timeout(200)
+        assert len(posts) == 1 and page.is_visible("#search-area")
+        page.focus("#query-crop")
+        page.keyboard.press("Shift+ArrowLeft")                                  # one step narrower
+        adjusted = crop_of(page.get_attribute("#query-crop", "data-at"))
+        assert adjusted[2] == pytest.approx(wanted[2] + 0.04, abs=0.012) and adjusted[:2] == pytest.approx(wanted[:2], abs=1e-3)
+        page.keyboard.press("Escape")                                           # undone: the box searched
+        assert crop_of(page.get_attribute("#query-crop", "data-at")) == pytest.approx(searched, abs=1e-4)
+        assert page.is_hidden("#search-area")
+        drag_corner(page, "#query-crop", "#query-img", "se", (adjusted[2], adjusted[3]), touch=phone)
+        adjusted = crop_of(page.get_attribute("#query-crop", "data-at"))
+        with page.expect_navigation():
+            (page.tap if phone else page.click)("#search-area")
+        page.wait_for_selector("#results li.card")
+        assert len(posts) == 2
+        assert crop_of(page.get_attribute("#query-crop", "data-crop")) == pytest.approx(adjusted, abs=2e-4)
+        assert "the part you boxed" in page.inner_text("#query-caption")
+        assert page.problems == []
+
+
+def test_keyboard_only_box_on_the_home_page(chromium, site, tmp_path):
+    """Without a pointer: Tab to "Box the dress", Enter puts a box on the photo and focuses it,
+    arrows move it, Escape takes it away, and the search then uses the whole photo."""
+    with opened(chromium, **DESKTOP) as page:
+        page.goto(site + "/")
+        page.set_input_files("#file", write(tmp_path / "d.jpg", encode(scene_with_dress(4), "JPEG")))
+        page.wait_for_selector("#preview:not([hidden])")
+        page.focus("#file")
+        for _ in range(8):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "crop-start":
+                break
+        assert page.evaluate("document.activeElement.id") == "crop-start"
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "crop-box"
+        first = crop_of(page.input_value("#crop"))
+        for _ in range(30):                                                     # it stops at the edge
+            page.keyboard.press("ArrowRight")
+        moved = crop_of(page.input_value("#crop"))
+        assert moved[2] == pytest.approx(1.0) and moved[2] - moved[0] == pytest.approx(first[2] - first[0], abs=1e-4)
+        page.keyboard.press("Escape")
+        assert page.input_value("#crop") == "" and page.is_hidden("#crop-box")
+        assert page.evaluate("document.activeElement.id") == "crop-start"
+        assert page.inner_text("#search-button") == "Search"
+        assert page.problems == []
