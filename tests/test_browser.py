@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ import pytest
 
 from conftest import CHROMIUM, playwright_api, unavailable
 from webfixtures import (SCENE_CROP, dress_image, encode, make_app, product_id, scene_with_dress, serve,
-                         web_store)  # noqa: F401  (fixture)
+                         web_store, web_store_copy)  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -748,3 +749,74 @@ def test_keyboard_only_box_on_the_home_page(chromium, site, tmp_path):
         assert page.evaluate("document.activeElement.id") == "crop-start"
         assert page.inner_text("#search-button") == "Search"
         assert page.problems == []
+
+
+# --------------------------------------------------------------------------- axe-core on every page
+
+AXE_VERSION = "4.14.1"     # .ci/run installs exactly this one
+AXE = REPO / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+STATS_KEY = "axe-stats-key-0123456789"
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's violations of any impact on the page as it is now (every rule axe runs by default)."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(AXE))
+    return page.evaluate("""async () => {
+        const r = await axe.run(document, {resultTypes: ["violations"]});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 4).map(n => n.target.join(" ") + " -> " + (n.failureSummary || "").replace(/\\s+/g, " "))}));
+    }""")
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_axe_finds_nothing_on_any_page(chromium, web_store_copy, tmp_path, device):
+    """axe-core (installed by npm into .cache/axe; .ci/run does it) on the home page (before and
+    after choosing a photo, with the box on it), a results page, a product page, the embed frame
+    and the stats page: no violation of any impact. The pages' CSP would refuse the injected
+    script, so this context alone bypasses CSP."""
+    installed = json.loads(AXE.with_name("package.json").read_text())["version"] if AXE.is_file() else None
+    if installed != AXE_VERSION:
+        unavailable("axe-core is not installed" if installed is None else f"axe-core {installed} is installed, not {AXE_VERSION}",
+                    f"npm install --no-save --prefix .cache/axe axe-core@{AXE_VERSION} (make axe)")
+    from dressfinder.web.events import EventLog
+
+    web_store = web_store_copy
+    EventLog(web_store / "events.sqlite")   # the stats page with its tables (nothing counted)
+    options = {**(PHONE if device == "phone" else DESKTOP), "bypass_csp": True,
+               "extra_http_headers": {"Authorization": f"Bearer {STATS_KEY}"}}
+    found: dict[str, list] = {}
+    with serve(make_app(web_store, api_key=STATS_KEY)) as base, opened(chromium, **options) as page:
+        page.goto(base + "/")
+        found["home"] = axe_violations(page)
+        page.set_input_files("#file", write(tmp_path / "street.jpg", encode(scene_with_dress(10), "JPEG")))
+        page.wait_for_selector("#preview:not([hidden])")
+        page.click("#crop-start")
+        found["home with a photo and a box"] = axe_violations(page)
+        page.click("#search-button")
+        page.wait_for_selector("#results li.card")
+        page.wait_for_function("() => document.getElementById('query-img').complete")
+        found["results"] = axe_violations(page)
+        page.goto(base + "/products/" + product_id(4))
+        page.wait_for_selector("#results li.card")
+        found["product"] = axe_violations(page)
+        page.goto(base + f"/search?like={product_id(4)}&k=6")
+        found["more like this"] = axe_violations(page)
+        page.goto(base + "/embed/frame/similar/" + product_id(4))
+        page.wait_for_selector(".dfs-card")
+        found["embed frame"] = axe_violations(page)
+        page.goto(base + "/stats")
+        page.wait_for_selector("h1")
+        found["stats"] = axe_violations(page)
+        assert page.problems == []
+        # and axe does see a fault: a picture without a text alternative
+        page.evaluate("() => document.querySelector('main').appendChild(document.createElement('img')).src = 'data:,'")
+        assert "image-alt" in [v["id"] for v in axe_violations(page)]
+    bad = {name: v for name, v in found.items() if v}
+    assert not bad, "\n".join(f"{name}: {x['id']} ({x['impact']}): {x['help']}\n    " + "\n    ".join(x["nodes"])
+                              for name, vs in bad.items() for x in vs)
+
+
+def test_the_axe_version_is_the_one_make_installs():
+    assert f"AXE_VERSION ?= {AXE_VERSION}" in (REPO / "Makefile").read_text()
+    assert "make axe" in (REPO / ".ci" / "run").read_text()
