@@ -820,3 +820,23 @@ def test_axe_finds_nothing_on_any_page(chromium, web_store_copy, tmp_path, devic
 def test_the_axe_version_is_the_one_make_installs():
     assert f"AXE_VERSION ?= {AXE_VERSION}" in (REPO / "Makefile").read_text()
     assert "make axe" in (REPO / ".ci" / "run").read_text()
+
+
+def test_product_page_on_a_phone_shows_similar_dresses_on_the_first_screen(chromium, site):
+    """390x844, touch: the product's photo (capped at a third of the screen's height) and its
+    details side by side, so "You may also like" and the first similar dresses' pictures are on the
+    first screen."""
+    with opened(chromium, **PHONE) as page:
+        page.goto(site + "/products/" + product_id(4))
+        page.wait_for_selector("#results li.card")
+        photo = page.locator(".product-image").bounding_box()
+        text = page.locator(".product-text h1").bounding_box()
+        assert photo["height"] <= 0.32 * 844 + 1 and text["x"] > photo["x"] + photo["width"]   # beside it
+        assert page.is_visible(".product a.shop") and page.locator(".product a.shop").bounding_box()["y"] < 844 / 2
+        heading = page.locator("h2.section").bounding_box()
+        assert heading["y"] + heading["height"] < 844 / 2, heading
+        for card in page.locator("#results li.card .thumb").all()[:2]:
+            thumb = card.bounding_box()
+            assert thumb["y"] + thumb["height"] < 844, thumb                  # both first pictures, whole
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert page.problems == []
