@@ -355,6 +355,15 @@ def test_screenshot_box_other_region_own_box_whole_photo(page, site, tmp_path):
     page.wait_for_selector("#results li.card")
     page.wait_for_function("() => !document.getElementById('query-crop') && !document.getElementById('search-whole')")
     assert "Your photo" in page.inner_text("#query-caption")
+    # no box now: "Box part of the photo" puts one on, focused; Enter searches it
+    page.wait_for_selector("#area-start:not([hidden])")
+    page.click("#area-start")
+    assert page.evaluate("document.activeElement.id") == "draft-box" and page.is_visible("#search-area")
+    drawn = crop_of(page.get_attribute("#draft-box", "data-at"))
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_selector("#results li.card")
+    assert crop_of(page.get_attribute("#query-crop", "data-crop")) == pytest.approx(drawn, abs=2e-4)
     assert page.problems == []
 
 
