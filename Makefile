@@ -4,8 +4,9 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STORE  ?= demo-store
 DATA   ?= ../shared/data
+AXE_VERSION ?= 4.14.1
 
-.PHONY: install dataset demo test test-report bench eval loadtest serve clean
+.PHONY: install dataset axe demo test test-report bench eval loadtest serve clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +20,10 @@ $(VENV)/.installed: pyproject.toml
 ## dataset: Fashion-MNIST for the demo (Debian's dataset-fashion-mnist; apt-get installs it, with sudo when not root)
 dataset: install
 	$(BIN)/python -m dressfinder.demo --get-dataset --dataset-only
+
+## axe: axe-core for the pages' accessibility test (tests/test_browser.py), from the npm registry, into .cache/axe (git-ignored)
+axe:
+	npm install --no-save --no-audit --no-fund --prefix .cache/axe axe-core@$(AXE_VERSION)
 
 ## demo: build a store of Fashion-MNIST dresses (installing them first if needed), search it, then serve it on http://127.0.0.1:2000/
 demo: install

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ import pytest
 
 from conftest import CHROMIUM, playwright_api, unavailable
 from webfixtures import (SCENE_CROP, dress_image, encode, make_app, product_id, scene_with_dress, serve,
-                         web_store)  # noqa: F401  (fixture)
+                         web_store, web_store_copy)  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -32,23 +33,65 @@ SCREENSHOT = REPO / "docs" / "screenshots" / "results.png"
 
 
 @pytest.fixture(scope="module")
-def browser():
+def pw():
+    """One Playwright driver for the module (its sync API cannot be started twice at once)."""
     sync_api = playwright_api()
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+def _cannot_start(e: Exception):
+    """A chromium Playwright cannot drive: skipped here, a failure in CI."""
+    unavailable(f"cannot start {CHROMIUM}: {str(e).splitlines()[0]}",
+                "install a chromium Playwright can drive (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser(pw):
     user_data = tempfile.mkdtemp(prefix="dressfinder-chromium-")
     try:
-        with sync_api.sync_playwright() as p:
-            try:
-                context = p.chromium.launch_persistent_context(
-                    user_data, executable_path=CHROMIUM, headless=True, args=ARGS,
-                    viewport={"width": 1200, "height": 900}, device_scale_factor=1)
-            except Exception as e:  # a chromium Playwright cannot drive: skipped here, a failure in CI
-                unavailable(f"cannot start {CHROMIUM}: {str(e).splitlines()[0]}",
-                            "install a chromium Playwright can drive (apt-get install chromium)")
-            context.set_default_timeout(20_000)
-            yield context
-            context.close()
+        try:
+            context = pw.chromium.launch_persistent_context(
+                user_data, executable_path=CHROMIUM, headless=True, args=ARGS,
+                viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+        except Exception as e:
+            _cannot_start(e)
+        context.set_default_timeout(20_000)
+        yield context
+        context.close()
     finally:
         shutil.rmtree(user_data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def chromium(pw):
+    """The same chromium as a browser that opens contexts of its own (a phone's: touch, mobile)."""
+    try:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    except Exception as e:
+        _cannot_start(e)
+    yield b
+    b.close()
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1, "has_touch": True, "is_mobile": True}
+DESKTOP = {"viewport": {"width": 1200, "height": 900}, "device_scale_factor": 1}
+
+
+@contextmanager
+def opened(chromium, **options):
+    """A page in a new context made with ``options`` (PHONE, DESKTOP, bypass_csp...); its console
+    errors and page errors are collected in ``page.problems``."""
+    context = chromium.new_context(**options)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.problems = []
+    page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 @pytest.fixture(scope="module")
@@ -294,8 +337,14 @@ def test_screenshot_box_other_region_own_box_whole_photo(page, site, tmp_path):
     assert card_ids(page)[0] in row
     searched = [float(v) for v in page.get_attribute("#query-crop", "data-crop").split(",")]
     assert searched == pytest.approx(chosen, abs=0.01)
-    # her own box: drag it around the big photo again
+    # her own box: drag it around the big photo again; nothing is searched until she confirms
+    before = card_ids(page)
+    assert page.is_hidden("#search-area")
     _drag(page, "#query-img", truth)
+    page.wait_for_timeout(300)
+    assert card_ids(page) == before and page.is_visible("#search-area")
+    with page.expect_navigation():
+        page.click("#search-area")
     page.wait_for_selector("text=the part you boxed")
     page.wait_for_function("() => document.getElementById('query-img').complete")
     assert card_ids(page)[0] == product_id(7)
@@ -306,6 +355,15 @@ def test_screenshot_box_other_region_own_box_whole_photo(page, site, tmp_path):
     page.wait_for_selector("#results li.card")
     page.wait_for_function("() => !document.getElementById('query-crop') && !document.getElementById('search-whole')")
     assert "Your photo" in page.inner_text("#query-caption")
+    # no box now: "Box part of the photo" puts one on, focused; Enter searches it
+    page.wait_for_selector("#area-start:not([hidden])")
+    page.click("#area-start")
+    assert page.evaluate("document.activeElement.id") == "draft-box" and page.is_visible("#search-area")
+    drawn = crop_of(page.get_attribute("#draft-box", "data-at"))
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_selector("#results li.card")
+    assert crop_of(page.get_attribute("#query-crop", "data-crop")) == pytest.approx(drawn, abs=2e-4)
     assert page.problems == []
 
 
@@ -354,7 +412,7 @@ def _shared_catalog(tmp: Path, n: int = 120) -> Path | None:
 
 @pytest.mark.shared_data
 @pytest.mark.skipif(not (SHARED / "f21-dresses" / "catalog.csv").is_file(), reason="../shared/data is absent")
-def test_real_catalogue_results_screenshot(browser, tmp_path):
+def test_real_catalogue_results_screenshot(browser, chromium, tmp_path):
     """A phone screenshot of a social post showing a real catalogue dress: the results page finds
     the dress (its box drawn on the screenshot), the first result is it; README's screenshot."""
     import numpy as np
@@ -387,32 +445,45 @@ def test_real_catalogue_results_screenshot(browser, tmp_path):
             shot = page.screenshot(full_page=True)
     finally:
         page.close()
-    im = Image.open(io.BytesIO(shot))
-    im.load()
-    small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    buf = io.BytesIO()
-    small.save(buf, "PNG", optimize=True)
-    png = buf.getvalue()
-    if len(png) > 500_000:   # shrink until it fits the README budget
-        scale = (500_000 / len(png)) ** 0.5 * 0.95
-        small = im.convert("RGB").resize((int(im.width * scale), int(im.height * scale)), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        small.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buf, "PNG", optimize=True)
-        png = buf.getvalue()
-    assert len(png) < 500_000
     # The committed screenshot is only (re)written when missing or when asked, so a test run does not
-    # change a tracked file every time.
-    if not SCREENSHOT.exists() or os.environ.get("DRESSFINDER_UPDATE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        SCREENSHOT.write_bytes(png)
+    # change a tracked file every time; under 300 KB (shrunk until it fits).
+    write_screenshot(SCREENSHOT, shot, tmp_path)
+    # the same search on a phone (390x844, touch): its first screen, the box drawn, the first results
+    with serve(make_app(tmp_path / "store")) as base, opened(chromium, **PHONE) as phone:
+        phone.goto(base + "/")
+        phone.set_input_files("#file", str(photo))
+        phone.wait_for_selector("#preview:not([hidden])")
+        phone.tap("#search-button")
+        phone.wait_for_selector("#results li.card")
+        assert card_ids(phone)[0] == post["id"] and phone.is_visible("#query-crop")
+        assert phone.locator("#results li.card").first.bounding_box()["y"] < 844 - 100
+        phone.wait_for_function("() => [...document.querySelectorAll('#query-img, #results li:nth-child(-n+2) img')]"
+                                ".every(i => i.complete && i.naturalWidth > 0)")
+        write_screenshot(PHONE_SCREENSHOT, phone.screenshot(), tmp_path)
+
+
+PHONE_SCREENSHOT = REPO / "docs" / "screenshots" / "results-phone.png"
+
+
+def write_screenshot(path: Path, shot: bytes, tmp_path: Path, budget: int = 300_000) -> bytes:
+    """A small PNG of ``shot`` (256 colours, shrunk until under ``budget``) written to ``path`` when
+    it is missing or DRESSFINDER_UPDATE_SCREENSHOT=1 (a test run does not change a tracked file each
+    time), else beside the test's other files."""
+    png = _small_png(shot, budget)
+    assert len(png) < budget
+    if not path.exists() or os.environ.get("DRESSFINDER_UPDATE_SCREENSHOT") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png)
     else:
-        (tmp_path / "results.png").write_bytes(png)
+        (tmp_path / path.name).write_bytes(png)
+    return png
 
 
 # --------------------------------------------------------------------------- a shop's page with the block
 
 SAMPLE_SHOP = REPO / "docs" / "sample-shop"
 SHOP_SCREENSHOT = REPO / "docs" / "screenshots" / "sample-shop.png"
+SHOP_PHONE_SCREENSHOT = REPO / "docs" / "screenshots" / "sample-shop-phone.png"
 
 
 @contextmanager
@@ -492,9 +563,13 @@ def test_sample_shop_page_shows_in_stock_similar_dresses_and_counts_a_click(brow
             page.locator(".dfs").scroll_into_view_if_needed()
             page.wait_for_function("() => [...document.querySelectorAll('.dfs img')].every(i => i.complete && i.naturalWidth > 0)")
             _wait(lambda: log.stats(1).total.views == 1, "the view to be counted")
-            if viewport["width"] == 1200 and (not SHOP_SCREENSHOT.exists() or os.environ.get("DRESSFINDER_UPDATE_SCREENSHOT") == "1"):
-                page.evaluate("() => window.scrollTo(0, 0)")
-                SHOP_SCREENSHOT.write_bytes(_small_png(page.screenshot(full_page=True)))
+            page.evaluate("() => window.scrollTo(0, 0)")
+            if viewport["width"] == 1200:
+                write_screenshot(SHOP_SCREENSHOT, page.screenshot(full_page=True), tmp_path, 400_000)
+            else:   # the phone's: the shop's page down to the block's first row of dresses
+                below = page.eval_on_selector(".dfs .dfs-card", "e => e.getBoundingClientRect().bottom + window.scrollY")
+                write_screenshot(SHOP_PHONE_SCREENSHOT, page.screenshot(
+                    full_page=True, clip={"x": 0, "y": 0, "width": 390, "height": min(below + 16, 1600)}), tmp_path)
             first = page.locator(".dfs a.dfs-link").first
             clicked = first.get_attribute("data-dressfinder-item")
             first.click()
@@ -543,3 +618,251 @@ def test_phone_first_photo_wide_search_button_beside_it_results_above_the_fold(b
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         page.close()
+
+
+# --------------------------------------------------------------------------- adjusting the box, then confirming
+
+def touch_drag(page, start: tuple[float, float], end: tuple[float, float], steps: int = 8) -> None:
+    """A finger on the screen, moved and lifted (the DevTools protocol's touch events: the page sees
+    pointer events of pointerType "touch", as on a phone)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        x0, y0 = start
+        x1, y1 = end
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
+        for i in range(1, steps + 1):
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
+                {"x": x0 + (x1 - x0) * i / steps, "y": y0 + (y1 - y0) * i / steps}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    finally:
+        cdp.detach()
+
+
+def mouse_drag(page, start: tuple[float, float], end: tuple[float, float], steps: int = 8) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=steps)
+    page.mouse.up()
+
+
+def drag_corner(page, box_sel: str, img_sel: str, corner: str, to: tuple[float, float], touch: bool) -> None:
+    """Drag one corner of the box (grabbed at its round knob, on the corner) to ``to`` (fractions of
+    the photo)."""
+    b, r = page.locator(box_sel).bounding_box(), page.locator(img_sel).bounding_box()
+    x = b["x"] + 3 if "w" in corner else b["x"] + b["width"] - 3
+    y = b["y"] + 3 if "n" in corner else b["y"] + b["height"] - 3
+    tx = r["x"] + to[0] * r["width"] + (3 if "w" in corner else -3)
+    ty = r["y"] + to[1] * r["height"] + (3 if "n" in corner else -3)
+    (touch_drag if touch else mouse_drag)(page, (x, y), (tx, ty))
+
+
+def crop_of(text: str) -> list[float]:
+    return [float(v) for v in text.split(",")]
+
+
+def record_pointer_types(page) -> None:
+    page.evaluate("() => { window.pointerTypes = []; document.addEventListener('pointerdown', "
+                  "e => window.pointerTypes.push(e.pointerType), true); }")
+
+
+@pytest.mark.parametrize("device", ["phone", "desktop"])
+def test_adjust_the_box_by_touch_and_keyboard_then_confirm(chromium, site, tmp_path, device):
+    """The box's corners and the box itself move by touch (a phone: 390x844, touch, mobile) or by
+    mouse (desktop), and by keyboard (arrows move it, Shift+arrows resize it, Enter confirms);
+    nothing is searched until she confirms; the search uses the adjusted box (the results page
+    draws the box it searched, data-crop); on a phone the first result is on the first screen."""
+    phone = device == "phone"
+    l, t, r, b = SCENE_CROP
+    with opened(chromium, **(PHONE if phone else DESKTOP)) as page:
+        page.goto(site + "/")
+        page.set_input_files("#file", write(tmp_path / "street.jpg", encode(scene_with_dress(10), "JPEG", quality=92)))
+        page.wait_for_function("() => { const i = document.getElementById('preview-img'); "
+                               "return i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0; }")
+        record_pointer_types(page)
+        posts: list[str] = []
+        page.on("request", lambda q: posts.append(q.url) if q.method == "POST" else None)
+        # "Box the dress" puts a box on the photo to adjust (a tap on a phone)
+        (page.tap if phone else page.click)("#crop-start")
+        assert page.is_visible("#crop-box") and page.is_visible("#crop-clear") and page.is_hidden("#crop-start")
+        assert page.get_attribute("#crop-box", "role") == "group"
+        assert "Search area" in page.get_attribute("#crop-box", "aria-label")
+        handle = page.locator("#crop-box .handle-se").bounding_box()
+        assert handle["width"] >= 44 and handle["height"] >= 44                 # touch targets
+        # its corners dragged to the dress, by finger on a phone (by mouse on a desktop)
+        drag_corner(page, "#crop-box", "#preview-img", "nw", (l, t + 0.02), touch=phone)
+        drag_corner(page, "#crop-box", "#preview-img", "se", (r - 0.04, b - 0.02), touch=phone)
+        near = [l, t + 0.02, r - 0.04, b - 0.02]
+        assert crop_of(page.input_value("#crop")) == pytest.approx(near, abs=0.012)
+        assert page.inner_text("#search-button") == "Search this area"
+        # the whole box moved a little and back (by dragging inside it)
+        near = crop_of(page.input_value("#crop"))
+        bb = page.locator("#crop-box").bounding_box()
+        centre = (bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2)
+        (touch_drag if phone else mouse_drag)(page, centre, (centre[0] - 30, centre[1] + 20))
+        moved = crop_of(page.input_value("#crop"))
+        assert moved[0] < near[0] - 0.02 and moved[2] - moved[0] == pytest.approx(near[2] - near[0], abs=1e-3)
+        (touch_drag if phone else mouse_drag)(page, (centre[0] - 30, centre[1] + 20), centre)
+        assert crop_of(page.input_value("#crop")) == pytest.approx(near, abs=0.005)
+        kinds = set(page.evaluate("window.pointerTypes"))
+        assert kinds == ({"touch"} if phone else {"mouse"}), kinds
+        assert posts == [] and page.url == site + "/"                           # nothing searched yet
+        # the keyboard: up one step, two steps wider, two steps taller (onto the dress); Enter searches
+        before = crop_of(page.input_value("#crop"))
+        page.focus("#crop-box")
+        for key in ("ArrowUp", "Shift+ArrowRight", "Shift+ArrowRight", "Shift+ArrowDown", "Shift+ArrowDown"):
+            page.keyboard.press(key)
+        wanted = [before[0], before[1] - 0.02, before[2] + 0.04, before[3] + 0.02]
+        assert crop_of(page.input_value("#crop")) == pytest.approx(wanted, abs=1e-4)
+        assert wanted == pytest.approx([l, t, r, b], abs=0.012)
+        assert posts == []
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.wait_for_selector("#results li.card")
+        assert posts == [site + "/search"]
+        searched = crop_of(page.get_attribute("#query-crop", "data-crop"))
+        assert searched == pytest.approx(wanted, abs=2e-4)                      # the adjusted box was searched
+        assert card_ids(page)[0] == product_id(10)
+        page.wait_for_function("() => document.getElementById('query-img').complete")
+        first = page.locator("#results li.card").first.bounding_box()
+        if phone:
+            assert first["y"] < 844 - 100, first                                # on the first screen
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # on the results page: the searched box is adjusted, again without a search until confirmed
+        assert page.is_hidden("#search-area")
+        drag_corner(page, "#query-crop", "#query-img", "se", (wanted[2] + 0.06, wanted[3]), touch=phone)
+        page.wait_for_timeout(200)
+        assert len(posts) == 1 and page.is_visible("#search-area")
+        page.focus("#query-crop")
+        page.keyboard.press("Shift+ArrowLeft")                                  # one step narrower
+        adjusted = crop_of(page.get_attribute("#query-crop", "data-at"))
+        assert adjusted[2] == pytest.approx(wanted[2] + 0.04, abs=0.012) and adjusted[:2] == pytest.approx(wanted[:2], abs=1e-3)
+        page.keyboard.press("Escape")                                           # undone: the box searched
+        assert crop_of(page.get_attribute("#query-crop", "data-at")) == pytest.approx(searched, abs=1e-4)
+        assert page.is_hidden("#search-area")
+        drag_corner(page, "#query-crop", "#query-img", "se", (adjusted[2], adjusted[3]), touch=phone)
+        adjusted = crop_of(page.get_attribute("#query-crop", "data-at"))
+        with page.expect_navigation():
+            (page.tap if phone else page.click)("#search-area")
+        page.wait_for_selector("#results li.card")
+        assert len(posts) == 2
+        assert crop_of(page.get_attribute("#query-crop", "data-crop")) == pytest.approx(adjusted, abs=2e-4)
+        assert "the part you boxed" in page.inner_text("#query-caption")
+        assert page.problems == []
+
+
+def test_keyboard_only_box_on_the_home_page(chromium, site, tmp_path):
+    """Without a pointer: Tab to "Box the dress", Enter puts a box on the photo and focuses it,
+    arrows move it, Escape takes it away, and the search then uses the whole photo."""
+    with opened(chromium, **DESKTOP) as page:
+        page.goto(site + "/")
+        page.set_input_files("#file", write(tmp_path / "d.jpg", encode(scene_with_dress(4), "JPEG")))
+        page.wait_for_selector("#preview:not([hidden])")
+        page.focus("#file")
+        for _ in range(8):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "crop-start":
+                break
+        assert page.evaluate("document.activeElement.id") == "crop-start"
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "crop-box"
+        first = crop_of(page.input_value("#crop"))
+        for _ in range(30):                                                     # it stops at the edge
+            page.keyboard.press("ArrowRight")
+        moved = crop_of(page.input_value("#crop"))
+        assert moved[2] == pytest.approx(1.0) and moved[2] - moved[0] == pytest.approx(first[2] - first[0], abs=1e-4)
+        page.keyboard.press("Escape")
+        assert page.input_value("#crop") == "" and page.is_hidden("#crop-box")
+        assert page.evaluate("document.activeElement.id") == "crop-start"
+        assert page.inner_text("#search-button") == "Search"
+        assert page.problems == []
+
+
+# --------------------------------------------------------------------------- axe-core on every page
+
+AXE_VERSION = "4.14.1"     # .ci/run installs exactly this one
+AXE = REPO / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+STATS_KEY = "axe-stats-key-0123456789"
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's violations of any impact on the page as it is now (every rule axe runs by default)."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(AXE))
+    return page.evaluate("""async () => {
+        const r = await axe.run(document, {resultTypes: ["violations"]});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 4).map(n => n.target.join(" ") + " -> " + (n.failureSummary || "").replace(/\\s+/g, " "))}));
+    }""")
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_axe_finds_nothing_on_any_page(chromium, web_store_copy, tmp_path, device):
+    """axe-core (installed by npm into .cache/axe; .ci/run does it) on the home page (before and
+    after choosing a photo, with the box on it), a results page, a product page, the embed frame
+    and the stats page: no violation of any impact. The pages' CSP would refuse the injected
+    script, so this context alone bypasses CSP."""
+    installed = json.loads(AXE.with_name("package.json").read_text())["version"] if AXE.is_file() else None
+    if installed != AXE_VERSION:
+        unavailable("axe-core is not installed" if installed is None else f"axe-core {installed} is installed, not {AXE_VERSION}",
+                    f"npm install --no-save --prefix .cache/axe axe-core@{AXE_VERSION} (make axe)")
+    from dressfinder.web.events import EventLog
+
+    web_store = web_store_copy
+    EventLog(web_store / "events.sqlite")   # the stats page with its tables (nothing counted)
+    options = {**(PHONE if device == "phone" else DESKTOP), "bypass_csp": True,
+               "extra_http_headers": {"Authorization": f"Bearer {STATS_KEY}"}}
+    found: dict[str, list] = {}
+    with serve(make_app(web_store, api_key=STATS_KEY)) as base, opened(chromium, **options) as page:
+        page.goto(base + "/")
+        found["home"] = axe_violations(page)
+        page.set_input_files("#file", write(tmp_path / "street.jpg", encode(scene_with_dress(10), "JPEG")))
+        page.wait_for_selector("#preview:not([hidden])")
+        page.click("#crop-start")
+        found["home with a photo and a box"] = axe_violations(page)
+        page.click("#search-button")
+        page.wait_for_selector("#results li.card")
+        page.wait_for_function("() => document.getElementById('query-img').complete")
+        found["results"] = axe_violations(page)
+        page.goto(base + "/products/" + product_id(4))
+        page.wait_for_selector("#results li.card")
+        found["product"] = axe_violations(page)
+        page.goto(base + f"/search?like={product_id(4)}&k=6")
+        found["more like this"] = axe_violations(page)
+        page.goto(base + "/embed/frame/similar/" + product_id(4))
+        page.wait_for_selector(".dfs-card")
+        found["embed frame"] = axe_violations(page)
+        page.goto(base + "/stats")
+        page.wait_for_selector("h1")
+        found["stats"] = axe_violations(page)
+        assert page.problems == []
+        # and axe does see a fault: a picture without a text alternative
+        page.evaluate("() => document.querySelector('main').appendChild(document.createElement('img')).src = 'data:,'")
+        assert "image-alt" in [v["id"] for v in axe_violations(page)]
+    bad = {name: v for name, v in found.items() if v}
+    assert not bad, "\n".join(f"{name}: {x['id']} ({x['impact']}): {x['help']}\n    " + "\n    ".join(x["nodes"])
+                              for name, vs in bad.items() for x in vs)
+
+
+def test_the_axe_version_is_the_one_make_installs():
+    assert f"AXE_VERSION ?= {AXE_VERSION}" in (REPO / "Makefile").read_text()
+    assert "make axe" in (REPO / ".ci" / "run").read_text()
+
+
+def test_product_page_on_a_phone_shows_similar_dresses_on_the_first_screen(chromium, site):
+    """390x844, touch: the product's photo (capped at a third of the screen's height) and its
+    details side by side, so "You may also like" and the first similar dresses' pictures are on the
+    first screen."""
+    with opened(chromium, **PHONE) as page:
+        page.goto(site + "/products/" + product_id(4))
+        page.wait_for_selector("#results li.card")
+        photo = page.locator(".product-image").bounding_box()
+        text = page.locator(".product-text h1").bounding_box()
+        assert photo["height"] <= 0.32 * 844 + 1 and text["x"] > photo["x"] + photo["width"]   # beside it
+        assert page.is_visible(".product a.shop") and page.locator(".product a.shop").bounding_box()["y"] < 844 / 2
+        heading = page.locator("h2.section").bounding_box()
+        assert heading["y"] + heading["height"] < 844 / 2, heading
+        for card in page.locator("#results li.card .thumb").all()[:2]:
+            thumb = card.bounding_box()
+            assert thumb["y"] + thumb["height"] < 844, thumb                  # both first pictures, whole
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert page.problems == []

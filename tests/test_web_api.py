@@ -240,6 +240,49 @@ def test_similar(client):
     assert_error(client.get("/api/products/missing/similar"), 404, "missing")
 
 
+def test_results_carry_the_closeness_word_the_pages_show(client, monkeypatch):
+    """Each result of a search, a found region and a similar list carries the word of its shown
+    score (search.shown_scores named by search.Closeness), and the answer says when nothing is close."""
+    from dressfinder.search import Closeness, shown_scores
+    from dressfinder.web import service
+
+    words = {"very close", "close", "similar", "not close"}
+
+    def check(body, lines):
+        hits = body["results"]
+        assert hits and all(h["closeness"] in words for h in hits)
+        shown = shown_scores([type("H", (), {"score": h["score"]}) for h in hits])
+        assert [h["closeness"] for h in hits] == [lines.label(s) for s in shown]
+        assert body["nothing_close"] is (shown[0] < lines.similar)
+
+    fixed = Closeness(0.9, 0.5, 0.2)
+    monkeypatch.setattr(service, "closeness", lambda store: fixed)
+    body = client.post("/api/search", files={"file": ("d.jpg", jpeg(9), "image/jpeg")}, data={"k": "8"}).json()
+    check(body, fixed)
+    assert body["results"][0]["closeness"] == "very close" and body["nothing_close"] is False
+    assert len({h["closeness"] for h in body["results"]}) >= 2           # the lines split this list
+    similar = client.get(f"/api/products/{product_id(4)}/similar", params={"k": 6}).json()
+    check(similar, fixed)
+    scene = client.post("/api/search", files={"file": ("s.jpg", encode(scene_with_dress(10), "JPEG"), "image/jpeg")},
+                        data={"k": "4"}).json()
+    check(scene, fixed)
+    for region in scene["regions"]:
+        check(region, fixed)
+    # nothing reaches the lines: every word is "not close" and the answer says so
+    monkeypatch.setattr(service, "closeness", lambda store: Closeness(2.0, 2.0, 2.0))
+    body = client.post("/api/search", files={"file": ("d.jpg", jpeg(9), "image/jpeg")}, data={"k": "3"}).json()
+    assert body["nothing_close"] is True and {h["closeness"] for h in body["results"]} == {"not close"}
+    assert client.get(f"/api/products/{product_id(4)}/similar", params={"k": 2}).json()["nothing_close"] is True
+
+
+def test_openapi_documents_closeness(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    hit = schemas["HitOut"]["properties"]["closeness"]
+    assert hit["enum"] == ["very close", "close", "similar", "not close"] and "closeness" in schemas["HitOut"]["required"]
+    for name in ("SearchOut", "SimilarOut", "FoundRegionOut"):
+        assert "nothing_close" in schemas[name]["properties"], name
+
+
 def test_similar_is_cacheable_and_revalidates_with_304(client):
     url = f"/api/products/{product_id(4)}/similar"
     r = client.get(url, params={"k": 5})

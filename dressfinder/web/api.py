@@ -210,9 +210,9 @@ async def api_search(request: Request, ctx: WebContext = Depends(get_ctx)) -> di
         query["like"] = params.like
     if source == "url":
         query["image_url"] = params.image_url
-    return {"query": query, "count": len(outcome.hits), "took_ms": round(outcome.seconds * 1000, 2),
-            "results": [service.hit_json(i, h, lk) for i, h in enumerate(outcome.hits, 1)],
-            "region": outcome.region_json(), "regions": service.found_regions_json(outcome, lk)}
+    lines = service.closeness(ctx.store)
+    return {"query": query, **service.hits_json(outcome.hits, lk, lines), "took_ms": round(outcome.seconds * 1000, 2),
+            "region": outcome.region_json(), "regions": service.found_regions_json(outcome, lk, lines)}
 
 
 @router.get("/api/facets", response_model=FacetsOut, tags=["catalogue"],
@@ -246,8 +246,8 @@ async def api_similar(pid: str, request: Request, response: Response, k: int = Q
     outcome = await ctx.pool.call(service.similar_to, ctx.store, pid, k=k, filters=filters)
     response.headers.update(cache_headers(etag))
     lk = Links(base)
-    return {"product": service.product_json(product, file, lk), "count": len(outcome.hits),
-            "results": [service.hit_json(i, h, lk) for i, h in enumerate(outcome.hits, 1)]}
+    return {"product": service.product_json(product, file, lk),
+            **service.hits_json(outcome.hits, lk, service.closeness(ctx.store))}
 
 
 @router.get("/api/products/{pid:path}", response_model=ProductOut, tags=["catalogue"],

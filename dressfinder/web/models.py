@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -199,10 +199,18 @@ def _described_fields() -> dict[str, Any]:
     return fields
 
 
+#: The words a result's score reads as (``search.Closeness.label``).
+Closeness = Literal["very close", "close", "similar", "not close"]
+CLOSENESS_DOC = ("what the score means, as the pages say it: very close, close, similar or not close (the "
+                 "encoder's own lines, search.Closeness); the word of the lower of this score and every score "
+                 "ranked above it, so it never gets closer down the list")
+NOTHING_CLOSE_DOC = "even the first result is below 'similar': nothing in the store is close to the photo"
+
 HitOut = create_model(
     "HitOut", rank=(int, ...), id=(str, ...),
     score=(float, Field(description="similarity, higher is more alike (cosine for the default encoder; for a "
                                     "close-up, the photo's and the fabric's cosines averaged)")),
+    closeness=(Closeness, Field(description=CLOSENESS_DOC)),
     **_described_fields(), image=(str, Field(description="URL of the product's image on this server")),
     links=(LinksOut, ...))
 
@@ -236,12 +244,14 @@ class FoundRegionOut(BaseModel):
     kind: str = Field(description=KIND_DOC)
     score: float = Field(description="cosine of its best match")
     count: int
+    nothing_close: bool = Field(description=NOTHING_CLOSE_DOC)
     results: list[HitOut]  # type: ignore[valid-type]
 
 
 class SearchOut(BaseModel):
     query: dict[str, Any]
     count: int
+    nothing_close: bool = Field(description=NOTHING_CLOSE_DOC)
     took_ms: float
     results: list[HitOut]  # type: ignore[valid-type]
     region: RegionOut | None = Field(None, description="the region searched; null when searching with a "
@@ -254,6 +264,7 @@ class SearchOut(BaseModel):
 class SimilarOut(BaseModel):
     product: ProductOut  # type: ignore[valid-type]
     count: int
+    nothing_close: bool = Field(description=NOTHING_CLOSE_DOC)
     results: list[HitOut]  # type: ignore[valid-type]
 
 

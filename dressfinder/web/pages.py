@@ -19,7 +19,6 @@ from markupsafe import Markup, escape
 
 from ..catalog import display_title
 from ..search import Closeness, box_json, shown_scores
-from ..thresholds import Thresholds
 from ..errors import DressfinderError
 from . import service
 from .api import links, run_search
@@ -68,7 +67,7 @@ def _cards(hits: list, lk: service.Links, k: int, closeness: Closeness) -> list[
 
 
 def _closeness(ctx: WebContext) -> Closeness:
-    return Closeness.of(Thresholds.of(ctx.store.encoder))
+    return service.closeness(ctx.store)
 
 
 def _card(rank: int, hit: Any, lk: service.Links, k: int, shown: float, closeness: Closeness) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from ..catalog import Filters, display_title
 from ..schema import Product
 from ..errors import DressfinderError, ImageError, NotFound
 from ..images import CONTENT_TYPES, EXTENSIONS, load_image, sniff_format
-from ..search import FoundRegion, RegionSearch, query_draft
+from ..search import Closeness, FoundRegion, RegionSearch, query_draft, shown_scores
+from ..thresholds import Thresholds
 
 PREVIEW_SIZE = 960      # big enough to search a region of it again from the results page
 _MEDIA_BY_EXT = {ext: CONTENT_TYPES[fmt] for fmt, ext in EXTENSIONS.items()}
@@ -94,10 +95,27 @@ def product_json(p: Product, file: str | None, links: Links) -> dict[str, Any]:
                       "page": links.page(p.id)}}
 
 
-def hit_json(rank: int, hit: Any, links: Links) -> dict[str, Any]:
-    return {"rank": rank, "score": round(float(hit.score), 6), **_fields(hit.product, hit.file, links),
+def closeness(store: Any) -> Closeness:
+    """The store's encoder's lines between the words a shopper reads (``search.Closeness``)."""
+    return Closeness.of(Thresholds.of(store.encoder))
+
+
+def hit_json(rank: int, hit: Any, links: Links, word: str | None = None) -> dict[str, Any]:
+    out = {"rank": rank, "score": round(float(hit.score), 6)}
+    if word is not None:
+        out["closeness"] = word
+    return {**out, **_fields(hit.product, hit.file, links),
             "links": {"product": links.api_product(hit.id), "similar": links.api_product(hit.id) + "/similar",
                       "page": links.page(hit.id)}}
+
+
+def hits_json(hits: Sequence[Any], links: Links, lines: Closeness) -> dict[str, Any]:
+    """A ranked list as the API gives it: ``count``, ``nothing_close`` (even the first result is
+    below ``similar``) and ``results``, each with the word the pages show beside it (the word of its
+    :func:`search.shown_scores` score: never closer than a result ranked above it)."""
+    shown = shown_scores(hits)
+    return {"count": len(hits), "nothing_close": not lines.anything_close(shown[:1]),
+            "results": [hit_json(i, h, links, lines.label(s)) for i, (h, s) in enumerate(zip(hits, shown), 1)]}
 
 
 # --------------------------------------------------------------------------- the work
@@ -156,10 +174,9 @@ def search_bytes(store: Any, data: bytes, *, k: int, filters: Filters | None, cr
     return SearchOutcome(found.hits, seconds, preview_data_url(im) if preview else None, im.size, found)
 
 
-def found_regions_json(outcome: SearchOutcome, links: Links) -> list[dict[str, Any]]:
-    """The other regions found, each with its results (``hit_json``), best first."""
-    return [{**r.region_dict(), "count": len(r.hits),
-             "results": [hit_json(i, h, links) for i, h in enumerate(r.hits, 1)]} for r in outcome.others]
+def found_regions_json(outcome: SearchOutcome, links: Links, lines: Closeness) -> list[dict[str, Any]]:
+    """The other regions found, each with its results (:func:`hits_json`), best first."""
+    return [{**r.region_dict(), **hits_json(r.hits, links, lines)} for r in outcome.others]
 
 
 def best_match_image(store: Any, data: bytes, *, max_pixels: int,

@@ -1,11 +1,14 @@
 // dressfinder: progressive enhancement for the search form (the form works without it).
-// Drag-and-drop / paste a photo, preview it, draw a box around the dress (mouse, touch, pen),
-// check type and size before sending; on results pages, show the crop box and score bars.
+// Drag-and-drop / paste a photo, preview it, draw a box around the dress and adjust it (its
+// corners and the box itself move by mouse, touch or pen; arrow keys move it, Shift+arrows resize
+// it, Enter searches), check type and size before sending; on results pages, show the crop box and
+// score bars, and search an adjusted box only when the shopper confirms ("Search this area").
 (function () {
   "use strict";
 
   // Place a box given as [left, top, right, bottom] fractions of the photo, in pixels over the
-  // photo itself (the stage around it can be wider than the scaled photo).
+  // photo itself (the stage around it can be wider than the scaled photo); an editable box's
+  // shade (the photo dimmed outside it) follows.
   function placeBox(box, c) {
     var img = box.parentNode.querySelector("img");
     var x = img.offsetLeft, y = img.offsetTop, w = img.offsetWidth, h = img.offsetHeight;
@@ -15,6 +18,14 @@
     box.style.height = ((c[3] - c[1]) * h) + "px";
     box.setAttribute("data-at", c.join(","));
     box.hidden = false;
+    var shade = box.shade;
+    if (shade) {
+      shade.style.left = x + "px"; shade.style.top = y + "px"; shade.style.width = w + "px"; shade.style.height = h + "px";
+      var hole = shade.firstChild;
+      hole.style.left = (c[0] * 100) + "%"; hole.style.top = (c[1] * 100) + "%";
+      hole.style.width = ((c[2] - c[0]) * 100) + "%"; hole.style.height = ((c[3] - c[1]) * 100) + "%";
+      shade.hidden = false;
+    }
   }
   function replaceBoxes() {
     document.querySelectorAll(".crop-box[data-at]").forEach(function (b) {
@@ -23,20 +34,150 @@
   }
   window.addEventListener("resize", replaceBoxes);
 
+  var MIN = 0.04;    // the smallest box, a fraction of the photo's width and height
+  var STEP = 0.02;   // one arrow key press
+  function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
+  function cropText(c) { return c.map(function (v) { return v.toFixed(4); }).join(","); }
+
+  // An adjustable box on a photo: drag outside it to draw a new one, drag inside it to move it,
+  // drag a corner handle (a 44 px target) to resize it; focused, arrow keys move it, Shift+arrows
+  // resize it (right and bottom edges), Enter confirms, Escape undoes. A change calls
+  // onChange(box) once it is finished (a drag let go, a key), never while dragging; nothing is
+  // searched until the page decides (a button, Enter).
+  function CropEditor(stage, img, box, opts) {
+    var ed = { c: null };
+    box.classList.add("editable");
+    box.tabIndex = 0;
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-roledescription", "search area");
+    var keys = document.createElement("span");
+    keys.className = "sr";
+    keys.id = box.id + "-keys";
+    keys.textContent = "Drag the box or its corners to frame the dress. Arrow keys move it; Shift and arrow keys " +
+                       "change its size; Enter searches this area.";
+    stage.parentNode.insertBefore(keys, stage.nextSibling);
+    box.setAttribute("aria-describedby", keys.id);
+    ["nw", "ne", "sw", "se"].forEach(function (corner) {
+      var h = document.createElement("span");
+      h.className = "handle handle-" + corner;
+      h.setAttribute("data-corner", corner);
+      h.setAttribute("aria-hidden", "true");
+      box.appendChild(h);
+    });
+    var shade = document.createElement("div");
+    shade.className = "crop-shade";
+    shade.setAttribute("aria-hidden", "true");
+    shade.hidden = true;
+    shade.appendChild(document.createElement("div")).className = "crop-hole";
+    stage.insertBefore(shade, box);
+    box.shade = shade;
+
+    function show(c) {
+      if (!c) { box.hidden = true; shade.hidden = true; return; }
+      placeBox(box, c);
+      box.setAttribute("aria-label", "Search area: " + Math.round(c[0] * 100) + " to " + Math.round(c[2] * 100) +
+                       " % across, " + Math.round(c[1] * 100) + " to " + Math.round(c[3] * 100) + " % down");
+    }
+    ed.set = function (c, quiet) { ed.c = c ? c.slice() : null; show(ed.c); if (!quiet && opts.onChange) { opts.onChange(ed.c); } };
+    ed.box = box;
+
+    function frac(e) {
+      var r = img.getBoundingClientRect();
+      return [clamp((e.clientX - r.left) / r.width, 0, 1), clamp((e.clientY - r.top) / r.height, 0, 1)];
+    }
+    var drag = null;
+    function dragged(d, p) {
+      if (d.mode === "draw") {
+        return [Math.min(d.start[0], p[0]), Math.min(d.start[1], p[1]), Math.max(d.start[0], p[0]), Math.max(d.start[1], p[1])];
+      }
+      var c = d.from.slice();
+      if (d.mode === "move") {
+        var dx = clamp(p[0] - d.start[0], -c[0], 1 - c[2]), dy = clamp(p[1] - d.start[1], -c[1], 1 - c[3]);
+        return [c[0] + dx, c[1] + dy, c[2] + dx, c[3] + dy];
+      }
+      // a corner: the opposite one stays; the box never gets smaller than MIN
+      var q = [p[0] + d.offset[0], p[1] + d.offset[1]];
+      if (d.corner.indexOf("w") >= 0) { c[0] = clamp(q[0], 0, c[2] - MIN); } else { c[2] = clamp(q[0], c[0] + MIN, 1); }
+      if (d.corner.indexOf("n") >= 0) { c[1] = clamp(q[1], 0, c[3] - MIN); } else { c[3] = clamp(q[1], c[1] + MIN, 1); }
+      return c;
+    }
+    stage.addEventListener("pointerdown", function (e) {
+      if ((e.button !== undefined && e.button !== 0) || drag) { return; }
+      var corner = e.target.getAttribute && e.target.getAttribute("data-corner");
+      var mode = corner && ed.c ? "resize" : (ed.c && e.target === box ? "move" : "draw");
+      var p = frac(e), offset = [0, 0];
+      if (mode === "resize") {   // the corner stays under the finger (a 44 px target is not the corner itself)
+        offset = [(corner.indexOf("w") >= 0 ? ed.c[0] : ed.c[2]) - p[0], (corner.indexOf("n") >= 0 ? ed.c[1] : ed.c[3]) - p[1]];
+      }
+      drag = { mode: mode, corner: corner, start: p, offset: offset, from: ed.c ? ed.c.slice() : null,
+               x: e.clientX, y: e.clientY, id: e.pointerId, moved: false, now: ed.c, target: e.target };
+      e.preventDefault();
+      if (stage.setPointerCapture) { try { stage.setPointerCapture(e.pointerId); } catch (err) { /* ignore */ } }
+    });
+    stage.addEventListener("pointermove", function (e) {
+      if (!drag || e.pointerId !== drag.id) { return; }
+      e.preventDefault();
+      if (!drag.moved && Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) < 4) { return; }
+      drag.moved = true;
+      drag.now = dragged(drag, frac(e));
+      show(drag.now);
+    });
+    stage.addEventListener("pointerup", function (e) {
+      if (!drag || e.pointerId !== drag.id) { return; }
+      var d = drag;
+      drag = null;
+      if (d.moved) { d.now = dragged(d, frac(e)); }
+      var tooSmall = d.now && (d.now[2] - d.now[0] < 0.03 || d.now[3] - d.now[1] < 0.03);
+      if (!d.moved || tooSmall) {   // a tap (a found region's box takes it as a click) or a slip: what was there stays
+        show(d.from);
+        if (!d.moved && opts.onTap) { opts.onTap(frac(e), d.target); }
+        return;
+      }
+      ed.set(d.now);
+    });
+    stage.addEventListener("pointercancel", function () { if (drag) { show(drag.from); drag = null; } });
+    img.addEventListener("dragstart", function (e) { e.preventDefault(); });
+
+    box.addEventListener("keydown", function (e) {
+      if (!ed.c) { return; }
+      var dx = { ArrowLeft: -1, ArrowRight: 1 }[e.key] || 0, dy = { ArrowUp: -1, ArrowDown: 1 }[e.key] || 0;
+      if (dx || dy) {
+        e.preventDefault();
+        var c = ed.c.slice();
+        if (e.shiftKey) {
+          c[2] = clamp(c[2] + dx * STEP, c[0] + MIN, 1);
+          c[3] = clamp(c[3] + dy * STEP, c[1] + MIN, 1);
+        } else {
+          var mx = clamp(dx * STEP, -c[0], 1 - c[2]), my = clamp(dy * STEP, -c[1], 1 - c[3]);
+          c = [c[0] + mx, c[1] + my, c[2] + mx, c[3] + my];
+        }
+        ed.set(c);
+      } else if (e.key === "Enter") {
+        e.preventDefault();
+        if (opts.onConfirm) { opts.onConfirm(ed.c); }
+      } else if (e.key === "Escape" && opts.onEscape) {
+        e.preventDefault();
+        opts.onEscape();
+      }
+    });
+    return ed;
+  }
+
   // ---- results and product pages
   document.querySelectorAll("[data-score]").forEach(function (el) {
     var s = Math.max(0, Math.min(1, parseFloat(el.getAttribute("data-score")) || 0));
     el.style.width = (s * 100).toFixed(1) + "%";
   });
   var shown = document.getElementById("query-crop");
-  if (shown) {
+  if (shown && !document.getElementById("refine-form")) {
     var showIt = function () { placeBox(shown, shown.getAttribute("data-crop").split(",").map(parseFloat)); };
     var qimg = document.getElementById("query-img");
     if (qimg.complete) { showIt(); } else { qimg.addEventListener("load", showIt); }
   }
 
   // ---- results page: the other regions found, a box of her own, the whole photo. The photo is
-  // sent again (the page's copy of it) with the box: her box always overrides detection.
+  // sent again (the page's copy of it) with the box: her box always overrides detection. Moving or
+  // resizing the box searches nothing until she confirms ("Search this area", or Enter on the box).
   function refineResults(stage, refine) {
     var qimg = document.getElementById("query-img");
     var sending = false;
@@ -47,9 +188,10 @@
     function searchWith(crop, detect) {
       if (sending) { return; }
       sending = true;
-      document.getElementById("refine-crop").value = crop ? crop.map(function (v) { return v.toFixed(4); }).join(",") : "";
+      document.getElementById("refine-crop").value = crop ? cropText(crop) : "";
       document.getElementById("refine-detect").value = detect ? "true" : "false";
       document.getElementById("query-caption").textContent = "Searching…";
+      if (areaBtn) { areaBtn.disabled = true; areaBtn.textContent = "Searching…"; }
       // the page's copy of the photo is a data: URL (no fetch: the page's CSP allows no connections)
       var parts = qimg.src.split(",");
       var type = (parts[0].match(/^data:([^;]+)/) || [null, "image/jpeg"])[1];
@@ -64,41 +206,40 @@
     });
     var whole = document.getElementById("search-whole");
     if (whole) { whole.addEventListener("click", function () { searchWith(null, false); }); }
-    var draft = document.createElement("div");
-    draft.className = "crop-box";
-    draft.id = "draft-box";
-    draft.hidden = true;
-    stage.appendChild(draft);
-    var start = null;
-    function frac(e) {
-      var r = qimg.getBoundingClientRect();
-      return [Math.max(0, Math.min(1, (e.clientX - r.left) / r.width)), Math.max(0, Math.min(1, (e.clientY - r.top) / r.height))];
+
+    // the box searched (if any) becomes adjustable; without one, a box of her own is drawn
+    var box = document.getElementById("query-crop");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "crop-box";
+      box.id = "draft-box";
+      box.hidden = true;
+      stage.appendChild(box);
     }
-    function boxOf(a, b) { return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])]; }
-    stage.addEventListener("pointerdown", function (e) {
-      if (e.button !== undefined && e.button !== 0) { return; }
-      e.preventDefault();
-      start = frac(e);
-      if (stage.setPointerCapture) { try { stage.setPointerCapture(e.pointerId); } catch (err) { /* ignore */ } }
+    var searched = box.getAttribute("data-crop") ? parse(box.getAttribute("data-crop")) : null;
+    var areaBtn = document.getElementById("search-area");
+    var startBtn = document.getElementById("area-start");
+    var same = function (a, b) { return !!a && !!b && a.every(function (v, i) { return Math.abs(v - b[i]) < 5e-4; }); };
+    var editor = CropEditor(stage, qimg, box, {
+      onChange: function (c) {
+        var changed = !!c && !same(c, searched);
+        areaBtn.hidden = !changed;
+        if (startBtn) { startBtn.hidden = !!c; }
+        box.setAttribute("data-changed", changed ? "true" : "false");
+      },
+      onConfirm: function (c) { if (c) { searchWith(c, true); } },
+      onTap: function (p, target) {   // a tap on a found region searches it (the drag's capture keeps its click)
+        var region = target.closest && target.closest(".region-box");
+        if (region) { searchWith(parse(region.getAttribute("data-region")), true); }
+      },
+      onEscape: function () { editor.set(searched); }
     });
-    stage.addEventListener("pointermove", function (e) {
-      if (!start) { return; }
-      e.preventDefault();
-      placeBox(draft, boxOf(start, frac(e)));
-    });
-    stage.addEventListener("pointerup", function (e) {
-      if (!start) { return; }
-      var p = frac(e), c = boxOf(start, p);
-      start = null;
-      if (c[2] - c[0] >= 0.03 && c[3] - c[1] >= 0.03) { searchWith(c, true); return; }
-      draft.hidden = true;
-      regionBoxes.forEach(function (b) {   // a tap on a found region searches it
-        var r = parse(b.getAttribute("data-region"));
-        if (p[0] >= r[0] && p[0] <= r[2] && p[1] >= r[1] && p[1] <= r[3]) { searchWith(r, true); }
-      });
-    });
-    stage.addEventListener("pointercancel", function () { start = null; draft.hidden = true; });
-    qimg.addEventListener("dragstart", function (e) { e.preventDefault(); });
+    var start = function () { if (searched) { editor.set(searched, true); } else if (startBtn) { startBtn.hidden = false; } };
+    if (qimg.complete) { start(); } else { qimg.addEventListener("load", start); }
+    areaBtn.addEventListener("click", function () { if (editor.c) { searchWith(editor.c, true); } });
+    if (startBtn) {
+      startBtn.addEventListener("click", function () { editor.set([0.2, 0.15, 0.8, 0.85]); box.focus(); });
+    }
   }
   var qstage = document.getElementById("query-stage");
   var refine = document.getElementById("refine-form");
@@ -124,11 +265,11 @@
   function say(msg) { problem.textContent = msg || ""; problem.hidden = !msg; }
 
   function clearCrop() {
-    cropField.value = "";
-    box.hidden = true;
-    clearBtn.hidden = true;
+    editor.set(null);
     status.textContent = "Searching with the whole photo.";
   }
+  // Search's own words: "Search this area" once a box is drawn (the same button confirms it)
+  function searchLabel() { return cropField.value ? "Search this area" : "Search"; }
 
   function humanSize(n) {   // as the server says it: "10 MB", "29.3 KB"
     var units = [["MB", 1048576], ["KB", 1024]];
@@ -207,42 +348,21 @@
     if (files && files.length && files[0].type.indexOf("image/") === 0) { e.preventDefault(); useFiles(files); }
   });
 
-  // ---- drawing the crop box (pointer events: mouse, touch and pen alike)
-  var start = null;
-  function frac(e) {
-    var r = img.getBoundingClientRect();
-    return [Math.max(0, Math.min(1, (e.clientX - r.left) / r.width)),
-            Math.max(0, Math.min(1, (e.clientY - r.top) / r.height))];
-  }
-  function current(a, b) {
-    return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])];
-  }
-  stage.addEventListener("pointerdown", function (e) {
-    if (e.button !== undefined && e.button !== 0) { return; }
-    e.preventDefault();
-    start = frac(e);
-    if (stage.setPointerCapture) { try { stage.setPointerCapture(e.pointerId); } catch (err) { /* ignore */ } }
-    placeBox(box, [start[0], start[1], start[0], start[1]]);
+  // ---- the crop box (pointer events: mouse, touch and pen alike; the keyboard on the box)
+  var startBtn = document.getElementById("crop-start");
+  var editor = CropEditor(stage, img, box, {
+    onChange: function (c) {
+      cropField.value = c ? cropText(c) : "";
+      clearBtn.hidden = !c;
+      startBtn.hidden = !!c;
+      searchBtn.textContent = searchLabel();
+      if (c) { status.textContent = "Search will use the boxed part of the photo."; }
+    },
+    onConfirm: function () { if (form.requestSubmit) { form.requestSubmit(searchBtn); } else { searchBtn.click(); } },
+    onEscape: function () { clearCrop(); startBtn.focus(); }
   });
-  stage.addEventListener("pointermove", function (e) {
-    if (!start) { return; }
-    e.preventDefault();
-    placeBox(box, current(start, frac(e)));
-  });
-  function finish(e) {
-    if (!start) { return; }
-    var c = current(start, frac(e));
-    start = null;
-    if (c[2] - c[0] < 0.03 || c[3] - c[1] < 0.03) { clearCrop(); return; }   // a click, not a box
-    placeBox(box, c);
-    cropField.value = c.map(function (v) { return v.toFixed(4); }).join(",");
-    clearBtn.hidden = false;
-    status.textContent = "Searching with the boxed part of the photo.";
-  }
-  stage.addEventListener("pointerup", finish);
-  stage.addEventListener("pointercancel", function () { start = null; });
   clearBtn.addEventListener("click", clearCrop);
-  img.addEventListener("dragstart", function (e) { e.preventDefault(); });
+  startBtn.addEventListener("click", function () { editor.set([0.15, 0.1, 0.85, 0.9]); box.focus(); });
 
   form.addEventListener("submit", function (e) {
     var hasFile = input.files && input.files.length > 0;
@@ -260,6 +380,6 @@
   window.addEventListener("pageshow", function () {   // back button: enable the button again
     var b = document.getElementById("search-button");
     b.disabled = false;
-    b.textContent = "Search";
+    b.textContent = searchLabel();
   });
 })();
