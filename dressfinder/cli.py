@@ -197,13 +197,15 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--brand", default=None, help="only products of this brand")
     p.add_argument("--availability", default=None, choices=AVAILABILITY,
                    help="only products with this availability (e.g. in_stock: no sold-out dresses)")
+    p.add_argument("--in-stock", action="store_true",
+                   help="only products that can be bought (not out_of_stock: preorder and backorder can)")
 
 
 def _filters(a: argparse.Namespace):
     from .catalog import Filters
 
     return Filters(min_price=a.min_price, max_price=a.max_price, shop=a.shop, category=a.category,
-                   brand=a.brand, availability=a.availability)
+                   brand=a.brand, availability=a.availability, in_stock=getattr(a, "in_stock", False))
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:
@@ -215,6 +217,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
                    help="search only this box of the photo, as fractions of width/height, e.g. 0.2,0.1,0.8,0.9")
     p.add_argument("--no-detect", dest="detect", action="store_false",
                    help="search the whole photo (default: find the dress in a screenshot or scene first)")
+    p.add_argument("--variants", action="store_true",
+                   help="keep variants apart (default: one result per item_group_id, its best-matching variant)")
     _filter_args(p)
     _backend_args(p)
     precision_arg(p)
@@ -253,7 +257,7 @@ def _search_run(a: argparse.Namespace) -> int:
     failures = 0
     for q in a.images:
         try:
-            found = store.search_regions(q, a.k, filters=filters, crop=crop, detect=a.detect)
+            found = store.search_regions(q, a.k, filters=filters, crop=crop, detect=a.detect, variants=a.variants)
             hits = found.hits
         except DressfinderError as e:
             failures += 1
@@ -273,7 +277,9 @@ def _search_run(a: argparse.Namespace) -> int:
                 price = f"  {p.price:.2f} {p.currency or ''}".rstrip() if p.price is not None else ""
                 shown = display_title(p)
                 title = f"  {shown}" if shown != h.id else ""
-                print(f"  {rank:2d}. {h.score:.3f}  {h.id}{title}{price}" + (f"  {p.url}" if p.url else ""))
+                sold = "  sold out" if p.availability == "out_of_stock" else ""
+                pic = f"  (picture {h.image})" if h.image else ""
+                print(f"  {rank:2d}. {h.score:.3f}  {h.id}{title}{price}{sold}{pic}" + (f"  {p.url}" if p.url else ""))
     return 1 if failures else 0
 
 

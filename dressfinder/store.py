@@ -22,10 +22,13 @@ older ones are deleted by the next writer.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -109,6 +112,73 @@ def writer_lock(root: Path, timeout: float = 60.0):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def pictures(p: Product) -> list[tuple[int, str]]:
+    """A product's pictures to encode, as (n, source): its ``image`` (n = 0), then each path of its
+    ``more_images`` (n = its place there, from 1); URLs there were never downloaded and are left out."""
+    more = (p.more_images or "").split()
+    return [(0, p.image)] + [(n, m) for n, m in enumerate(more, 1) if not re.match(r"^[a-z][a-z0-9+.-]*://", m, re.I)]
+
+
+@dataclass
+class Batch:
+    """New rows for a store: ``vectors`` (and ``patches``) row-aligned from ``first_row``; the
+    ``products`` with their rows (their main pictures') and stored ``files``; ``images``: the
+    products' other pictures as (vector row, product row, n, stored file)."""
+
+    vectors: np.ndarray
+    patches: np.ndarray | None
+    products: list[Product]
+    rows: list[int]
+    files: list[str | None]
+    images: list[tuple[int, int, int, str | None]] = field(default_factory=list)
+
+
+def layout(products: Sequence[Product]) -> tuple[list[str], list[tuple[int, int]]]:
+    """Every picture of ``products`` to encode, and whose each is: (product index, n)."""
+    sources, owners = [], []
+    for i, p in enumerate(products):
+        for n, src in pictures(p):
+            sources.append(src)
+            owners.append((i, n))
+    return sources, owners
+
+
+def assemble(products: Sequence[Product], owners: Sequence[tuple[int, int]], result: EmbedResult,
+             first_row: int) -> tuple[Batch, list[tuple[str, str]]]:
+    """The rows ``result`` (the encoding of :func:`layout`'s sources) gives, numbered from
+    ``first_row``, each product's main picture then its others; a product whose main picture cannot
+    be read is skipped, another picture that cannot be read is left out. And the skips, with reasons."""
+    pos = {int(i): j for j, i in enumerate(result.ok)}
+    reasons = dict(result.skipped)
+    take: list[int] = []
+    batch = Batch(result.vectors[:0], None, [], [], [])
+    product_row: dict[int, int] = {}
+    skipped: list[tuple[str, str]] = []
+    for s, (pi, n) in enumerate(owners):
+        j = pos.get(s)
+        if j is None:
+            if n == 0:
+                skipped.append((products[pi].id, reasons.get(s, "cannot read")))
+            elif pi in product_row:
+                skipped.append((f"{products[pi].id} picture {n}", reasons.get(s, "cannot read")))
+            continue
+        row = first_row + len(take)
+        if n == 0:
+            product_row[pi] = row
+            batch.products.append(products[pi])
+            batch.rows.append(row)
+            batch.files.append(result.files[j])
+        elif pi in product_row:
+            batch.images.append((row, product_row[pi], n, result.files[j]))
+        else:
+            continue
+        take.append(j)
+    idx = np.asarray(take, np.int64)
+    batch.vectors = np.asarray(result.vectors, np.float32)[idx]
+    batch.patches = None if result.patches is None else np.asarray(result.patches, np.float32)[idx]
+    return batch, skipped
+
+
 @dataclass
 class ChangeReport:
     """What a build or an update did."""
@@ -116,6 +186,18 @@ class ChangeReport:
     added: int = 0
     removed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (product id or source, reason)
+    updated: int = 0          # products whose fields changed, nothing re-encoded (sync)
+    reencoded: int = 0        # products given new pictures (sync)
+    unchanged: int = 0        # products already as the source has them (sync)
+    encoded: int = 0          # pictures encoded (not reused from the store, nor from an earlier run's chunks)
+    resumed: int = 0          # pictures an earlier, interrupted run had encoded (.work/ chunks)
+    plan: Any = None          # sync: the SyncPlan
+
+    def format_sync(self) -> str:
+        """The one-line summary of a sync."""
+        return (f"added {self.added}, updated {self.updated}, re-encoded {self.reencoded} "
+                f"({self.encoded} pictures encoded" + (f", {self.resumed} resumed" if self.resumed else "")
+                + f"), removed {self.removed}, unchanged {self.unchanged}, skipped {len(self.skipped)}")
     seconds: float = 0.0
     encode_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -139,6 +221,9 @@ class StoreSnapshot:
         self.segments = [np.load(root / s, mmap_mode="r") for s in files["vectors"]]
         self.offsets = np.cumsum([0] + [len(s) for s in self.segments])
         self.metric = self.index.metric
+        self._lock = threading.Lock()
+        self._allowed_cache: dict[tuple, np.ndarray] = {}
+        self._sold_out: bool | None = None
         # patch vectors (close-ups of the fabric), row-aligned with the vectors, one file a segment
         patches = files.get("patches") or []
         self.patch_segments = [np.load(root / s, mmap_mode="r") for s in patches] \
@@ -147,6 +232,12 @@ class StoreSnapshot:
     @property
     def n_rows(self) -> int:
         return int(self.offsets[-1])
+
+    @property
+    def spread(self) -> float:
+        """Vector rows per product (several when products have several pictures): how many more
+        candidates a search asks the index for, to fill its places with distinct products."""
+        return min(max(self.n_rows / max(int(self.manifest.get("count") or 1), 1), 1.0), 11.0)
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         return self._gather(self.segments, rows, self.manifest["encoder"]["dim"])
@@ -175,9 +266,34 @@ class StoreSnapshot:
         return np.concatenate([np.asarray(s, np.float32) for s in self.segments]) if self.segments else \
             np.zeros((0, self.manifest["encoder"]["dim"]), np.float32)
 
+    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
+        """The vector rows ``filters`` lets through (None: all), remembered per filter (the snapshot
+        never changes). ``in_stock`` in a store where nothing is sold out lets everything through."""
+        if filters is not None and filters.in_stock and not self.sold_out:
+            filters = dataclasses.replace(filters, in_stock=False)
+        if filters is None or filters.is_empty():
+            return None
+        key = dataclasses.astuple(filters)
+        with self._lock:
+            rows = self._allowed_cache.get(key)
+        if rows is None:
+            rows = self.db.vector_rows(filters)
+            with self._lock:
+                if len(self._allowed_cache) >= 64:
+                    self._allowed_cache.clear()
+                self._allowed_cache[key] = rows
+        return rows
+
+    @property
+    def sold_out(self) -> bool:
+        """Whether any product is out of stock."""
+        if self._sold_out is None:
+            self._sold_out = len(self.db.rows(Filters(availability="out_of_stock"))) > 0
+        return self._sold_out
+
     def candidates(self, queries: np.ndarray, k: int, filters: Filters | None = None,
                    nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        allowed = None if filters is None or filters.is_empty() else self.db.rows(filters)
+        allowed = self._allowed(filters)
         if allowed is None or len(allowed) > EXACT_SUBSET:
             return self.index.search(queries, k, allowed=allowed, nprobe=nprobe)
         if len(allowed) == 0:   # filtered searches over few rows are done exactly
@@ -187,7 +303,17 @@ class StoreSnapshot:
         return sub.search(queries, k)
 
     def rows(self, filters: Filters | None = None) -> np.ndarray:
-        return self.db.rows(filters)
+        allowed = self._allowed(filters)
+        return self.db.vector_rows(None) if allowed is None else allowed
+
+    def image_rows(self, rows: Sequence[int]) -> dict[int, tuple[int, int, str | None]]:
+        return self.db.image_rows(rows)
+
+    def rows_of_products(self, product_rows: Sequence[int]) -> np.ndarray:
+        return self.db.rows_of_products(product_rows)
+
+    def pictures(self, product_row: int) -> list[tuple[int, int, str | None]]:
+        return self.db.pictures(product_row)
 
     def records(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]:
         return self.db.by_rows(rows)
@@ -324,25 +450,29 @@ class Store(Searchable):
         with writer_lock(root, timeout=0.5):
             images_dir = root / "images"
             enc = cls._prepare_encoder(encoder, model, products, root, train_epochs, progress, precision)
-            work = root / ".work" / fingerprint(enc, [f"{p.id}\0{p.image}" for p in products])
-            result = cls._embed(enc, [p.image for p in products], images_dir, work, progress, workers, dask)
-            if len(result.ok) == 0:
+            sources, owners = layout(products)
+            work = root / ".work" / fingerprint(enc, [f"{products[i].id}\0{n}\0{src}"
+                                                      for src, (i, n) in zip(sources, owners)])
+            result = cls._embed(enc, sources, images_dir, work, progress, workers, dask)
+            batch, skipped = assemble(products, owners, result, 0)
+            if not batch.products:
                 raise DressfinderError("no readable images in the catalogue; nothing to index")
-            vectors = result.vectors
-            kept = [products[i] for i in result.ok]
+            vectors = batch.vectors
+            kept = batch.products
             kind = index
             if kind == "auto":
-                kind = auto_kind(len(kept), vectors.shape[1])   # the rule and its numbers: index.auto_kind
+                kind = auto_kind(len(vectors), vectors.shape[1])   # the rule and its numbers: index.auto_kind
             vindex = VectorIndex.build(kind, vectors, metric=enc.metric, **(index_params or {}))
-            manifest = cls._commit_new(root, enc, vindex, (vectors, result.patches), kept, result.files, {
-                "source": source, "products": len(kept), "skipped": len(result.skipped) + len(pre_skipped),
+            manifest = cls._commit_new(root, enc, vindex, batch, {
+                "source": source, "products": len(kept), "skipped": len(skipped) + len(pre_skipped),
                 "seconds": round(time.perf_counter() - t0, 2), "encode_seconds": round(result.seconds, 2),
                 "images_per_second": round(result.rate, 1)})
             shutil.rmtree(root / ".work", ignore_errors=True)
         store = cls(root, StoreSnapshot(root, manifest), enc)
         store.last_report = ChangeReport(
             added=len(kept), seconds=time.perf_counter() - t0, encode_seconds=result.seconds,
-            skipped=pre_skipped + [(products[i].id, r) for i, r in result.skipped], timings=result.timings)
+            skipped=pre_skipped + skipped, timings=result.timings)
+        store.last_report.encoded = len(result.ok)
         return store
 
     @classmethod
@@ -355,7 +485,8 @@ class Store(Searchable):
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         with writer_lock(root, timeout=0.5):
-            manifest = cls._commit_new(root, encoder, index, (vectors, patches), products, files, built)
+            batch = Batch(vectors, patches, list(products), list(range(len(products))), list(files))
+            manifest = cls._commit_new(root, encoder, index, batch, built)
         return cls(root, StoreSnapshot(root, manifest), encoder)
 
     @staticmethod
@@ -383,10 +514,9 @@ class Store(Searchable):
         return get_encoder(name, precision=precision, **({"model": str(model)} if model else {}))
 
     @classmethod
-    def _commit_new(cls, root: Path, enc: Encoder, vindex: VectorIndex,
-                    vectors_patches: tuple[np.ndarray, np.ndarray | None],
-                    products: list[Product], files: list[str | None], built: dict[str, Any]) -> dict[str, Any]:
-        vectors, patches = vectors_patches
+    def _commit_new(cls, root: Path, enc: Encoder, vindex: VectorIndex, batch: Batch,
+                    built: dict[str, Any]) -> dict[str, Any]:
+        vectors, patches, products = batch.vectors, batch.patches, batch.products
         old = cls._try_manifest(root)
         gen = (old["generation"] + 1) if old else 1
         tag = f"{gen:06d}-{secrets.token_hex(3)}"
@@ -394,7 +524,8 @@ class Store(Searchable):
                  "vectors": [f"vectors-{tag}.npy"], "deleted": None,
                  "patches": [f"patches-{tag}.npy"] if patches is not None else None}
         with CatalogDB(root / names["catalog"]) as db:
-            db.insert((row, p, f) for row, (p, f) in enumerate(zip(products, files)))
+            db.insert(zip(batch.rows, products, batch.files))
+            db.insert_images(batch.images)
         np.save(root / names["vectors"][0], np.ascontiguousarray(vectors, np.float32))
         if patches is not None:
             np.save(root / names["patches"][0], np.ascontiguousarray(patches, np.float32))
@@ -502,15 +633,21 @@ class Store(Searchable):
                 report.seconds = time.perf_counter() - t0
                 return report
             enc = self.encoder
+            sources, owners = layout(fresh)
+            # finished chunks are kept under .work/ (named by what is encoded): a killed add resumes
+            work = self.root / ".work" / ("add-" + fingerprint(enc, [f"{fresh[i].id}\0{n}\0{src}"
+                                                                     for src, (i, n) in zip(sources, owners)]))
             with _images_pending(self.root) as stale:
-                result = embed(enc, [p.image for p in fresh], images_dir=self.root / "images", progress=progress,
+                result = embed(enc, sources, images_dir=self.root / "images", work_dir=work, progress=progress,
                                desc="adding")
-                report.skipped += [(fresh[i].id, r) for i, r in result.skipped]
-                kept = [fresh[i] for i in result.ok]
+                batch, skipped_now = assemble(fresh, owners, result, snap.n_rows)
+                report.skipped += skipped_now
+                kept = batch.products
                 if kept:
-                    self._commit_change(snap, add=(result.vectors, kept, result.files, result.patches), remove_ids=dupes,
-                                        full_image_sweep=stale)
+                    self._commit_change(snap, add=batch, remove_ids=dupes, full_image_sweep=stale)
+            shutil.rmtree(work, ignore_errors=True)
             report.added, report.removed = len(kept), len(dupes) if kept else 0
+            report.encoded = len(result.ok)
             report.encode_seconds = result.seconds
             report.seconds = time.perf_counter() - t0
             return report
@@ -528,8 +665,8 @@ class Store(Searchable):
                 result = embed(self.encoder, [image], images_dir=self.root / "images", progress=False)
                 if not len(result.ok):
                     raise DressfinderError(result.skipped[0][1])
-                self._commit_change(snap, add=(result.vectors, [product], result.files, result.patches), remove_ids=[],
-                                    full_image_sweep=stale)
+                batch = Batch(result.vectors, result.patches, [product], [snap.n_rows], result.files)
+                self._commit_change(snap, add=batch, remove_ids=[], full_image_sweep=stale)
         return ChangeReport(added=1, seconds=time.perf_counter() - t0, encode_seconds=result.seconds)
 
     def remove(self, ids: Sequence[str]) -> ChangeReport:
@@ -545,7 +682,10 @@ class Store(Searchable):
                     self._commit_change(snap, add=None, remove_ids=present, full_image_sweep=stale)
         return ChangeReport(removed=len(present), skipped=skipped, seconds=time.perf_counter() - t0)
 
-    def _commit_change(self, snap: StoreSnapshot, add, remove_ids: Sequence[str], *, full_image_sweep: bool) -> None:
+    def _commit_change(self, snap: StoreSnapshot, add: Batch | None, remove_ids: Sequence[str], *,
+                       full_image_sweep: bool, update: Sequence[Product] = ()) -> dict[str, Any]:
+        """One new generation: ``remove_ids`` removed, ``update``'s fields replaced (same rows,
+        nothing re-encoded), ``add``'s rows added; committed by replacing store.json."""
         root = self.root
         old = snap.manifest
         gen = old["generation"] + 1
@@ -565,8 +705,10 @@ class Store(Searchable):
                 files["released"] = sorted(db.files_of("id", remove_ids))
                 gone = np.array(db.delete(remove_ids), np.int64)
                 vindex.remove(gone)
+            if update:
+                db.update((p, None) for p in update)
             if add is not None:
-                vectors, products, stored, patches = add
+                vectors, patches = add.vectors, add.patches
                 rows = np.arange(rows_total, rows_total + len(vectors), dtype=np.int64)
                 seg = f"vectors-{tag}.npy"
                 np.save(root / seg, np.ascontiguousarray(vectors, np.float32))
@@ -576,7 +718,8 @@ class Store(Searchable):
                     files["patches"].append(f"patches-{tag}.npy")
                 else:
                     files["patches"] = None
-                db.insert(zip(rows.tolist(), products, stored))
+                db.insert(zip(add.rows, add.products, add.files))
+                db.insert_images(add.images)
                 vindex.add(vectors, rows)
                 rows_total += len(vectors)
             count = db.count()
@@ -591,3 +734,4 @@ class Store(Searchable):
                     "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "previous": old["files"]}
         self._write_manifest(root, manifest, full_image_sweep=full_image_sweep)
         self._snap = StoreSnapshot(root, manifest)
+        return manifest
