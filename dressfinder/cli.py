@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "search": (None, "find the catalogue products most like some photos"),
     "add": (None, "add products (folder or CSV) to a store without a rebuild"),
     "remove": (None, "remove products from a store by id"),
+    "sync": (None, "make a store match a product feed or catalogue: add, update, re-encode changed pictures, remove"),
     "info": (None, "describe a store"),
     "train": ("dressfinder.training.command", "train an encoder (the seed autoencoder, or contrastive fine-tuning)"),
     "evaluate": ("dressfinder.tools.evaluate.command", "measure Recall@K on photo-like variants, encoders side by side"),
@@ -312,6 +313,53 @@ def _remove_run(a: argparse.Namespace) -> int:
     return 0 if not rep.skipped else 1
 
 
+def _sync_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="SOURCE",
+                   help="the shop's whole catalogue now: a product feed (file or URL, imported first as "
+                        "`dressfinder import` does), a scraped catalogue folder, or a CSV")
+    p.add_argument("--store", required=True, help="the store to bring in step (a FAISS store folder)")
+    p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .scrape.feed_command import add_feed_arguments
+
+    feed = p.add_argument_group("when SOURCE is a product feed")
+    feed.add_argument("--feed-dir", default=None, metavar="DIR",
+                      help="where the feed's catalogue is imported and kept (default: the store's folder name "
+                           "+ '-feed', beside it, as `index FEED` does)")
+    add_feed_arguments(feed)
+
+
+def _sync_run(a: argparse.Namespace) -> int:
+    from .backends import backend_of
+    from .scrape.feeds import is_feed_source
+    from .store import Store
+
+    if backend_of(a.store) == "milvus":
+        raise DressfinderError(f"{a.store} is a Milvus store: sync keeps FAISS stores only; rebuild it with "
+                               "dressfinder index, or use add and remove")
+    store = Store.open(a.store)
+    if is_feed_source(a.source):
+        from .scrape.feed_command import import_for_index
+
+        a.source = str(import_for_index(a, a.source, a.store))
+    rep = store.sync(a.source, dry_run=a.dry_run, progress=not a.quiet)
+    _print_skipped(rep.skipped)
+    if a.dry_run:
+        plan = rep.plan
+        for what, items in (("add", [p.id for p in plan.add]), ("update", [p.id for p in plan.update]),
+                            ("re-encode", [p.id for p in plan.reencode]), ("remove", plan.remove)):
+            for pid in items[:50]:
+                print(f"{what} {pid}")
+            if len(items) > 50:
+                print(f"... and {len(items) - 50} more to {what}")
+        print(f"would add {rep.added}, update {rep.updated}, re-encode {rep.reencoded} ({len(plan.encode)} "
+              f"pictures to encode), remove {rep.removed}; unchanged {rep.unchanged}, skipped {len(rep.skipped)}")
+        return 0
+    print(f"synced {a.store}: {rep.format_sync()}; {len(store)} products, generation {store.generation}, "
+          f"{rep.seconds:.1f} s")
+    return 0
+
+
 def _info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None)
     p.add_argument("--encoders", action="store_true", help="list the encoders this installation has")
@@ -333,6 +381,7 @@ CORE = {
     "search": (_search_args, _search_run),
     "add": (_add_args, _add_run),
     "remove": (_remove_args, _remove_run),
+    "sync": (_sync_args, _sync_run),
     "info": (_info_args, _info_run),
 }
 

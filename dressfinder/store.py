@@ -207,6 +207,163 @@ class ChangeReport:
         return self.added / self.encode_seconds if self.encode_seconds > 0 else 0.0
 
 
+#: Catalogue columns that change on every import without the product changing (the feed import's time)
+VOLATILE_EXTRAS = ("imported_at",)
+
+
+def _same(a: Product, b: Product) -> bool:
+    """Whether two records of one product say the same (volatile extras aside)."""
+    ea = {k: v for k, v in (a.extra or {}).items() if k not in VOLATILE_EXTRAS}
+    eb = {k: v for k, v in (b.extra or {}).items() if k not in VOLATILE_EXTRAS}
+    return a.fields() == b.fields() and ea == eb
+
+
+def _digest(path: str, cache: dict[str, str | None]) -> str | None:
+    """sha256 of a picture's bytes (the name its stored copy gets under images/), None: unreadable."""
+    if path not in cache:
+        try:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            cache[path] = h.hexdigest()
+        except OSError:
+            cache[path] = None
+    return cache[path]
+
+
+@dataclass
+class SyncPlan:
+    """What a sync does (:meth:`Store.sync`), decided by comparing each product's fields and its
+    pictures' content hashes (sha256 of the bytes, which is the stored copy's name) with the store's:
+
+    * a new id: added; its pictures encoded, unless the store already has one with the same bytes
+      (a variant's picture, a product's moved picture): that vector is reused;
+    * same pictures (same hashes, in the same places), other fields: ``update`` (same rows,
+      nothing encoded: a price, stock or title change);
+    * other pictures: ``reencode``: the product gets new rows; only pictures whose bytes the store
+      has never seen are encoded (``encode``, each once), the others' vectors are copied;
+    * an id the catalogue no longer has: ``remove``."""
+
+    add: list[Product] = field(default_factory=list)
+    update: list[Product] = field(default_factory=list)
+    reencode: list[Product] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    encode: list[tuple[str, str]] = field(default_factory=list)        # (sha256, source) to encode
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    hashes: dict[tuple[str, int], str | None] = field(default_factory=dict)   # (id, n) -> sha256
+    known: dict[str, tuple[int, str]] = field(default_factory=dict)           # sha256 -> (row, stored file)
+
+    @property
+    def new_ids(self) -> set[str]:
+        return {p.id for p in self.add}
+
+    def is_empty(self) -> bool:
+        return not (self.add or self.update or self.reencode or self.remove)
+
+    def report(self) -> ChangeReport:
+        return ChangeReport(added=len(self.add), removed=len(self.remove), updated=len(self.update),
+                            reencoded=len(self.reencode), unchanged=self.unchanged, encoded=len(self.encode),
+                            skipped=list(self.skipped))
+
+    @classmethod
+    def make(cls, snap: "StoreSnapshot", products: Sequence[Product], skipped: Sequence[tuple[str, str]]) -> "SyncPlan":
+        plan = cls(skipped=list(skipped))
+        others = snap.db.all_pictures()
+        current: dict[str, tuple[int, Product, list[tuple[int, str | None]]]] = {}
+        for row, prod, file in snap.iter_products():
+            current[prod.id] = (row, prod, [(0, Path(file).stem if file else None)] +
+                                [(n, Path(f).stem if f else None) for _, n, f in others.get(row, [])])
+            if file:
+                plan.known.setdefault(Path(file).stem, (row, file))
+            for r, _, f in others.get(row, []):
+                if f:
+                    plan.known.setdefault(Path(f).stem, (r, f))
+        cache: dict[str, str | None] = {}
+        seen: set[str] = set()
+        queued: set[str] = set()
+        for p in products:
+            if p.id in seen:
+                plan.skipped.append((p.id, "duplicate id in the catalogue"))
+                continue
+            seen.add(p.id)
+            pics = [(n, _digest(src, cache)) for n, src in pictures(p)]
+            plan.hashes.update(((p.id, n), h) for n, h in pics)
+            old = current.get(p.id)
+            if old is not None and old[2] == pics:
+                if _same(old[1], p):
+                    plan.unchanged += 1
+                else:
+                    plan.update.append(p)
+                continue
+            (plan.add if old is None else plan.reencode).append(p)
+            for (n, src), (_, h) in zip(pictures(p), pics):
+                if h is not None and h not in plan.known and h not in queued:
+                    queued.add(h)
+                    plan.encode.append((h, src))
+        plan.remove = [pid for pid in current if pid not in seen]
+        return plan
+
+    def batch(self, snap: "StoreSnapshot", result: EmbedResult) -> tuple["Batch", set[str], list[tuple[str, str]]]:
+        """The new rows: the added and re-pictured products, their pictures' vectors from ``result``
+        (the encoding of :attr:`encode`) or copied from the store's rows with the same bytes. A
+        product whose main picture cannot be read is skipped (an existing one keeps its old record:
+        returned in the set); another picture that cannot be read is left out."""
+        fresh = {self.encode[int(i)][0]: j for j, i in enumerate(result.ok)}
+        reasons = {self.encode[int(i)][0]: r for i, r in result.skipped}
+        first = snap.n_rows
+        take: list[tuple[str, int]] = []          # ("new", index in result) or ("old", row), row order
+        batch = Batch(np.zeros((0, snap.manifest["encoder"]["dim"]), np.float32), None, [], [], [])
+        kept_old: set[str] = set()
+        skipped: list[tuple[str, str]] = []
+        existing = {p.id for p in self.reencode}
+        for p in self.add + self.reencode:
+            placed: list[tuple[int, tuple[str, int], str | None]] = []
+            for n, src in pictures(p):
+                h = self.hashes.get((p.id, n))
+                if h in fresh:
+                    placed.append((n, ("new", fresh[h]), result.files[fresh[h]]))
+                elif h in self.known:
+                    placed.append((n, ("old", self.known[h][0]), self.known[h][1]))
+                elif n == 0:
+                    break
+                else:
+                    skipped.append((f"{p.id} picture {n}", reasons.get(h, "cannot read") if h else "cannot read"))
+            if not placed or placed[0][0] != 0:
+                skipped.append((p.id, reasons.get(self.hashes.get((p.id, 0)) or "", "cannot read its picture")))
+                if p.id in existing:
+                    kept_old.add(p.id)
+                continue
+            prow = first + len(take)
+            batch.products.append(p)
+            batch.rows.append(prow)
+            batch.files.append(placed[0][2])
+            for i, (n, where, file) in enumerate(placed):
+                if i:
+                    batch.images.append((first + len(take), prow, n, file))
+                take.append(where)
+        new_idx = np.array([w for kind, w in take if kind == "new"], np.int64)
+        old_rows = np.array([w for kind, w in take if kind == "old"], np.int64)
+        is_new = np.array([kind == "new" for kind, _ in take], bool)
+        dim = snap.manifest["encoder"]["dim"]
+        vectors = np.zeros((len(take), dim), np.float32)
+        if len(new_idx):
+            vectors[is_new] = np.asarray(result.vectors, np.float32)[new_idx]
+        if len(old_rows):
+            vectors[~is_new] = snap.vectors(old_rows)
+        batch.vectors = vectors
+        if snap.patch_segments is not None and (result.patches is not None or not len(new_idx)):
+            width = snap.patch_segments[0].shape[1]
+            patches = np.zeros((len(take), width), np.float32)
+            if len(new_idx):
+                patches[is_new] = np.asarray(result.patches, np.float32)[new_idx]
+            if len(old_rows):
+                patches[~is_new] = snap.patch_vectors(old_rows)
+            batch.patches = patches
+        return batch, kept_old, skipped
+
+
 class StoreSnapshot:
     """One committed generation of a store, loaded: immutable once made (changes make a new one).
     The FAISS backend's :class:`search.Snapshot`."""
@@ -668,6 +825,51 @@ class Store(Searchable):
                 batch = Batch(result.vectors, result.patches, [product], [snap.n_rows], result.files)
                 self._commit_change(snap, add=batch, remove_ids=[], full_image_sweep=stale)
         return ChangeReport(added=1, seconds=time.perf_counter() - t0, encode_seconds=result.seconds)
+
+    def plan_sync(self, catalog: str | Path | Sequence[Product]) -> "SyncPlan":
+        """What :meth:`sync` would do to make the store match ``catalog``, without doing it."""
+        products, skipped, _ = products_from(catalog)
+        self.reload()
+        return SyncPlan.make(self._snap, products, skipped)
+
+    def sync(self, catalog: str | Path | Sequence[Product], *, dry_run: bool = False,
+             progress: bool = False) -> ChangeReport:
+        """Make the store hold exactly ``catalog``'s products (a catalogue folder or CSV, e.g. an
+        imported feed's catalog.csv, or products): new ones added, changed fields updated in place
+        (nothing re-encoded), products whose pictures' bytes changed given new rows (only pictures
+        the store has never seen are encoded; the others' vectors are reused, by content hash),
+        products no longer there removed. One new generation, committed at once: a reader sees the
+        store before or after, never a mix. The encoding keeps finished chunks under ``.work/``,
+        so a sync killed midway resumes without re-encoding them. ``dry_run``: plan only."""
+        t0 = time.perf_counter()
+        products, skipped, _ = products_from(catalog)
+        with self._write, writer_lock(self.root):
+            self.reload()
+            snap = self._snap
+            plan = SyncPlan.make(snap, products, skipped)
+            report = plan.report()
+            report.plan = plan
+            if dry_run or plan.is_empty():
+                report.seconds = time.perf_counter() - t0
+                return report
+            enc = self.encoder
+            work = self.root / ".work" / ("sync-" + fingerprint(enc, [f"{h}\0{src}" for h, src in plan.encode]))
+            with _images_pending(self.root) as stale:
+                result = embed(enc, [src for _, src in plan.encode], images_dir=self.root / "images", work_dir=work,
+                               progress=progress, desc="syncing")
+                batch, kept_old, skipped_now = plan.batch(snap, result)
+                report.skipped += skipped_now
+                renewed = [p.id for p in plan.reencode if p.id not in kept_old]
+                report.added = sum(1 for p in batch.products if p.id in plan.new_ids)
+                report.reencoded = len(renewed)
+                report.encoded = len(result.ok) - result.resumed
+                report.resumed = result.resumed
+                self._commit_change(snap, add=batch if batch.products else None, remove_ids=plan.remove + renewed,
+                                    update=plan.update, full_image_sweep=stale)
+            shutil.rmtree(work, ignore_errors=True)
+            report.encode_seconds = result.seconds
+            report.seconds = time.perf_counter() - t0
+            return report
 
     def remove(self, ids: Sequence[str]) -> ChangeReport:
         """Remove products by id (unknown ids are reported as skipped)."""

@@ -123,6 +123,225 @@ def test_similar_and_recommend_leave_out_what_cannot_be_bought_by_default(tmp_pa
         assert out <= {r["similar_id"] for r in csv.DictReader(f)}
 
 
+# --------------------------------------------------------------------------- sync
+
+N = 40
+PRICED, SOLD, REPLACED, GONE = range(10, 20), range(20, 25), (25, 26, 27), range(30, 40)
+
+
+def shop_today(folder: Path) -> Path:
+    """The shop's catalogue the store was built from: 40 products, two pictures each, one dress in three sizes."""
+    return write_shop(folder, n=N, views=2, groups={3: 3})
+
+
+def shop_tomorrow(folder: Path, new: int = 0) -> Path:
+    """The next day's: 10 prices changed, 5 sold out, 3 pictures replaced (two main ones, one other), 10
+    products gone, ``new`` products added (two pictures each)."""
+    for i, view in zip(REPLACED, (0, 1, 0)):
+        picture(5000 + i, 0).save(folder / "images" / f"p{i:03d}-{view}.png")     # new bytes, same file name
+    overrides = {f"p-{i:03d}": {"price": f"{99 + i:.2f}"} for i in PRICED}
+    return write_shop(folder, n=N + new, views=2, groups={3: 3}, sold_out=set(SOLD), overrides=overrides,
+                      skip=set(GONE), name="tomorrow.csv")
+
+
+def contents(store: Store) -> dict:
+    """Every product's fields and, per picture, its stored file and vector."""
+    snap = store.snapshot()
+    out = {}
+    for row, prod, file in snap.iter_products():
+        pics = [(0, row, file)] + list(snap.pictures(row))
+        vecs = snap.vectors(np.array([r for _, r, _ in pics] if pics[0][0] == 0 else [], np.int64))
+        out[prod.id] = (prod.fields(), {k: v for k, v in prod.extra.items()},
+                        [(n, f, v.tobytes()) for (n, _, f), v in zip(
+                            [(0, row, file)] + [(n, r, f) for r, n, f in snap.pictures(row)], vecs)])
+    return out
+
+
+def assert_matches(store: Store, csv_path: Path) -> None:
+    """The store holds exactly the catalogue's products, fields and pictures (bytes and vectors)."""
+    want = {p.id: p for p in read_catalog(csv_path).products}
+    assert {p.id for p in store.products()} == set(want)
+    enc = ColourEncoder()
+    for pid, p in want.items():
+        got = store.product(pid)
+        assert got.fields() == p.fields(), pid
+        row = store.record(pid)[0]
+        pics = [(0, row)] + [(n, r) for r, n, _ in store.snapshot().pictures(row)]
+        paths = [p.image] + p.more_images.split()
+        assert [n for n, _ in pics] == list(range(len(paths)))
+        for (n, r), path in zip(pics, paths):
+            assert store.image_file(pid, n).read_bytes() == Path(path).read_bytes(), (pid, n)
+            np.testing.assert_allclose(store.snapshot().vectors(np.array([r]))[0], enc.encode([path])[0],
+                                       atol=1e-6, err_msg=f"{pid} picture {n}")
+
+
+def test_sync_updates_in_place_reencodes_only_replaced_pictures_and_readers_never_see_a_mix(tmp_path):
+    folder = tmp_path / "shop"
+    root = tmp_path / "store"
+    build(shop_today(folder), root)
+    before = {p.id: (p.price, p.availability) for p in Store.open(root).products()}
+    tomorrow = shop_tomorrow(folder)
+    after = {p.id: (p.price, p.availability) for p in read_catalog(tomorrow).products}
+    store = Store.open(root)
+    gen0 = store.generation
+    expect = {gen0: before, gen0 + 1: after}
+
+    plan = store.sync(tomorrow, dry_run=True)
+    assert (plan.added, plan.updated, plan.reencoded, plan.removed, plan.encoded) == (0, 15, 3, 10, 3)
+    assert store.generation == gen0 and len(Store.open(root)) == 42          # a dry run changes nothing
+
+    seen, errors, stop = [], [], threading.Event()
+    probe = store.encoder.encode([picture(12), picture(27)])
+
+    def reader():
+        from dressfinder.search import search_vectors
+        other = Store.open(root)
+        while True:
+            last = stop.is_set()          # one more answer after the sync has returned
+            try:
+                fresh = Store.open(root) if len(seen) % 2 else (other.reload(), other)[1]
+                snap = fresh.snapshot()
+                gen = snap.manifest["generation"]
+                for hits in search_vectors(snap, probe, 100, variants=True):
+                    got = {h.id: (h.product.price, h.product.availability) for h in hits}
+                    assert got == expect[gen], f"generation {gen} answered a mix"
+                seen.append(gen)
+            except Exception as e:     # noqa: BLE001 - the test's point: none at all
+                errors.append(repr(e))
+                return
+            if last:
+                return
+
+    t = threading.Thread(target=reader)
+    t.start()
+    encoded = ColourEncoder.encoded
+    rep = store.sync(tomorrow)
+    stop.set()
+    t.join(60)
+    assert not errors, errors[0]
+    assert set(seen) <= {gen0, gen0 + 1} and seen[-1] == gen0 + 1
+
+    assert (rep.added, rep.updated, rep.reencoded, rep.removed, rep.unchanged) == (0, 15, 3, 10, 14)
+    assert rep.encoded == 3 and ColourEncoder.encoded - encoded == 3     # only the replaced pictures
+    assert store.generation == gen0 + 1                                  # one generation
+    assert "updated 15, re-encoded 3 (3 pictures encoded)" in rep.format_sync()
+    assert_matches(store, tomorrow)
+    assert_matches(Store.open(root), tomorrow)
+    hits = query(store, picture(5000 + 26, 0))                           # the new picture finds its product
+    assert (hits[0].id, hits[0].image) == ("p-026", 1)
+    assert not (tmp_path / "store" / ".work").exists() or not any((tmp_path / "store" / ".work").iterdir())
+    # in step: a second sync changes nothing
+    again = store.sync(tomorrow)
+    assert (again.added, again.updated, again.reencoded, again.removed, again.encoded) == (0, 0, 0, 0, 0)
+    assert store.generation == gen0 + 1
+
+
+def test_sync_adds_new_products_reusing_pictures_the_store_has(tmp_path):
+    folder = tmp_path / "shop"
+    root = tmp_path / "store"
+    store = build(write_shop(folder, n=10, views=2), root)
+    rows = list(csv.DictReader(open(folder / "catalog.csv")))
+    rows.append({**rows[2], "id": "p-002-copy", "title": "The same pictures"})    # a new id, known pictures
+    with open(folder / "more.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    encoded = ColourEncoder.encoded
+    rep = store.sync(folder / "more.csv")
+    assert (rep.added, rep.encoded, ColourEncoder.encoded - encoded) == (1, 0, 0)
+    assert_matches(store, folder / "more.csv")
+
+
+def test_index_add_resumes_after_a_crash_without_reencoding_finished_chunks(tmp_path, monkeypatch):
+    from dressfinder import embed
+
+    store = build(write_shop(tmp_path / "a", n=5, views=1), tmp_path / "store")
+    more = write_shop(tmp_path / "b", n=30, views=1, skip=set(range(5)))      # 25 new products
+    monkeypatch.setattr(embed, "CHUNK", 4)
+    real = ColourEncoder.encode_arrays
+    calls = {"n": 0}
+
+    def crash_on_third(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("killed")
+        return real(self, batch)
+
+    monkeypatch.setattr(ColourEncoder, "encode_arrays", crash_on_third)
+    with pytest.raises(RuntimeError):
+        store.add(more)
+    assert len(Store.open(tmp_path / "store")) == 5
+    assert len(list((tmp_path / "store" / ".work").glob("add-*/chunk-*.npz"))) == 2
+    monkeypatch.setattr(ColourEncoder, "encode_arrays", real)
+    encoded = ColourEncoder.encoded
+    rep = store.add(more)
+    assert rep.added == 25 and ColourEncoder.encoded - encoded == 25 - 8     # two chunks of 4 were done
+    assert not list((tmp_path / "store" / ".work").glob("add-*"))
+
+
+# --------------------------------------------------------------------------- kill -9 in the middle of a sync
+
+# The child runs the CLI with the test's own seams: the stand-in encoder registered, chunks of 4
+# pictures (so the sync has several), and a pause after the first finished chunk is saved, where it
+# writes the marker file and waits for the test's kill -9.
+HOOKED_SYNC = """
+import os, sys, time
+sys.path.insert(0, os.environ["DRESSFINDER_TEST_DIR"])
+import sync_fixtures                       # registers test-colour
+import dressfinder.embed as embed
+embed.CHUNK = 4
+real_save = embed.ChunkCache.save
+def save(self, start, chunk):
+    real_save(self, start, chunk)
+    if self.dir is not None:
+        open(os.environ["DRESSFINDER_TEST_MARKER"], "w").close()
+        time.sleep(600)
+embed.ChunkCache.save = save
+from dressfinder.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_a_sync_then_it_resumes_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from dressfinder import embed
+    from test_faults import kill_at
+
+    folder = tmp_path / "shop"
+    root, twin = tmp_path / "store", tmp_path / "twin"
+    build(shop_today(folder), root)
+    shutil.copytree(root, twin)
+    tomorrow = shop_tomorrow(folder, new=10)                # 10 new products: 20 pictures, and 3 replaced
+    manifest = (root / "store.json").read_bytes()
+
+    marker = tmp_path / "reached"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "DRESSFINDER_TEST_MARKER": str(marker),
+           "DRESSFINDER_TEST_DIR": str(Path(__file__).parent)}
+    proc = subprocess.Popen([sys.executable, "-c", HOOKED_SYNC, "sync", str(tomorrow), "--store", str(root),
+                             "--quiet"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kill_at(marker, proc)                                    # one chunk of 4 pictures is done, the sync is not
+    assert (root / "store.json").read_bytes() == manifest    # the store is as it was
+    assert len(list((root / ".work").glob("sync-*/chunk-*.npz"))) == 1
+    assert len(Store.open(root)) == 42
+
+    monkeypatch.setattr(embed, "CHUNK", 4)                  # the same chunks as the killed run
+    encoded = ColourEncoder.encoded
+    rep = Store.open(root).sync(tomorrow)
+    assert (rep.resumed, rep.encoded, ColourEncoder.encoded - encoded) == (4, 19, 19)
+    assert (rep.added, rep.updated, rep.reencoded, rep.removed) == (10, 15, 3, 10)
+
+    whole = Store.open(twin).sync(tomorrow)                 # the same sync, never interrupted
+    assert whole.encoded == 23
+    assert contents(Store.open(root)) == contents(Store.open(twin))
+    assert Store.open(root).generation == Store.open(twin).generation
+    assert_matches(Store.open(root), tomorrow)
+
+
 # --------------------------------------------------------------------------- the API
 
 def test_the_api_shows_the_picture_that_matched_keeps_variants_apart_and_leaves_sold_out_out_of_similar(tmp_path):
