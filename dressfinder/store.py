@@ -133,17 +133,23 @@ class Batch:
     images: list[tuple[int, int, int, str | None]] = field(default_factory=list)
 
 
-def layout(products: Sequence[Product]) -> tuple[list[str], list[tuple[int, int]]]:
-    """Every picture of ``products`` to encode, and whose each is: (product index, n)."""
-    sources, owners = [], []
+def layout(products: Sequence[Product]) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """The pictures of ``products`` to encode, each path once (a feed's variants share their
+    pictures), and every product's pictures in order as (product index, n, index in the sources)."""
+    sources: list[str] = []
+    where: dict[str, int] = {}
+    owners = []
     for i, p in enumerate(products):
         for n, src in pictures(p):
-            sources.append(src)
-            owners.append((i, n))
+            key = str(src)
+            if key not in where:
+                where[key] = len(sources)
+                sources.append(src)
+            owners.append((i, n, where[key]))
     return sources, owners
 
 
-def assemble(products: Sequence[Product], owners: Sequence[tuple[int, int]], result: EmbedResult,
+def assemble(products: Sequence[Product], owners: Sequence[tuple[int, int, int]], result: EmbedResult,
              first_row: int) -> tuple[Batch, list[tuple[str, str]]]:
     """The rows ``result`` (the encoding of :func:`layout`'s sources) gives, numbered from
     ``first_row``, each product's main picture then its others; a product whose main picture cannot
@@ -154,7 +160,7 @@ def assemble(products: Sequence[Product], owners: Sequence[tuple[int, int]], res
     batch = Batch(result.vectors[:0], None, [], [], [])
     product_row: dict[int, int] = {}
     skipped: list[tuple[str, str]] = []
-    for s, (pi, n) in enumerate(owners):
+    for pi, n, s in owners:
         j = pos.get(s)
         if j is None:
             if n == 0:
@@ -608,8 +614,7 @@ class Store(Searchable):
             images_dir = root / "images"
             enc = cls._prepare_encoder(encoder, model, products, root, train_epochs, progress, precision)
             sources, owners = layout(products)
-            work = root / ".work" / fingerprint(enc, [f"{products[i].id}\0{n}\0{src}"
-                                                      for src, (i, n) in zip(sources, owners)])
+            work = root / ".work" / fingerprint(enc, [str(src) for src in sources])
             result = cls._embed(enc, sources, images_dir, work, progress, workers, dask)
             batch, skipped = assemble(products, owners, result, 0)
             if not batch.products:
@@ -792,8 +797,7 @@ class Store(Searchable):
             enc = self.encoder
             sources, owners = layout(fresh)
             # finished chunks are kept under .work/ (named by what is encoded): a killed add resumes
-            work = self.root / ".work" / ("add-" + fingerprint(enc, [f"{fresh[i].id}\0{n}\0{src}"
-                                                                     for src, (i, n) in zip(sources, owners)]))
+            work = self.root / ".work" / ("add-" + fingerprint(enc, [str(src) for src in sources]))
             with _images_pending(self.root) as stale:
                 result = embed(enc, sources, images_dir=self.root / "images", work_dir=work, progress=progress,
                                desc="adding")
