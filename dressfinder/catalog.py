@@ -223,7 +223,19 @@ def _schema_sql() -> str:
         cols.append(f"{f.name} {kind}" + (" NOT NULL UNIQUE" if f.name == "id" else ""))
     cols += ["file TEXT", "extra TEXT"]
     indexes = [f"CREATE INDEX IF NOT EXISTS products_{n} ON products({n});" for n in ("price", "file", *FACETS)]
-    return "CREATE TABLE IF NOT EXISTS products (\n    " + ",\n    ".join(cols) + "\n);\n" + "\n".join(indexes)
+    return "CREATE TABLE IF NOT EXISTS products (\n    " + ",\n    ".join(cols) + "\n);\n" + "\n".join(indexes) \
+        + "\n" + IMAGES_SQL
+
+
+#: A product's other pictures (``more_images``), each its own vector row: ``row`` (the vector's row),
+#: ``product_row`` (the product's row in ``products``, its main picture's vector), ``n`` (1 for the
+#: first of ``more_images``...; the main picture is 0, the product's own row) and ``file`` (under images/).
+#: Stores written before it have no such table: every row is then a product's main picture.
+IMAGES_SQL = """CREATE TABLE IF NOT EXISTS images (
+    row INTEGER PRIMARY KEY, product_row INTEGER NOT NULL, n INTEGER NOT NULL, file TEXT
+);
+CREATE INDEX IF NOT EXISTS images_product ON images(product_row);
+CREATE INDEX IF NOT EXISTS images_file ON images(file);"""
 
 
 SCHEMA = _schema_sql()
@@ -243,9 +255,13 @@ class Filters:
     category: str | None = None
     availability: str | None = None
     brand: str | None = None
+    #: only products that can be bought: availability is not out_of_stock (preorder, backorder and
+    #: an unknown availability can be; ``schema.availability``)
+    in_stock: bool = False
 
     def is_empty(self) -> bool:
-        return all(v is None for v in (self.min_price, self.max_price, *self.facets().values()))
+        return not self.in_stock and all(v is None for v in (self.min_price, self.max_price,
+                                                             *self.facets().values()))
 
     def facets(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in FACETS}
@@ -262,6 +278,8 @@ class Filters:
             if value is not None:
                 clauses.append(f"{name} = ? COLLATE NOCASE")
                 args.append(value)
+        if self.in_stock:
+            clauses.append("(availability IS NULL OR availability != 'out_of_stock' COLLATE NOCASE)")
         return (" AND ".join(clauses) or "1"), args
 
 
@@ -283,6 +301,9 @@ class CatalogDB:
             self._upgrade()
             self.conn.executescript(SCHEMA)
         self.conn.row_factory = sqlite3.Row
+        #: whether the table of products' other pictures is there (stores before it have none)
+        self.has_images = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images'").fetchone() is not None
         have = {r[1] for r in self.conn.execute("PRAGMA table_info(products)")}
         renamed = {new: old for old, new in LEGACY_COLUMNS if old in have and new not in have}
 
@@ -336,16 +357,43 @@ class CatalogDB:
                 n += 1
         return n
 
+    def insert_images(self, items: Iterable[tuple[int, int, int, str | None]]) -> int:
+        """Insert (vector row, product row, n, stored file) records of products' other pictures."""
+        n = 0
+        with self.conn:
+            for row, product_row, k, file in items:
+                self.conn.execute("INSERT INTO images (row, product_row, n, file) VALUES (?,?,?,?)",
+                                  (int(row), int(product_row), int(k), file))
+                n += 1
+        return n
+
     def delete(self, ids: Sequence[str]) -> list[int]:
-        """Delete products by id; returns the rows they had."""
+        """Delete products by id, their other pictures too; returns every vector row they had."""
         rows = []
         with self.conn:
             for pid in ids:
                 r = self.conn.execute("SELECT row FROM products WHERE id = ?", (pid,)).fetchone()
                 if r is not None:
                     rows.append(int(r[0]))
+                    if self.has_images:
+                        rows += [int(x[0]) for x in self.conn.execute(
+                            "SELECT row FROM images WHERE product_row = ? ORDER BY row", (int(r[0]),))]
+                        self.conn.execute("DELETE FROM images WHERE product_row = ?", (int(r[0]),))
                     self.conn.execute("DELETE FROM products WHERE id = ?", (pid,))
         return rows
+
+    def update(self, items: Iterable[tuple[Product, str | None]]) -> int:
+        """Replace the fields (and extras) of products already there, by id, keeping their rows and
+        pictures: a change of price or stock re-encodes nothing."""
+        sets = ", ".join(f"{n} = ?" for n in NAMES if n != "id")
+        n = 0
+        with self.conn:
+            for p, _ in items:
+                values = [getattr(p, name) for name in NAMES if name != "id"]
+                values[[x for x in NAMES if x != "id"].index("image")] = p.image or ""
+                n += self.conn.execute(f"UPDATE products SET {sets}, extra = ? WHERE id = ?", (
+                    *values, json.dumps(p.extra, ensure_ascii=False) if p.extra else None, p.id)).rowcount
+        return n
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM products").fetchone()[0])
@@ -367,9 +415,57 @@ class CatalogDB:
         return out
 
     def rows(self, filters: Filters | None = None) -> np.ndarray:
+        """The products' rows (their main pictures' vectors) that pass ``filters``."""
         where, args = (filters or Filters()).sql()
         cur = self.conn.execute(f"SELECT row FROM ({self._select}) WHERE {where} ORDER BY row", args)
         return np.fromiter((r[0] for r in cur), dtype=np.int64)
+
+    def vector_rows(self, filters: Filters | None = None) -> np.ndarray:
+        """Every vector row of the products that pass ``filters``: their main pictures' and the others'."""
+        main = self.rows(filters)
+        if not self.has_images:
+            return main
+        where, args = (filters or Filters()).sql()
+        cur = self.conn.execute(f"SELECT i.row FROM images i JOIN ({self._select}) p ON p.row = i.product_row "
+                                f"WHERE {where}", args)
+        more = np.fromiter((r[0] for r in cur), dtype=np.int64)
+        return np.union1d(main, more) if len(more) else main
+
+    def image_rows(self, rows: Sequence[int]) -> dict[int, tuple[int, int, str | None]]:
+        """For the ``rows`` that are a product's other picture: (product row, n, stored file)."""
+        if not self.has_images:
+            return {}
+        out: dict[int, tuple[int, int, str | None]] = {}
+        for chunk in chunks([int(r) for r in rows]):
+            q = f"SELECT row, product_row, n, file FROM images WHERE row IN ({','.join('?' * len(chunk))})"
+            out.update((int(r), (int(p), int(n), f)) for r, p, n, f in self.conn.execute(q, chunk))
+        return out
+
+    def pictures(self, product_row: int) -> list[tuple[int, int, str | None]]:
+        """A product's other pictures: (vector row, n, stored file), by n (the main one, 0, is the product's row)."""
+        if not self.has_images:
+            return []
+        return [(int(r), int(n), f) for r, n, f in self.conn.execute(
+            "SELECT row, n, file FROM images WHERE product_row = ? ORDER BY n", (int(product_row),))]
+
+    def all_pictures(self) -> dict[int, list[tuple[int, int, str | None]]]:
+        """Every product's other pictures, by product row (see :meth:`pictures`)."""
+        out: dict[int, list[tuple[int, int, str | None]]] = defaultdict(list)
+        if self.has_images:
+            for r, p, n, f in self.conn.execute("SELECT row, product_row, n, file FROM images ORDER BY product_row, n"):
+                out[int(p)].append((int(r), int(n), f))
+        return out
+
+    def rows_of_products(self, product_rows: Sequence[int]) -> np.ndarray:
+        """Every vector row of the products at ``product_rows``."""
+        main = np.asarray(sorted({int(r) for r in product_rows}), np.int64)
+        if not self.has_images or not len(main):
+            return main
+        more = []
+        for chunk in chunks(main.tolist()):
+            q = f"SELECT row FROM images WHERE product_row IN ({','.join('?' * len(chunk))})"
+            more += [int(r[0]) for r in self.conn.execute(q, chunk)]
+        return np.union1d(main, np.asarray(more, np.int64))
 
     def row_ids(self) -> list[tuple[int, str]]:
         """(row, id) of every product, by row."""
@@ -380,8 +476,11 @@ class CatalogDB:
             yield int(r["row"]), self._product(r), r["file"]
 
     def files(self) -> set[str]:
-        """The stored image files every product uses."""
-        return {r[0] for r in self.conn.execute("SELECT file FROM products WHERE file IS NOT NULL")}
+        """The stored image files every product uses (its other pictures' too)."""
+        out = {r[0] for r in self.conn.execute("SELECT file FROM products WHERE file IS NOT NULL")}
+        if self.has_images:
+            out |= {r[0] for r in self.conn.execute("SELECT file FROM images WHERE file IS NOT NULL")}
+        return out
 
     def files_of(self, key: str, values: Sequence[str]) -> set[str]:
         """The stored image files of the products whose ``key`` (``id`` or ``file``) is in ``values``."""
@@ -392,6 +491,11 @@ class CatalogDB:
             marks = ",".join("?" * len(part))
             out.update(r[0] for r in self.conn.execute(
                 f"SELECT file FROM products WHERE {key} IN ({marks}) AND file IS NOT NULL", part))
+            if self.has_images:
+                q = f"SELECT i.file FROM images i JOIN products p ON p.row = i.product_row WHERE p.id IN ({marks})" \
+                    if key == "id" else f"SELECT file FROM images WHERE file IN ({marks})"
+                out.update(r[0] for r in self.conn.execute(q + " AND i.file IS NOT NULL" if key == "id"
+                                                           else q, part) if r[0])
         return out
 
     def duplicates(self, rows: Sequence[int]) -> list[np.ndarray]:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "search": (None, "find the catalogue products most like some photos"),
     "add": (None, "add products (folder or CSV) to a store without a rebuild"),
     "remove": (None, "remove products from a store by id"),
+    "sync": (None, "make a store match a product feed or catalogue: add, update, re-encode changed pictures, remove"),
     "info": (None, "describe a store"),
     "train": ("dressfinder.training.command", "train an encoder (the seed autoencoder, or contrastive fine-tuning)"),
     "evaluate": ("dressfinder.tools.evaluate.command", "measure Recall@K on photo-like variants, encoders side by side"),
@@ -197,13 +198,15 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--brand", default=None, help="only products of this brand")
     p.add_argument("--availability", default=None, choices=AVAILABILITY,
                    help="only products with this availability (e.g. in_stock: no sold-out dresses)")
+    p.add_argument("--in-stock", action="store_true",
+                   help="only products that can be bought (not out_of_stock: preorder and backorder can)")
 
 
 def _filters(a: argparse.Namespace):
     from .catalog import Filters
 
     return Filters(min_price=a.min_price, max_price=a.max_price, shop=a.shop, category=a.category,
-                   brand=a.brand, availability=a.availability)
+                   brand=a.brand, availability=a.availability, in_stock=getattr(a, "in_stock", False))
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:
@@ -215,6 +218,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
                    help="search only this box of the photo, as fractions of width/height, e.g. 0.2,0.1,0.8,0.9")
     p.add_argument("--no-detect", dest="detect", action="store_false",
                    help="search the whole photo (default: find the dress in a screenshot or scene first)")
+    p.add_argument("--variants", action="store_true",
+                   help="keep variants apart (default: one result per item_group_id, its best-matching variant)")
     _filter_args(p)
     _backend_args(p)
     precision_arg(p)
@@ -253,7 +258,7 @@ def _search_run(a: argparse.Namespace) -> int:
     failures = 0
     for q in a.images:
         try:
-            found = store.search_regions(q, a.k, filters=filters, crop=crop, detect=a.detect)
+            found = store.search_regions(q, a.k, filters=filters, crop=crop, detect=a.detect, variants=a.variants)
             hits = found.hits
         except DressfinderError as e:
             failures += 1
@@ -273,7 +278,9 @@ def _search_run(a: argparse.Namespace) -> int:
                 price = f"  {p.price:.2f} {p.currency or ''}".rstrip() if p.price is not None else ""
                 shown = display_title(p)
                 title = f"  {shown}" if shown != h.id else ""
-                print(f"  {rank:2d}. {h.score:.3f}  {h.id}{title}{price}" + (f"  {p.url}" if p.url else ""))
+                sold = "  sold out" if p.availability == "out_of_stock" else ""
+                pic = f"  (picture {h.image})" if h.image else ""
+                print(f"  {rank:2d}. {h.score:.3f}  {h.id}{title}{price}{sold}{pic}" + (f"  {p.url}" if p.url else ""))
     return 1 if failures else 0
 
 
@@ -306,6 +313,53 @@ def _remove_run(a: argparse.Namespace) -> int:
     return 0 if not rep.skipped else 1
 
 
+def _sync_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="SOURCE",
+                   help="the shop's whole catalogue now: a product feed (file or URL, imported first as "
+                        "`dressfinder import` does), a scraped catalogue folder, or a CSV")
+    p.add_argument("--store", required=True, help="the store to bring in step (a FAISS store folder)")
+    p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .scrape.feed_command import add_feed_arguments
+
+    feed = p.add_argument_group("when SOURCE is a product feed")
+    feed.add_argument("--feed-dir", default=None, metavar="DIR",
+                      help="where the feed's catalogue is imported and kept (default: the store's folder name "
+                           "+ '-feed', beside it, as `index FEED` does)")
+    add_feed_arguments(feed)
+
+
+def _sync_run(a: argparse.Namespace) -> int:
+    from .backends import backend_of
+    from .scrape.feeds import is_feed_source
+    from .store import Store
+
+    if backend_of(a.store) == "milvus":
+        raise DressfinderError(f"{a.store} is a Milvus store: sync keeps FAISS stores only; rebuild it with "
+                               "dressfinder index, or use add and remove")
+    store = Store.open(a.store)
+    if is_feed_source(a.source):
+        from .scrape.feed_command import import_for_index
+
+        a.source = str(import_for_index(a, a.source, a.store))
+    rep = store.sync(a.source, dry_run=a.dry_run, progress=not a.quiet)
+    _print_skipped(rep.skipped)
+    if a.dry_run:
+        plan = rep.plan
+        for what, items in (("add", [p.id for p in plan.add]), ("update", [p.id for p in plan.update]),
+                            ("re-encode", [p.id for p in plan.reencode]), ("remove", plan.remove)):
+            for pid in items[:50]:
+                print(f"{what} {pid}")
+            if len(items) > 50:
+                print(f"... and {len(items) - 50} more to {what}")
+        print(f"would add {rep.added}, update {rep.updated}, re-encode {rep.reencoded} ({len(plan.encode)} "
+              f"pictures to encode), remove {rep.removed}; unchanged {rep.unchanged}, skipped {len(rep.skipped)}")
+        return 0
+    print(f"synced {a.store}: {rep.format_sync()}; {len(store)} products, generation {store.generation}, "
+          f"{rep.seconds:.1f} s")
+    return 0
+
+
 def _info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None)
     p.add_argument("--encoders", action="store_true", help="list the encoders this installation has")
@@ -327,6 +381,7 @@ CORE = {
     "search": (_search_args, _search_run),
     "add": (_add_args, _add_run),
     "remove": (_remove_args, _remove_run),
+    "sync": (_sync_args, _sync_run),
     "info": (_info_args, _info_run),
 }
 

@@ -69,6 +69,7 @@ class EmbedResult:
     mode: str = "threads"                     # how the CPUs were used: threads or processes (or dask)
     workers: int = 1
     patches: np.ndarray | None = None         # (n_ok, patch_dim) when the encoder makes patch vectors
+    resumed: int = 0                          # sources taken from an earlier run's finished chunks (work_dir)
 
     @property
     def rate(self) -> float:
@@ -226,6 +227,7 @@ def embed(encoder: Encoder, sources: Sequence, *, images_dir: Path | None = None
     cache = ChunkCache(work_dir)
     chunks = [(start, min(n, start + CHUNK)) for start in range(0, n, CHUNK)]
     done = {start: c for start, _ in chunks if (c := cache.load(start)) is not None}  # an earlier run's
+    resumed = sum(stop - start for start, stop in chunks if start in done)
     runner = _runner(encoder, mode, workers, sum(b - a for a, b in chunks if a not in done), images_dir,
                      prepared_hook)
     parts: list[Chunk] = []
@@ -248,7 +250,7 @@ def embed(encoder: Encoder, sources: Sequence, *, images_dir: Path | None = None
     ok = np.concatenate([np.asarray(p[1], np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
     return EmbedResult(vectors, ok, [f for p in parts for f in p[2]], [s for p in parts for s in p[3]],
                        time.perf_counter() - t0, {k: round(v, 3) for k, v in runner.timings.items()},
-                       runner.mode, runner.workers, patches)
+                       runner.mode, runner.workers, patches, resumed)
 
 
 def catalogue_width(encoder: Encoder) -> int:

@@ -85,14 +85,22 @@ CLOSEUP_CHECK = 10
 
 @dataclass
 class Hit:
+    """One result: a product (``id``, ``product``), its score, and the picture of it that matched:
+    ``row`` (that picture's vector row), ``file`` (its stored file), ``image`` (0: the main picture,
+    n: the n-th of ``more_images``). ``key``: what results are told apart by (the product's row, or
+    its ``item_group_id`` when variants are collapsed)."""
+
     id: str
     score: float
     product: Product
     row: int
     file: str | None = None
+    image: int = 0
+    key: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": round(float(self.score), 6), **self.product.fields()}
+        return {"id": self.id, "score": round(float(self.score), 6), "matched_image": self.image,
+                **self.product.fields()}
 
 
 class Snapshot(Protocol):
@@ -111,7 +119,18 @@ class Snapshot(Protocol):
 
     def patch_vectors(self, rows: np.ndarray) -> np.ndarray | None: ...
 
-    def records(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]: ...
+    def records(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]:
+        """Products by their rows (their main pictures' vector rows)."""
+
+    def image_rows(self, rows: Sequence[int]) -> dict[int, tuple[int, int, str | None]]:
+        """For the ``rows`` that are a product's other picture: (product row, n, stored file). A row
+        not in the answer is a product's own (its main picture, n = 0)."""
+
+    def rows_of_products(self, product_rows: Sequence[int]) -> np.ndarray:
+        """Every vector row of these products (their main pictures' and the others')."""
+
+    def pictures(self, product_row: int) -> list[tuple[int, int, str | None]]:
+        """A product's other pictures: (vector row, n, stored file), by n."""
 
     def get(self, pid: str) -> tuple[int, Product, str | None] | None: ...
 
@@ -140,6 +159,64 @@ def cosines(q: np.ndarray, cand: np.ndarray) -> np.ndarray:
     den = np.sqrt(np.einsum("ij,ij->i", q, q) * np.einsum("ij,ij->i", cand, cand))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, dots / den, 0.0)
+
+
+def in_stock_only(filters: Filters | None, in_stock: bool = True) -> Filters | None:
+    """``filters`` with ``in_stock`` set (when ``in_stock``): what cannot be bought is left out."""
+    if not in_stock:
+        return filters
+    return dataclasses.replace(filters or Filters(), in_stock=True)
+
+
+def group_key(product_row: int, product: Product, variants: bool = False) -> Any:
+    """What results are told apart by: one product (``variants``), or one per ``item_group_id``
+    (the variants of one dress, its colours and sizes, take one place)."""
+    if not variants and product.item_group_id:
+        return ("group", product.item_group_id)
+    return ("row", int(product_row))
+
+
+def hits_at(snap: Snapshot, rows: Sequence[Sequence[int]], *, variants: bool = False,
+            skip: Sequence[set] | None = None) -> list[list[Hit]]:
+    """Unscored hits for lists of vector rows (-1 and rows of products not there left out; a row of
+    a product's other picture is a hit on that product, with that picture); ``skip[i]``: product rows
+    and keys (:func:`group_key`) left out of list i."""
+    flat = sorted({int(r) for rs in rows for r in rs if int(r) >= 0})
+    pics = snap.image_rows(flat)
+    main = {r: pics[r][0] if r in pics else r for r in flat}
+    records = snap.records(sorted(set(main.values())))
+    out = []
+    for i, rs in enumerate(rows):
+        no = skip[i] if skip else ()
+        hits: list[Hit] = []
+        for r in rs:
+            r = int(r)
+            if r < 0 or main[r] not in records:
+                continue
+            prow = main[r]
+            prod, file = records[prow]
+            key = group_key(prow, prod, variants)
+            if prow in no or key in no:
+                continue
+            n, file = (pics[r][1], pics[r][2]) if r in pics else (0, file)
+            hits.append(Hit(prod.id, 0.0, prod, r, file, n, key))
+        out.append(hits)
+    return out
+
+
+def collapse(hits: Sequence[Hit], limit: int | None = None) -> list[int]:
+    """The indexes of the first hit of each key (:func:`group_key`), in order, up to ``limit``:
+    a product appears once, with its best-matching picture; variants once, the best-matching one."""
+    seen: set = set()
+    out: list[int] = []
+    for j, h in enumerate(hits):
+        if h.key in seen:
+            continue
+        seen.add(h.key)
+        out.append(j)
+        if limit is not None and len(out) == limit:
+            break
+    return out
 
 
 def check_k(k: int) -> int:
@@ -176,32 +253,37 @@ def rescore(snap: Snapshot, queries: np.ndarray, found: list[list[Hit]]) -> list
 
 
 def ranked(snap: Snapshot, queries: np.ndarray, fetch: int, *, filters: Filters | None = None,
-           exclude_rows: Sequence[np.ndarray] | None = None,
-           nprobe: int | None = None) -> tuple[list[list[Hit]], list[np.ndarray]]:
-    """Up to ``fetch`` candidates per query (rows in ``exclude_rows[i]`` left out), re-scored and
-    in the final order; with their cosines to the query."""
+           exclude_rows: Sequence[np.ndarray] | None = None, nprobe: int | None = None,
+           variants: bool = False, exclude_keys: Sequence[set] | None = None) -> tuple[list[list[Hit]], list[np.ndarray]]:
+    """Up to ``fetch`` products per query, re-scored and in the final order, with their cosines to
+    the query. Every candidate row is re-scored exactly, ordered by (score, row), and collapsed to
+    its product's best picture (and, unless ``variants``, its ``item_group_id``'s best variant:
+    :func:`group_key`); when that leaves fewer than ``fetch``, the index is asked for twice as many
+    (a product with several pictures, a dress in eight sizes, take several candidate rows).
+    ``exclude_rows[i]``: product rows left out of query i's answer, ``exclude_keys[i]``: keys."""
+    queries = np.asarray(queries)
+    skips = [set(exclude_rows[i].tolist() if exclude_rows else ()) | set(exclude_keys[i] if exclude_keys else ())
+             for i in range(len(queries))]
     extra = max((len(e) for e in exclude_rows), default=0) if exclude_rows else 0
-    scores, rows = snap.candidates(queries, fetch + extra, filters, nprobe)
-    records = snap.records(sorted({int(r) for r in rows.ravel() if r >= 0}))
-    found = []
-    for qi in range(len(queries)):
-        skip = set(exclude_rows[qi].tolist()) if exclude_rows else set()
-        hits: list[Hit] = []
-        for r in rows[qi]:
-            r = int(r)
-            if r < 0 or r in skip or r not in records:
-                continue
-            skip.add(r)
-            prod, file = records[r]
-            hits.append(Hit(prod.id, 0.0, prod, r, file))
-            if len(hits) == fetch:
-                break
-        found.append(hits)
-    cosines = rescore(snap, queries, found)
-    for i, (hits, cos) in enumerate(zip(found, cosines)):
-        order = sorted(range(len(hits)), key=lambda j: (-hits[j].score, hits[j].row))
-        found[i], cosines[i] = [hits[j] for j in order], cos[np.array(order, np.int64)]
-    return found, cosines
+    ask = int(np.ceil(fetch * float(getattr(snap, "spread", 1.0)))) + extra
+    found: list[list[Hit]] = [[] for _ in range(len(queries))]
+    cos_out: list[np.ndarray] = [np.zeros(0) for _ in range(len(queries))]
+    pending = list(range(len(queries)))
+    while pending:
+        _, rows = snap.candidates(queries[pending], ask, filters, nprobe)
+        hits_lists = hits_at(snap, rows, variants=variants, skip=[skips[i] for i in pending])
+        cosines = rescore(snap, queries[pending], hits_lists)
+        again = []
+        for qi, hits, cos, got in zip(pending, hits_lists, cosines, (rows >= 0).sum(axis=1)):
+            order = sorted(range(len(hits)), key=lambda j: (-hits[j].score, hits[j].row))
+            hits, cos = [hits[j] for j in order], cos[np.array(order, np.int64)]
+            keep = collapse(hits, fetch)
+            if len(keep) < fetch and got >= ask and ask < snap.n_rows:
+                again.append(qi)
+            else:
+                found[qi], cos_out[qi] = [hits[j] for j in keep], cos[np.array(keep, np.int64)]
+        pending, ask = again, ask * 2
+    return found, cos_out
 
 
 def fuse(primary: Sequence[Any], secondary: Sequence[Any], k: int, *, key: Any = None,
@@ -244,7 +326,8 @@ def reads_as_closeup(best_patch: float, th: Thresholds) -> bool:
 
 
 def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int, *, th: Thresholds,
-                 filters: Filters | None = None, whole_score: float | None = None) -> list[Hit] | None:
+                 filters: Filters | None = None, whole_score: float | None = None,
+                 variants: bool = False) -> list[Hit] | None:
     """The ``k`` best products for a photo whose vector is ``vector`` (or whose vectors are its rows:
     the searched region's and the whole photo's, each product judged by the better,
     :func:`best_cosines`) and close-up vector ``closeup``, by :func:`closeup_scores` (the score each
@@ -262,16 +345,18 @@ def closeup_hits(snap: Snapshot, vector: np.ndarray, closeup: np.ndarray, k: int
         return None
     photo = np.atleast_2d(np.asarray(vector, np.float32))
     top = np.argsort(-rough, kind="stable")[:CLOSEUP_FETCH]
-    found, _ = ranked(snap, photo, CLOSEUP_FETCH, filters=filters)
+    found, _ = ranked(snap, photo, CLOSEUP_FETCH, filters=filters, variants=variants)
     cand = np.union1d(rows[top], np.array([h.row for hits in found for h in hits], np.int64))
     c = np.repeat(np.asarray(closeup, np.float64)[None], len(cand), axis=0)
     scores = closeup_scores(best_cosines(snap.vectors(cand).astype(np.float64), photo),
                             cosines(c, snap.patch_vectors(cand).astype(np.float64)),
                             None if whole_score is None else closeup_weight(whole_score, th))
-    order = sorted(range(len(cand)), key=lambda j: (-scores[j], int(cand[j])))[:k]
-    records = snap.records([int(cand[j]) for j in order])
-    return [Hit(records[int(cand[j])][0].id, float(scores[j]), records[int(cand[j])][0], int(cand[j]),
-                records[int(cand[j])][1]) for j in order if int(cand[j]) in records]
+    order = sorted(range(len(cand)), key=lambda j: (-scores[j], int(cand[j])))
+    hits = hits_at(snap, [[int(cand[j]) for j in order]], variants=variants)[0]
+    score_of = {int(cand[j]): float(scores[j]) for j in order}
+    for h in hits:
+        h.score = score_of[h.row]
+    return [hits[j] for j in collapse(hits, k)]
 
 
 def checked_scores(closeup: np.ndarray, photo_cos: np.ndarray, view_cos: np.ndarray) -> np.ndarray:
@@ -350,28 +435,35 @@ def _stored(images: Path, file: str | None) -> Image.Image | None:
 
 
 def search_vectors(snap: Snapshot, queries: np.ndarray, k: int, *, filters: Filters | None = None,
-                   exclude_rows: Sequence[np.ndarray] | None = None, nprobe: int | None = None) -> list[list[Hit]]:
-    """The ``k`` products nearest each query vector, best first."""
+                   exclude_rows: Sequence[np.ndarray] | None = None, nprobe: int | None = None,
+                   variants: bool = False) -> list[list[Hit]]:
+    """The ``k`` products nearest each query vector, best first: each product once, with the
+    picture of it that matched best, and (unless ``variants``) one variant per ``item_group_id``."""
     k = check_k(k)
-    found, _ = ranked(snap, queries, k + MARGIN, filters=filters, exclude_rows=exclude_rows, nprobe=nprobe)
+    found, _ = ranked(snap, queries, k + MARGIN, filters=filters, exclude_rows=exclude_rows, nprobe=nprobe,
+                      variants=variants)
     return [hits[:k] for hits in found]
 
 
 def similar_rows(snap: Snapshot, rows: Sequence[int], k: int, *, filters: Filters | None = None,
-                 include_duplicates: bool = False) -> list[list[Hit]]:
-    """The ``k`` products most like each of the products at ``rows`` (batched): never the product
-    itself, nor (unless ``include_duplicates``) its exact duplicates. Best first."""
+                 include_duplicates: bool = False, variants: bool = False) -> list[list[Hit]]:
+    """The ``k`` products most like each of the products at ``rows`` (batched), by the product's
+    main picture (its front, the picture other products' main pictures are comparable with; one
+    query per product): never the product itself, nor (unless ``include_duplicates``) its exact
+    duplicates, nor (unless ``variants``) its own variants (same ``item_group_id``). Best first."""
     k = check_k(k)
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         return []
     queries = snap.vectors(rows)
     exclude = [np.array([r], np.int64) for r in rows] if include_duplicates else snap.duplicates(rows)
+    own = snap.records(rows.tolist())
+    keys = [{group_key(int(r), own[int(r)][0], variants)} if int(r) in own else set() for r in rows]
     out: list[list[Hit]] = [[] for _ in rows]
     pending, fetch = list(range(len(rows))), k + MARGIN
     while pending:
-        found, cosines = ranked(snap, queries[pending], fetch, filters=filters,
-                                exclude_rows=[exclude[i] for i in pending])
+        found, cosines = ranked(snap, queries[pending], fetch, filters=filters, variants=variants,
+                                exclude_rows=[exclude[i] for i in pending], exclude_keys=[keys[i] for i in pending])
         again = []
         for i, hits, cos in zip(pending, found, cosines):
             keep = [h for h, c in zip(hits, cos) if include_duplicates or c < NEAR_DUPLICATE_COSINE]
@@ -512,7 +604,8 @@ def best_matches(snap: Snapshot, filters: Filters | None = None):
 
 def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, filters: Filters | None = None,
                  crop: Sequence[float] | None = None, detect: bool = True, search: Any = None,
-                 embed: Any = None, propose: Any = "shipped", images: Path | None = None) -> RegionSearch:
+                 embed: Any = None, propose: Any = "shipped", images: Path | None = None,
+                 variants: bool = False) -> RegionSearch:
     """The region-aware query path: the shopper's ``crop`` if given (it always wins), else, with
     ``detect``, the region :func:`regions.locate` picks (the whole photo unless a region clearly
     matches better), else the whole photo. Other regions found come back with their own results.
@@ -525,7 +618,7 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     k = check_k(k)
     if search is None:
         def search(queries, k, filters=None):
-            return search_vectors(snap, queries, k, filters=filters)
+            return search_vectors(snap, queries, k, filters=filters, variants=variants)
     if embed is None:
         def embed(image, crop=None):
             return embed_query(encoder, image, crop)
@@ -544,7 +637,7 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
     seconds = [found.head] if found.head is not None and len(searched) == 2 else []
     results = search(np.stack([r.vector for r in searched + seconds + found.others]), k, filters=filters)
     hits = results[0] if len(searched) == 1 else \
-        fuse(results[0], results[1], k, key=lambda h: h.row, more=[(results[2], HEAD_WEIGHT)] if seconds else ())
+        fuse(results[0], results[1], k, key=lambda h: h.row if h.key is None else h.key, more=[(results[2], HEAD_WEIGHT)] if seconds else ())
     others = [FoundRegion(r.box, r.score, res, r.kind)
               for r, res in zip(found.others, results[len(searched) + len(seconds):])]
     closeup = None   # the whole photo's best match is not sure: read it as a close-up too, if the store can
@@ -552,8 +645,8 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
         vector = encoder.encode_closeup(im)
         pool = max(k, CLOSEUP_POOL) if images is not None else k
         photo = np.stack([r.vector for r in searched])       # the searched region and the whole photo
-        closeup = None if vector is None else closeup_hits(snap, photo, vector, pool, th=th,
-                                                           filters=filters, whole_score=found.whole_score)
+        closeup = None if vector is None else closeup_hits(snap, photo, vector, pool, th=th, filters=filters,
+                                                           whole_score=found.whole_score, variants=variants)
     if closeup is not None and images is not None:
         closeup = closeup_checked(snap, encoder, photo, closeup, Path(images), im.width / im.height)[:k]
     if closeup is not None:
@@ -603,11 +696,14 @@ class Searchable:
         snap = self.snapshot()
         return snap.vectors(np.array([find(snap, pid)[0]]))[0]
 
-    def image_file(self, pid: str) -> Path:
-        """The stored image of a product (by id only; never a path from outside)."""
-        file = self.record(pid)[2]
+    def image_file(self, pid: str, n: int = 0) -> Path:
+        """The stored image of a product (by id only; never a path from outside): its main picture,
+        or with ``n`` the n-th of its other pictures (``Hit.image``)."""
+        row, _, file = self.record(pid)
+        if n:
+            file = next((f for _, m, f in self.snapshot().pictures(row) if m == int(n)), None)
         if not file or self.images_dir is None:
-            raise NotFound(f"product {pid!r} has no stored image")
+            raise NotFound(f"product {pid!r} has no stored image" + (f" {n}" if n else ""))
         return Path(self.images_dir) / file
 
     def products(self) -> Iterable[Product]:
@@ -622,25 +718,32 @@ class Searchable:
         return embed_query(self.encoder, image, crop)
 
     def search(self, image: ImageSource, k: int = 10, *, filters: Filters | None = None,
-               crop: Sequence[float] | None = None, detect: bool = True) -> list[Hit]:
+               crop: Sequence[float] | None = None, detect: bool = True, variants: bool = False) -> list[Hit]:
         """The ``k`` catalogue products most like ``image`` (a path, bytes or PIL image): the dress
         found in it (see :meth:`search_regions`), the box ``crop`` if given, the whole photo when
-        ``detect`` is false."""
-        return self.search_regions(image, k, filters=filters, crop=crop, detect=detect).hits
+        ``detect`` is false. Each product once (with the picture of it that matched, ``Hit.image``)
+        and, unless ``variants``, one variant per ``item_group_id``."""
+        return self.search_regions(image, k, filters=filters, crop=crop, detect=detect, variants=variants).hits
 
     def search_regions(self, image: ImageSource, k: int = 10, *, filters: Filters | None = None,
-                       crop: Sequence[float] | None = None, detect: bool = True) -> RegionSearch:
+                       crop: Sequence[float] | None = None, detect: bool = True,
+                       variants: bool = False) -> RegionSearch:
         """Like :meth:`search`, and says which region it searched and what other regions it found."""
+        def search(queries, k, filters=None):   # through search_vectors, a backend's (and a test's) seam
+            return self.search_vectors(queries, k, filters=filters, **({"variants": True} if variants else {}))
         return search_image(self.snapshot(), self.encoder, image, k, filters=filters, crop=crop, detect=detect,
-                            search=self.search_vectors, embed=self.embed_query, images=self.images_dir)
+                            search=search, embed=self.embed_query, images=self.images_dir, variants=variants)
 
     def search_vectors(self, queries: np.ndarray, k: int, *, filters: Filters | None = None,
-                       nprobe: int | None = None) -> list[list[Hit]]:
-        return search_vectors(self.snapshot(), queries, k, filters=filters, nprobe=nprobe)
+                       nprobe: int | None = None, variants: bool = False) -> list[list[Hit]]:
+        return search_vectors(self.snapshot(), queries, k, filters=filters, nprobe=nprobe, variants=variants)
 
     def similar(self, pid: str, k: int = 10, *, filters: Filters | None = None,
-                include_duplicates: bool = False) -> list[Hit]:
+                include_duplicates: bool = False, variants: bool = False, in_stock: bool = True) -> list[Hit]:
         """Products most like catalogue product ``pid``: never ``pid`` itself and, unless
-        ``include_duplicates``, none of its exact duplicates."""
+        ``include_duplicates``, none of its exact duplicates; unless ``variants``, neither its own
+        variants nor two variants of one product; unless ``in_stock`` is false, nothing sold out
+        (a retailer recommends what can be bought)."""
         snap = self.snapshot()
-        return similar_rows(snap, [find(snap, pid)[0]], k, filters=filters, include_duplicates=include_duplicates)[0]
+        return similar_rows(snap, [find(snap, pid)[0]], k, filters=in_stock_only(filters, in_stock),
+                            include_duplicates=include_duplicates, variants=variants)[0]

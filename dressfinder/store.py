@@ -22,10 +22,13 @@ older ones are deleted by the next writer.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -109,6 +112,79 @@ def writer_lock(root: Path, timeout: float = 60.0):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def pictures(p: Product) -> list[tuple[int, str]]:
+    """A product's pictures to encode, as (n, source): its ``image`` (n = 0), then each path of its
+    ``more_images`` (n = its place there, from 1); URLs there were never downloaded and are left out."""
+    more = (p.more_images or "").split()
+    return [(0, p.image)] + [(n, m) for n, m in enumerate(more, 1) if not re.match(r"^[a-z][a-z0-9+.-]*://", m, re.I)]
+
+
+@dataclass
+class Batch:
+    """New rows for a store: ``vectors`` (and ``patches``) row-aligned from ``first_row``; the
+    ``products`` with their rows (their main pictures') and stored ``files``; ``images``: the
+    products' other pictures as (vector row, product row, n, stored file)."""
+
+    vectors: np.ndarray
+    patches: np.ndarray | None
+    products: list[Product]
+    rows: list[int]
+    files: list[str | None]
+    images: list[tuple[int, int, int, str | None]] = field(default_factory=list)
+
+
+def layout(products: Sequence[Product]) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """The pictures of ``products`` to encode, each path once (a feed's variants share their
+    pictures), and every product's pictures in order as (product index, n, index in the sources)."""
+    sources: list[str] = []
+    where: dict[str, int] = {}
+    owners = []
+    for i, p in enumerate(products):
+        for n, src in pictures(p):
+            key = str(src)
+            if key not in where:
+                where[key] = len(sources)
+                sources.append(src)
+            owners.append((i, n, where[key]))
+    return sources, owners
+
+
+def assemble(products: Sequence[Product], owners: Sequence[tuple[int, int, int]], result: EmbedResult,
+             first_row: int) -> tuple[Batch, list[tuple[str, str]]]:
+    """The rows ``result`` (the encoding of :func:`layout`'s sources) gives, numbered from
+    ``first_row``, each product's main picture then its others; a product whose main picture cannot
+    be read is skipped, another picture that cannot be read is left out. And the skips, with reasons."""
+    pos = {int(i): j for j, i in enumerate(result.ok)}
+    reasons = dict(result.skipped)
+    take: list[int] = []
+    batch = Batch(result.vectors[:0], None, [], [], [])
+    product_row: dict[int, int] = {}
+    skipped: list[tuple[str, str]] = []
+    for pi, n, s in owners:
+        j = pos.get(s)
+        if j is None:
+            if n == 0:
+                skipped.append((products[pi].id, reasons.get(s, "cannot read")))
+            elif pi in product_row:
+                skipped.append((f"{products[pi].id} picture {n}", reasons.get(s, "cannot read")))
+            continue
+        row = first_row + len(take)
+        if n == 0:
+            product_row[pi] = row
+            batch.products.append(products[pi])
+            batch.rows.append(row)
+            batch.files.append(result.files[j])
+        elif pi in product_row:
+            batch.images.append((row, product_row[pi], n, result.files[j]))
+        else:
+            continue
+        take.append(j)
+    idx = np.asarray(take, np.int64)
+    batch.vectors = np.asarray(result.vectors, np.float32)[idx]
+    batch.patches = None if result.patches is None else np.asarray(result.patches, np.float32)[idx]
+    return batch, skipped
+
+
 @dataclass
 class ChangeReport:
     """What a build or an update did."""
@@ -116,6 +192,18 @@ class ChangeReport:
     added: int = 0
     removed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (product id or source, reason)
+    updated: int = 0          # products whose fields changed, nothing re-encoded (sync)
+    reencoded: int = 0        # products given new pictures (sync)
+    unchanged: int = 0        # products already as the source has them (sync)
+    encoded: int = 0          # pictures encoded (not reused from the store, nor from an earlier run's chunks)
+    resumed: int = 0          # pictures an earlier, interrupted run had encoded (.work/ chunks)
+    plan: Any = None          # sync: the SyncPlan
+
+    def format_sync(self) -> str:
+        """The one-line summary of a sync."""
+        return (f"added {self.added}, updated {self.updated}, re-encoded {self.reencoded} "
+                f"({self.encoded} pictures encoded" + (f", {self.resumed} resumed" if self.resumed else "")
+                + f"), removed {self.removed}, unchanged {self.unchanged}, skipped {len(self.skipped)}")
     seconds: float = 0.0
     encode_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -123,6 +211,163 @@ class ChangeReport:
     @property
     def rate(self) -> float:
         return self.added / self.encode_seconds if self.encode_seconds > 0 else 0.0
+
+
+#: Catalogue columns that change on every import without the product changing (the feed import's time)
+VOLATILE_EXTRAS = ("imported_at",)
+
+
+def _same(a: Product, b: Product) -> bool:
+    """Whether two records of one product say the same (volatile extras aside)."""
+    ea = {k: v for k, v in (a.extra or {}).items() if k not in VOLATILE_EXTRAS}
+    eb = {k: v for k, v in (b.extra or {}).items() if k not in VOLATILE_EXTRAS}
+    return a.fields() == b.fields() and ea == eb
+
+
+def _digest(path: str, cache: dict[str, str | None]) -> str | None:
+    """sha256 of a picture's bytes (the name its stored copy gets under images/), None: unreadable."""
+    if path not in cache:
+        try:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            cache[path] = h.hexdigest()
+        except OSError:
+            cache[path] = None
+    return cache[path]
+
+
+@dataclass
+class SyncPlan:
+    """What a sync does (:meth:`Store.sync`), decided by comparing each product's fields and its
+    pictures' content hashes (sha256 of the bytes, which is the stored copy's name) with the store's:
+
+    * a new id: added; its pictures encoded, unless the store already has one with the same bytes
+      (a variant's picture, a product's moved picture): that vector is reused;
+    * same pictures (same hashes, in the same places), other fields: ``update`` (same rows,
+      nothing encoded: a price, stock or title change);
+    * other pictures: ``reencode``: the product gets new rows; only pictures whose bytes the store
+      has never seen are encoded (``encode``, each once), the others' vectors are copied;
+    * an id the catalogue no longer has: ``remove``."""
+
+    add: list[Product] = field(default_factory=list)
+    update: list[Product] = field(default_factory=list)
+    reencode: list[Product] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    encode: list[tuple[str, str]] = field(default_factory=list)        # (sha256, source) to encode
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    hashes: dict[tuple[str, int], str | None] = field(default_factory=dict)   # (id, n) -> sha256
+    known: dict[str, tuple[int, str]] = field(default_factory=dict)           # sha256 -> (row, stored file)
+
+    @property
+    def new_ids(self) -> set[str]:
+        return {p.id for p in self.add}
+
+    def is_empty(self) -> bool:
+        return not (self.add or self.update or self.reencode or self.remove)
+
+    def report(self) -> ChangeReport:
+        return ChangeReport(added=len(self.add), removed=len(self.remove), updated=len(self.update),
+                            reencoded=len(self.reencode), unchanged=self.unchanged, encoded=len(self.encode),
+                            skipped=list(self.skipped))
+
+    @classmethod
+    def make(cls, snap: "StoreSnapshot", products: Sequence[Product], skipped: Sequence[tuple[str, str]]) -> "SyncPlan":
+        plan = cls(skipped=list(skipped))
+        others = snap.db.all_pictures()
+        current: dict[str, tuple[int, Product, list[tuple[int, str | None]]]] = {}
+        for row, prod, file in snap.iter_products():
+            current[prod.id] = (row, prod, [(0, Path(file).stem if file else None)] +
+                                [(n, Path(f).stem if f else None) for _, n, f in others.get(row, [])])
+            if file:
+                plan.known.setdefault(Path(file).stem, (row, file))
+            for r, _, f in others.get(row, []):
+                if f:
+                    plan.known.setdefault(Path(f).stem, (r, f))
+        cache: dict[str, str | None] = {}
+        seen: set[str] = set()
+        queued: set[str] = set()
+        for p in products:
+            if p.id in seen:
+                plan.skipped.append((p.id, "duplicate id in the catalogue"))
+                continue
+            seen.add(p.id)
+            pics = [(n, _digest(src, cache)) for n, src in pictures(p)]
+            plan.hashes.update(((p.id, n), h) for n, h in pics)
+            old = current.get(p.id)
+            if old is not None and old[2] == pics:
+                if _same(old[1], p):
+                    plan.unchanged += 1
+                else:
+                    plan.update.append(p)
+                continue
+            (plan.add if old is None else plan.reencode).append(p)
+            for (n, src), (_, h) in zip(pictures(p), pics):
+                if h is not None and h not in plan.known and h not in queued:
+                    queued.add(h)
+                    plan.encode.append((h, src))
+        plan.remove = [pid for pid in current if pid not in seen]
+        return plan
+
+    def batch(self, snap: "StoreSnapshot", result: EmbedResult) -> tuple["Batch", set[str], list[tuple[str, str]]]:
+        """The new rows: the added and re-pictured products, their pictures' vectors from ``result``
+        (the encoding of :attr:`encode`) or copied from the store's rows with the same bytes. A
+        product whose main picture cannot be read is skipped (an existing one keeps its old record:
+        returned in the set); another picture that cannot be read is left out."""
+        fresh = {self.encode[int(i)][0]: j for j, i in enumerate(result.ok)}
+        reasons = {self.encode[int(i)][0]: r for i, r in result.skipped}
+        first = snap.n_rows
+        take: list[tuple[str, int]] = []          # ("new", index in result) or ("old", row), row order
+        batch = Batch(np.zeros((0, snap.manifest["encoder"]["dim"]), np.float32), None, [], [], [])
+        kept_old: set[str] = set()
+        skipped: list[tuple[str, str]] = []
+        existing = {p.id for p in self.reencode}
+        for p in self.add + self.reencode:
+            placed: list[tuple[int, tuple[str, int], str | None]] = []
+            for n, src in pictures(p):
+                h = self.hashes.get((p.id, n))
+                if h in fresh:
+                    placed.append((n, ("new", fresh[h]), result.files[fresh[h]]))
+                elif h in self.known:
+                    placed.append((n, ("old", self.known[h][0]), self.known[h][1]))
+                elif n == 0:
+                    break
+                else:
+                    skipped.append((f"{p.id} picture {n}", reasons.get(h, "cannot read") if h else "cannot read"))
+            if not placed or placed[0][0] != 0:
+                skipped.append((p.id, reasons.get(self.hashes.get((p.id, 0)) or "", "cannot read its picture")))
+                if p.id in existing:
+                    kept_old.add(p.id)
+                continue
+            prow = first + len(take)
+            batch.products.append(p)
+            batch.rows.append(prow)
+            batch.files.append(placed[0][2])
+            for i, (n, where, file) in enumerate(placed):
+                if i:
+                    batch.images.append((first + len(take), prow, n, file))
+                take.append(where)
+        new_idx = np.array([w for kind, w in take if kind == "new"], np.int64)
+        old_rows = np.array([w for kind, w in take if kind == "old"], np.int64)
+        is_new = np.array([kind == "new" for kind, _ in take], bool)
+        dim = snap.manifest["encoder"]["dim"]
+        vectors = np.zeros((len(take), dim), np.float32)
+        if len(new_idx):
+            vectors[is_new] = np.asarray(result.vectors, np.float32)[new_idx]
+        if len(old_rows):
+            vectors[~is_new] = snap.vectors(old_rows)
+        batch.vectors = vectors
+        if snap.patch_segments is not None and (result.patches is not None or not len(new_idx)):
+            width = snap.patch_segments[0].shape[1]
+            patches = np.zeros((len(take), width), np.float32)
+            if len(new_idx):
+                patches[is_new] = np.asarray(result.patches, np.float32)[new_idx]
+            if len(old_rows):
+                patches[~is_new] = snap.patch_vectors(old_rows)
+            batch.patches = patches
+        return batch, kept_old, skipped
 
 
 class StoreSnapshot:
@@ -139,6 +384,9 @@ class StoreSnapshot:
         self.segments = [np.load(root / s, mmap_mode="r") for s in files["vectors"]]
         self.offsets = np.cumsum([0] + [len(s) for s in self.segments])
         self.metric = self.index.metric
+        self._lock = threading.Lock()
+        self._allowed_cache: dict[tuple, np.ndarray] = {}
+        self._sold_out: bool | None = None
         # patch vectors (close-ups of the fabric), row-aligned with the vectors, one file a segment
         patches = files.get("patches") or []
         self.patch_segments = [np.load(root / s, mmap_mode="r") for s in patches] \
@@ -147,6 +395,12 @@ class StoreSnapshot:
     @property
     def n_rows(self) -> int:
         return int(self.offsets[-1])
+
+    @property
+    def spread(self) -> float:
+        """Vector rows per product (several when products have several pictures): how many more
+        candidates a search asks the index for, to fill its places with distinct products."""
+        return min(max(self.n_rows / max(int(self.manifest.get("count") or 1), 1), 1.0), 11.0)
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         return self._gather(self.segments, rows, self.manifest["encoder"]["dim"])
@@ -175,9 +429,34 @@ class StoreSnapshot:
         return np.concatenate([np.asarray(s, np.float32) for s in self.segments]) if self.segments else \
             np.zeros((0, self.manifest["encoder"]["dim"]), np.float32)
 
+    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
+        """The vector rows ``filters`` lets through (None: all), remembered per filter (the snapshot
+        never changes). ``in_stock`` in a store where nothing is sold out lets everything through."""
+        if filters is not None and filters.in_stock and not self.sold_out:
+            filters = dataclasses.replace(filters, in_stock=False)
+        if filters is None or filters.is_empty():
+            return None
+        key = dataclasses.astuple(filters)
+        with self._lock:
+            rows = self._allowed_cache.get(key)
+        if rows is None:
+            rows = self.db.vector_rows(filters)
+            with self._lock:
+                if len(self._allowed_cache) >= 64:
+                    self._allowed_cache.clear()
+                self._allowed_cache[key] = rows
+        return rows
+
+    @property
+    def sold_out(self) -> bool:
+        """Whether any product is out of stock."""
+        if self._sold_out is None:
+            self._sold_out = len(self.db.rows(Filters(availability="out_of_stock"))) > 0
+        return self._sold_out
+
     def candidates(self, queries: np.ndarray, k: int, filters: Filters | None = None,
                    nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        allowed = None if filters is None or filters.is_empty() else self.db.rows(filters)
+        allowed = self._allowed(filters)
         if allowed is None or len(allowed) > EXACT_SUBSET:
             return self.index.search(queries, k, allowed=allowed, nprobe=nprobe)
         if len(allowed) == 0:   # filtered searches over few rows are done exactly
@@ -187,7 +466,17 @@ class StoreSnapshot:
         return sub.search(queries, k)
 
     def rows(self, filters: Filters | None = None) -> np.ndarray:
-        return self.db.rows(filters)
+        allowed = self._allowed(filters)
+        return self.db.vector_rows(None) if allowed is None else allowed
+
+    def image_rows(self, rows: Sequence[int]) -> dict[int, tuple[int, int, str | None]]:
+        return self.db.image_rows(rows)
+
+    def rows_of_products(self, product_rows: Sequence[int]) -> np.ndarray:
+        return self.db.rows_of_products(product_rows)
+
+    def pictures(self, product_row: int) -> list[tuple[int, int, str | None]]:
+        return self.db.pictures(product_row)
 
     def records(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]:
         return self.db.by_rows(rows)
@@ -324,25 +613,28 @@ class Store(Searchable):
         with writer_lock(root, timeout=0.5):
             images_dir = root / "images"
             enc = cls._prepare_encoder(encoder, model, products, root, train_epochs, progress, precision)
-            work = root / ".work" / fingerprint(enc, [f"{p.id}\0{p.image}" for p in products])
-            result = cls._embed(enc, [p.image for p in products], images_dir, work, progress, workers, dask)
-            if len(result.ok) == 0:
+            sources, owners = layout(products)
+            work = root / ".work" / fingerprint(enc, [str(src) for src in sources])
+            result = cls._embed(enc, sources, images_dir, work, progress, workers, dask)
+            batch, skipped = assemble(products, owners, result, 0)
+            if not batch.products:
                 raise DressfinderError("no readable images in the catalogue; nothing to index")
-            vectors = result.vectors
-            kept = [products[i] for i in result.ok]
+            vectors = batch.vectors
+            kept = batch.products
             kind = index
             if kind == "auto":
-                kind = auto_kind(len(kept), vectors.shape[1])   # the rule and its numbers: index.auto_kind
+                kind = auto_kind(len(vectors), vectors.shape[1])   # the rule and its numbers: index.auto_kind
             vindex = VectorIndex.build(kind, vectors, metric=enc.metric, **(index_params or {}))
-            manifest = cls._commit_new(root, enc, vindex, (vectors, result.patches), kept, result.files, {
-                "source": source, "products": len(kept), "skipped": len(result.skipped) + len(pre_skipped),
+            manifest = cls._commit_new(root, enc, vindex, batch, {
+                "source": source, "products": len(kept), "skipped": len(skipped) + len(pre_skipped),
                 "seconds": round(time.perf_counter() - t0, 2), "encode_seconds": round(result.seconds, 2),
                 "images_per_second": round(result.rate, 1)})
             shutil.rmtree(root / ".work", ignore_errors=True)
         store = cls(root, StoreSnapshot(root, manifest), enc)
         store.last_report = ChangeReport(
             added=len(kept), seconds=time.perf_counter() - t0, encode_seconds=result.seconds,
-            skipped=pre_skipped + [(products[i].id, r) for i, r in result.skipped], timings=result.timings)
+            skipped=pre_skipped + skipped, timings=result.timings)
+        store.last_report.encoded = len(result.ok)
         return store
 
     @classmethod
@@ -355,7 +647,8 @@ class Store(Searchable):
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         with writer_lock(root, timeout=0.5):
-            manifest = cls._commit_new(root, encoder, index, (vectors, patches), products, files, built)
+            batch = Batch(vectors, patches, list(products), list(range(len(products))), list(files))
+            manifest = cls._commit_new(root, encoder, index, batch, built)
         return cls(root, StoreSnapshot(root, manifest), encoder)
 
     @staticmethod
@@ -383,10 +676,9 @@ class Store(Searchable):
         return get_encoder(name, precision=precision, **({"model": str(model)} if model else {}))
 
     @classmethod
-    def _commit_new(cls, root: Path, enc: Encoder, vindex: VectorIndex,
-                    vectors_patches: tuple[np.ndarray, np.ndarray | None],
-                    products: list[Product], files: list[str | None], built: dict[str, Any]) -> dict[str, Any]:
-        vectors, patches = vectors_patches
+    def _commit_new(cls, root: Path, enc: Encoder, vindex: VectorIndex, batch: Batch,
+                    built: dict[str, Any]) -> dict[str, Any]:
+        vectors, patches, products = batch.vectors, batch.patches, batch.products
         old = cls._try_manifest(root)
         gen = (old["generation"] + 1) if old else 1
         tag = f"{gen:06d}-{secrets.token_hex(3)}"
@@ -394,7 +686,8 @@ class Store(Searchable):
                  "vectors": [f"vectors-{tag}.npy"], "deleted": None,
                  "patches": [f"patches-{tag}.npy"] if patches is not None else None}
         with CatalogDB(root / names["catalog"]) as db:
-            db.insert((row, p, f) for row, (p, f) in enumerate(zip(products, files)))
+            db.insert(zip(batch.rows, products, batch.files))
+            db.insert_images(batch.images)
         np.save(root / names["vectors"][0], np.ascontiguousarray(vectors, np.float32))
         if patches is not None:
             np.save(root / names["patches"][0], np.ascontiguousarray(patches, np.float32))
@@ -502,15 +795,20 @@ class Store(Searchable):
                 report.seconds = time.perf_counter() - t0
                 return report
             enc = self.encoder
+            sources, owners = layout(fresh)
+            # finished chunks are kept under .work/ (named by what is encoded): a killed add resumes
+            work = self.root / ".work" / ("add-" + fingerprint(enc, [str(src) for src in sources]))
             with _images_pending(self.root) as stale:
-                result = embed(enc, [p.image for p in fresh], images_dir=self.root / "images", progress=progress,
+                result = embed(enc, sources, images_dir=self.root / "images", work_dir=work, progress=progress,
                                desc="adding")
-                report.skipped += [(fresh[i].id, r) for i, r in result.skipped]
-                kept = [fresh[i] for i in result.ok]
+                batch, skipped_now = assemble(fresh, owners, result, snap.n_rows)
+                report.skipped += skipped_now
+                kept = batch.products
                 if kept:
-                    self._commit_change(snap, add=(result.vectors, kept, result.files, result.patches), remove_ids=dupes,
-                                        full_image_sweep=stale)
+                    self._commit_change(snap, add=batch, remove_ids=dupes, full_image_sweep=stale)
+            shutil.rmtree(work, ignore_errors=True)
             report.added, report.removed = len(kept), len(dupes) if kept else 0
+            report.encoded = len(result.ok)
             report.encode_seconds = result.seconds
             report.seconds = time.perf_counter() - t0
             return report
@@ -528,9 +826,54 @@ class Store(Searchable):
                 result = embed(self.encoder, [image], images_dir=self.root / "images", progress=False)
                 if not len(result.ok):
                     raise DressfinderError(result.skipped[0][1])
-                self._commit_change(snap, add=(result.vectors, [product], result.files, result.patches), remove_ids=[],
-                                    full_image_sweep=stale)
+                batch = Batch(result.vectors, result.patches, [product], [snap.n_rows], result.files)
+                self._commit_change(snap, add=batch, remove_ids=[], full_image_sweep=stale)
         return ChangeReport(added=1, seconds=time.perf_counter() - t0, encode_seconds=result.seconds)
+
+    def plan_sync(self, catalog: str | Path | Sequence[Product]) -> "SyncPlan":
+        """What :meth:`sync` would do to make the store match ``catalog``, without doing it."""
+        products, skipped, _ = products_from(catalog)
+        self.reload()
+        return SyncPlan.make(self._snap, products, skipped)
+
+    def sync(self, catalog: str | Path | Sequence[Product], *, dry_run: bool = False,
+             progress: bool = False) -> ChangeReport:
+        """Make the store hold exactly ``catalog``'s products (a catalogue folder or CSV, e.g. an
+        imported feed's catalog.csv, or products): new ones added, changed fields updated in place
+        (nothing re-encoded), products whose pictures' bytes changed given new rows (only pictures
+        the store has never seen are encoded; the others' vectors are reused, by content hash),
+        products no longer there removed. One new generation, committed at once: a reader sees the
+        store before or after, never a mix. The encoding keeps finished chunks under ``.work/``,
+        so a sync killed midway resumes without re-encoding them. ``dry_run``: plan only."""
+        t0 = time.perf_counter()
+        products, skipped, _ = products_from(catalog)
+        with self._write, writer_lock(self.root):
+            self.reload()
+            snap = self._snap
+            plan = SyncPlan.make(snap, products, skipped)
+            report = plan.report()
+            report.plan = plan
+            if dry_run or plan.is_empty():
+                report.seconds = time.perf_counter() - t0
+                return report
+            enc = self.encoder
+            work = self.root / ".work" / ("sync-" + fingerprint(enc, [f"{h}\0{src}" for h, src in plan.encode]))
+            with _images_pending(self.root) as stale:
+                result = embed(enc, [src for _, src in plan.encode], images_dir=self.root / "images", work_dir=work,
+                               progress=progress, desc="syncing")
+                batch, kept_old, skipped_now = plan.batch(snap, result)
+                report.skipped += skipped_now
+                renewed = [p.id for p in plan.reencode if p.id not in kept_old]
+                report.added = sum(1 for p in batch.products if p.id in plan.new_ids)
+                report.reencoded = len(renewed)
+                report.encoded = len(result.ok) - result.resumed
+                report.resumed = result.resumed
+                self._commit_change(snap, add=batch if batch.products else None, remove_ids=plan.remove + renewed,
+                                    update=plan.update, full_image_sweep=stale)
+            shutil.rmtree(work, ignore_errors=True)
+            report.encode_seconds = result.seconds
+            report.seconds = time.perf_counter() - t0
+            return report
 
     def remove(self, ids: Sequence[str]) -> ChangeReport:
         """Remove products by id (unknown ids are reported as skipped)."""
@@ -545,7 +888,10 @@ class Store(Searchable):
                     self._commit_change(snap, add=None, remove_ids=present, full_image_sweep=stale)
         return ChangeReport(removed=len(present), skipped=skipped, seconds=time.perf_counter() - t0)
 
-    def _commit_change(self, snap: StoreSnapshot, add, remove_ids: Sequence[str], *, full_image_sweep: bool) -> None:
+    def _commit_change(self, snap: StoreSnapshot, add: Batch | None, remove_ids: Sequence[str], *,
+                       full_image_sweep: bool, update: Sequence[Product] = ()) -> dict[str, Any]:
+        """One new generation: ``remove_ids`` removed, ``update``'s fields replaced (same rows,
+        nothing re-encoded), ``add``'s rows added; committed by replacing store.json."""
         root = self.root
         old = snap.manifest
         gen = old["generation"] + 1
@@ -565,8 +911,10 @@ class Store(Searchable):
                 files["released"] = sorted(db.files_of("id", remove_ids))
                 gone = np.array(db.delete(remove_ids), np.int64)
                 vindex.remove(gone)
+            if update:
+                db.update((p, None) for p in update)
             if add is not None:
-                vectors, products, stored, patches = add
+                vectors, patches = add.vectors, add.patches
                 rows = np.arange(rows_total, rows_total + len(vectors), dtype=np.int64)
                 seg = f"vectors-{tag}.npy"
                 np.save(root / seg, np.ascontiguousarray(vectors, np.float32))
@@ -576,7 +924,8 @@ class Store(Searchable):
                     files["patches"].append(f"patches-{tag}.npy")
                 else:
                     files["patches"] = None
-                db.insert(zip(rows.tolist(), products, stored))
+                db.insert(zip(add.rows, add.products, add.files))
+                db.insert_images(add.images)
                 vindex.add(vectors, rows)
                 rows_total += len(vectors)
             count = db.count()
@@ -591,3 +940,4 @@ class Store(Searchable):
                     "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "previous": old["files"]}
         self._write_manifest(root, manifest, full_image_sweep=full_image_sweep)
         self._snap = StoreSnapshot(root, manifest)
+        return manifest

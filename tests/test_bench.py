@@ -105,3 +105,16 @@ def test_bench_refuses_a_doc_without_markers_before_measuring(tmp_path):
     args = parser.parse_args(["--from-json", str(bad), "--out", str(tmp_path / "o")])
     with pytest.raises(DressfinderError, match="not a bench report"):
         command.run(args)
+
+
+def test_sync_section_times_a_price_sync_against_a_build(tmp_path):
+    """The sync section on a tiny catalogue with the stand-in encoder: the shape of its answer, no timings."""
+    from dressfinder.tools.bench.report import _sync
+    from dressfinder.tools.bench.sync import bench_sync
+    from sync_fixtures import ColourEncoder
+
+    entry = bench_sync(tmp_path, n=50, changed=0.1, encoder=ColourEncoder(), workers=1)
+    assert (entry["products"], entry["prices_changed"], entry["updated"], entry["encoded"]) == (50, 5, 5, 0)
+    assert entry["build_seconds"] > 0 and entry["sync_seconds"] > 0 and entry["sync_over_build"] > 0
+    assert entry["generation"] == 2
+    assert "| full build | sync | sync / build |" in _sync(entry)

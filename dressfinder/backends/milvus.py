@@ -103,6 +103,8 @@ def filter_expr(filters: Filters | None, columns: frozenset[str] | None = None) 
     for name, value in f.facets().items():
         if value is not None:
             parts.append(f"{name}_key == {literal_string(str(value).lower())}")
+    if f.in_stock and (columns is None or "availability_key" in columns):   # older: none is known sold out
+        parts.append('(availability_key is null or availability_key != "out_of_stock")')
     return " and ".join(parts)
 
 
@@ -220,6 +222,16 @@ class MilvusSnapshot:
 
     def records(self, rows: Sequence[int]) -> dict[int, tuple[Product, str | None]]:
         return {r: _record(e)[1:] for r, e in self._by_rows(rows, self.stored).items()}
+
+    def image_rows(self, rows: Sequence[int]) -> dict[int, tuple[int, int, str | None]]:
+        """Milvus collections keep one vector a product, its main picture's: no other pictures' rows."""
+        return {}
+
+    def rows_of_products(self, product_rows: Sequence[int]) -> np.ndarray:
+        return np.asarray(sorted({int(r) for r in product_rows}), np.int64)
+
+    def pictures(self, product_row: int) -> list[tuple[int, int, str | None]]:
+        return []
 
     def get(self, pid: str) -> tuple[int, Product, str | None] | None:
         found = self.client.get(self.collection, ids=[pid], output_fields=self.stored)

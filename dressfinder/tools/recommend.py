@@ -24,7 +24,7 @@ from typing import Any
 
 from ..catalog import Filters, chunks
 from ..errors import DressfinderError
-from ..search import Searchable, similar_rows
+from ..search import Searchable, in_stock_only, similar_rows
 
 #: Products per batched index search.
 BATCH = 256
@@ -47,9 +47,10 @@ def _format_for(path: Path, given: str | None) -> str:
 
 def export(store: Searchable, out: str | Path, *, k: int = 12, fmt: str | None = None,
            filters: Filters | None = None, include_duplicates: bool = False, batch: int = BATCH,
-           progress: bool = True) -> dict[str, Any]:
-    """Write every product's ``k`` most similar products to ``out`` (CSV or JSON), atomically.
-    Returns a summary: products, pairs, seconds."""
+           progress: bool = True, variants: bool = False, in_stock: bool = True) -> dict[str, Any]:
+    """Write every product's ``k`` most similar products to ``out`` (CSV or JSON), atomically:
+    unless ``in_stock`` is false none sold out, unless ``variants`` one variant per product
+    (``item_group_id``) and none of the product's own. Returns a summary: products, pairs, seconds."""
     from tqdm import tqdm
 
     if k < 1:
@@ -75,8 +76,8 @@ def export(store: Searchable, out: str | Path, *, k: int = 12, fmt: str | None =
                 f.write("{")
             first = True
             for chunk in chunks(records, max(1, int(batch))):
-                results = similar_rows(snap, [r for r, _ in chunk], k, filters=filters,
-                                       include_duplicates=include_duplicates)
+                results = similar_rows(snap, [r for r, _ in chunk], k, filters=in_stock_only(filters, in_stock),
+                                       include_duplicates=include_duplicates, variants=variants)
                 for (_, pid), hits in zip(chunk, results):
                     pairs += len(hits)
                     if writer is not None:
@@ -117,6 +118,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-price", type=float, default=None, help="only recommend products at most this price")
     p.add_argument("--shop", default=None, help="only recommend products of this shop (retailer)")
     p.add_argument("--category", default=None, help="only recommend products of this category")
+    p.add_argument("--brand", default=None, help="only recommend products of this brand")
+    p.add_argument("--variants", action="store_true",
+                   help="keep variants apart: a product's other colours and sizes may be recommended, and "
+                        "several variants of one product (default: one place per item_group_id)")
+    p.add_argument("--include-sold-out", action="store_true",
+                   help="also recommend products that are out of stock (default: only what can be bought)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -128,9 +135,11 @@ def run(args: argparse.Namespace) -> int:
     if not settings.store:
         raise DressfinderError("no store given: use --store DIR or set DRESSFINDER_STORE")
     store = open_store(settings.store, milvus_token=settings.milvus_token)
-    filters = Filters(min_price=args.min_price, max_price=args.max_price, shop=args.shop, category=args.category)
+    filters = Filters(min_price=args.min_price, max_price=args.max_price, shop=args.shop, category=args.category,
+                      brand=args.brand)
     summary = export(store, args.out, k=args.k, fmt=args.format, filters=None if filters.is_empty() else filters,
-                     include_duplicates=args.include_duplicates, batch=args.batch, progress=not args.quiet)
+                     include_duplicates=args.include_duplicates, batch=args.batch, progress=not args.quiet,
+                     variants=args.variants, in_stock=not args.include_sold_out)
     print(f"wrote {summary['pairs']} recommendations for {summary['products']} products to {summary['out']} "
           f"in {summary['seconds']:.1f} s", file=sys.stderr)
     return 0

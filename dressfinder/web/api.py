@@ -135,15 +135,16 @@ async def run_search(ctx: WebContext, params: SearchParams, data: bytes | None,
     """Run one search inside an admitted pool slot (the caller holds ``ctx.pool.admit()``)."""
     store, settings = ctx.store, ctx.settings
     if params.like is not None:
-        return await ctx.pool.run(service.similar_to, store, params.like, k=params.k,
-                                  filters=params.filters()), "product"
+        return await ctx.pool.run(service.similar_to, store, params.like, k=params.k, filters=params.filters(),
+                                  variants=bool(params.variants), in_stock=False), "product"
     source = "upload"
     if data is None:
         data = await fetch_image(ctx, params.image_url or "")
         source = "url"
     outcome = await ctx.pool.run(service.search_bytes, store, data, k=params.k, filters=params.filters(),
                                  crop=params.crop, max_pixels=settings.max_pixels, preview=preview,
-                                 max_decode_bytes=settings.max_decode_bytes, detect=params.detect)
+                                 max_decode_bytes=settings.max_decode_bytes, detect=params.detect,
+                                 variants=bool(params.variants))
     return outcome, source
 
 
@@ -230,20 +231,26 @@ async def api_similar(pid: str, request: Request, response: Response, k: int = Q
                       shop: str | None = Query(None, max_length=FACET_MAX),
                       store: str | None = Query(None, max_length=FACET_MAX, description="old name of shop"),
                       category: str | None = Query(None, max_length=FACET_MAX),
+                      brand: str | None = Query(None, max_length=FACET_MAX),
+                      variants: bool = Query(False, description="keep variants apart (default: one result per "
+                                                                "item_group_id, and none of the product's own)"),
+                      include_sold_out: bool = Query(False, description="also products out of stock (default: "
+                                                                        "only what can be bought)"),
                       ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
     try:
         filters = FilterParams(min_price=min_price, max_price=max_price, shop=shop or store,
-                               category=category).filters()
+                               category=category, brand=brand).filters()
     except ValidationError as e:
         raise RequestValidationError(service.validation_errors(e)) from None
     """The answer carries an `ETag` that changes with the store's generation (and the parameters);
     `If-None-Match` with it is answered 304 without searching."""
     product, file = service.product_record(ctx.store, pid)
     base = public_base(request)
-    etag = store_etag(ctx.store, "similar", pid, k, filters, base)
+    etag = store_etag(ctx.store, "similar", pid, k, filters, base, variants, include_sold_out)
     if matches(request, etag):
         return not_modified(etag)
-    outcome = await ctx.pool.call(service.similar_to, ctx.store, pid, k=k, filters=filters)
+    outcome = await ctx.pool.call(service.similar_to, ctx.store, pid, k=k, filters=filters, variants=variants,
+                                  in_stock=not include_sold_out)
     response.headers.update(cache_headers(etag))
     lk = Links(base)
     return {"product": service.product_json(product, file, lk),
@@ -292,8 +299,9 @@ async def api_reload(ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
             response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}, "image/png": {}}},
                                                     **_errors(404)})
 async def image(pid: str, request: Request, v: str | None = Query(None, max_length=64),
+                n: int = Query(0, ge=0, le=64, description="the product's n-th other picture (more_images); 0: its main one"),
                 ctx: WebContext = Depends(get_ctx)) -> Response:
-    path, media = service.stored_image(ctx.store, pid)
+    path, media = service.stored_image(ctx.store, pid, n)
     digest = path.stem
     etag = f'"{digest}"'
     immutable = v is not None and len(v) >= 8 and digest.startswith(v)

@@ -59,7 +59,7 @@ def _block_hits(store: Any, pid: str, k: int, all_stock: bool) -> list:
     """The first ``k`` similar products a shop can link to: with an http(s) url and, unless
     ``all_stock``, in stock. Asks the ranking for more and keeps its order."""
     want = min(MAX_K, max(k * 3, k + 12))
-    hits = service.similar_to(store, pid, k=want).hits
+    hits = service.similar_to(store, pid, k=want, in_stock=not all_stock).hits   # the ranking leaves sold-out out
     keep = [h for h in hits if safe_http_url(h.product.url) and (all_stock or in_stock(h.product))]
     return keep[:k]
 
@@ -79,7 +79,7 @@ async def _block(request: Request, ctx: WebContext, pid: str, k: int, all_stock:
     hits = await ctx.pool.call(_block_hits, ctx.store, pid, k, all_stock)
     lk = service.Links(base)
     cards = [{"rank": i, "id": h.id, "title": display_title(h.product), **offer(h.product),
-              "url": safe_http_url(h.product.url), "image": lk.image(h.id, h.file)} for i, h in enumerate(hits, 1)]
+              "url": safe_http_url(h.product.url), "image": lk.image(h.id, h.file, h.image)} for i, h in enumerate(hits, 1)]
     context = {"product": product, "cards": cards, "base": base, "query_id": etag.strip('"'),
                "title": f"Similar to {display_title(product)}"}
     return request.app.state.templates.TemplateResponse(

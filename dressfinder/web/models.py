@@ -61,6 +61,8 @@ class _Filters(BaseModel):
 
     min_price: float | None = Field(None, ge=0, allow_inf_nan=False, description="lowest price")
     max_price: float | None = Field(None, ge=0, allow_inf_nan=False, description="highest price")
+    in_stock: bool | None = Field(None, description="only products that can be bought (availability not "
+                                                    "out_of_stock; preorder and backorder can)")
 
     @model_validator(mode="after")
     def _order(self):
@@ -69,7 +71,8 @@ class _Filters(BaseModel):
         return self
 
     def filters(self) -> Filters | None:
-        f = Filters(self.min_price, self.max_price, **{n: getattr(self, n) or None for n in FACETS})
+        f = Filters(self.min_price, self.max_price, **{n: getattr(self, n) or None for n in FACETS},
+                    in_stock=bool(self.in_stock))
         return None if f.is_empty() else f
 
 
@@ -87,6 +90,8 @@ class SearchParams(FilterParams):  # type: ignore[misc, valid-type]
     crop: tuple[float, float, float, float] | None = Field(
         None, description="search only this box of the photo: [left, top, right, bottom] as fractions "
                           "(a form field takes \"l,t,r,b\"); it always overrides the region found")
+    variants: bool = Field(False, description="keep variants apart (default: one result per item_group_id, "
+                                              "its best-matching variant)")
     detect: bool = Field(True, description="find the dress in the photo (a screenshot, a photo of a screen, "
                                            "a scene) and search that region; false: search the whole photo")
 
@@ -211,7 +216,10 @@ HitOut = create_model(
     score=(float, Field(description="similarity, higher is more alike (cosine for the default encoder; for a "
                                     "close-up, the photo's and the fabric's cosines averaged)")),
     closeness=(Closeness, Field(description=CLOSENESS_DOC)),
-    **_described_fields(), image=(str, Field(description="URL of the product's image on this server")),
+    **_described_fields(), image=(str, Field(description="URL of the product's image on this server: the "
+                                                         "picture of it that matched")),
+    matched_image=(int, Field(0, description="which picture of the product matched: 0 its main image, n the "
+                                             "n-th of more_images")),
     links=(LinksOut, ...))
 
 ProductOut = create_model(

@@ -76,7 +76,7 @@ def _card(rank: int, hit: Any, lk: service.Links, k: int, shown: float, closenes
     return {"rank": rank, "id": hit.id, "score": shown, "closeness": closeness.label(shown),
             "title": title, "title_html": breakable(title),
             **offer(p), "shop": p.shop, "category": p.category, "brand": p.brand,
-            "shop_url": safe_http_url(p.url), "image": lk.image(hit.id, hit.file),
+            "shop_url": safe_http_url(p.url), "image": lk.image(hit.id, hit.file, getattr(hit, "image", 0)),
             "page": lk.page(hit.id), "like": lk.like(hit.id, k)}
 
 

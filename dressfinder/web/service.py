@@ -70,9 +70,9 @@ class Links:
 
     root: str = ""
 
-    def image(self, pid: str, file: str | None = None) -> str:
-        v = f"?v={Path(file).stem[:16]}" if file else ""
-        return f"{self.root}/images/{_quote_id(pid)}{v}"
+    def image(self, pid: str, file: str | None = None, n: int = 0) -> str:
+        query = ([f"v={Path(file).stem[:16]}"] if file else []) + ([f"n={int(n)}"] if n else [])
+        return f"{self.root}/images/{_quote_id(pid)}" + ("?" + "&".join(query) if query else "")
 
     def page(self, pid: str) -> str:
         return f"{self.root}/products/{_quote_id(pid)}"
@@ -105,6 +105,7 @@ def hit_json(rank: int, hit: Any, links: Links, word: str | None = None) -> dict
     if word is not None:
         out["closeness"] = word
     return {**out, **_fields(hit.product, hit.file, links),
+            "image": links.image(hit.id, hit.file, getattr(hit, "image", 0)), "matched_image": getattr(hit, "image", 0),
             "links": {"product": links.api_product(hit.id), "similar": links.api_product(hit.id) + "/similar",
                       "page": links.page(hit.id)}}
 
@@ -162,14 +163,14 @@ def preview_data_url(im: Image.Image, size: int = PREVIEW_SIZE) -> str:
 
 def search_bytes(store: Any, data: bytes, *, k: int, filters: Filters | None, crop: Sequence[float] | None,
                  max_pixels: int, preview: bool = False, max_decode_bytes: int | None = None,
-                 detect: bool = True) -> SearchOutcome:
+                 detect: bool = True, variants: bool = False) -> SearchOutcome:
     """Search with an uploaded photo: the shopper's box (``crop``), else the region found in it
     (``detect``), else the whole photo; with the other regions found."""
     t0 = time.perf_counter()
     enc = store.encoder
     im = decode_query(data, max_pixels=max_pixels, crop=crop, input_size=getattr(enc, "input_size", 224),
                       max_decode_bytes=max_decode_bytes, detect=detect and crop is None)
-    found = store.search_regions(im, k, filters=filters, crop=crop, detect=detect)
+    found = store.search_regions(im, k, filters=filters, crop=crop, detect=detect, variants=variants)
     seconds = time.perf_counter() - t0
     return SearchOutcome(found.hits, seconds, preview_data_url(im) if preview else None, im.size, found)
 
@@ -192,9 +193,11 @@ def best_match_image(store: Any, data: bytes, *, max_pixels: int,
     return hit, image, media
 
 
-def similar_to(store: Any, pid: str, *, k: int, filters: Filters | None = None) -> SearchOutcome:
+def similar_to(store: Any, pid: str, *, k: int, filters: Filters | None = None, variants: bool = False,
+               in_stock: bool = True) -> SearchOutcome:
+    """Products like ``pid``: in stock only unless ``in_stock`` is false (what a shop recommends)."""
     t0 = time.perf_counter()
-    hits = store.similar(pid, k, filters=filters)
+    hits = store.similar(pid, k, filters=filters, variants=variants, in_stock=in_stock)
     return SearchOutcome(hits, time.perf_counter() - t0)
 
 
@@ -208,9 +211,9 @@ def product_record(store: Any, pid: str) -> tuple[Product, str | None]:
     return product, file
 
 
-def stored_image(store: Any, pid: str) -> tuple[Path, str]:
-    """The stored image file of a product, by id only, and its content type."""
-    path = store.image_file(pid)
+def stored_image(store: Any, pid: str, n: int = 0) -> tuple[Path, str]:
+    """The stored image file of a product (its n-th other picture with ``n``), by id only, and its content type."""
+    path = store.image_file(pid, n) if n else store.image_file(pid)
     images = Path(store.images_dir or "").resolve()
     real = path.resolve()
     if not real.is_relative_to(images) or not real.is_file():

@@ -17,9 +17,10 @@ from ..splice import check, splice
 from .report import doc_body, markdown, summary
 from .scale import bench_scale
 from .seed import bench_seed
+from .sync import bench_sync
 
 
-SECTIONS = ("indexing", "latency", "scale", "seed")
+SECTIONS = ("indexing", "latency", "scale", "seed", "sync")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kinds", default="flat,hnsw,ivfpq,ivf",
                    help="index kinds compared at sizes above the catalogue (default flat,hnsw,ivfpq,ivf); "
                         "hnsw:flat / hnsw:sq8 name other vector storages")
+    p.add_argument("--sync-size", default="10k",
+                   help="sync section: generated products built, then synced with 1%% of prices changed (default 10k)")
     p.add_argument("--limit", type=int, default=None, help="index only the first N catalogue images")
     p.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {', '.join(SECTIONS)}, cli, http")
     p.add_argument("--keep", action="store_true", help="keep the stores built under OUT/stores")
@@ -104,6 +107,14 @@ class BenchRun:
             self.save()
 
 
+    def sync(self) -> None:
+        if "sync" not in self.skip:
+            n = parse_size(self.args.sync_size) if not self.quick else min(parse_size(self.args.sync_size), 200)
+            with section(self.report, "sync") as entry:
+                bench_sync(self.stores / "sync", n=n, entry=entry)
+            self.save()
+
+
 def publish(report: dict[str, Any], args: argparse.Namespace) -> None:
     """Splice the report into ``--doc`` (all tables) and ``--readme`` (the summary)."""
     if args.doc:
@@ -149,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         for size in [parse_size(s) for s in args.sizes.split(",") if s.strip()]:
             bench.one_size(size, n_real, photos, kinds)
         bench.seed()
+        bench.sync()
     finally:
         bench.save()
         if not args.keep:
