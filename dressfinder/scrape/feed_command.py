@@ -61,12 +61,12 @@ def options(args: argparse.Namespace, progress: bool | None = None) -> dict:
                 allow_private=args.allow_private or Settings.from_env().allow_private_urls, progress=progress)
 
 
-def print_summary(summary, out=sys.stdout) -> None:
+def print_summary(summary, out=None) -> None:
     for where, reason in summary.skipped[:SHOWN_SKIPS]:
         print(f"skipped {where}: {reason}", file=sys.stderr)
     if len(summary.skipped) > SHOWN_SKIPS:
         print(f"... and {len(summary.skipped) - SHOWN_SKIPS} more skipped", file=sys.stderr)
-    print(summary.format(), file=out, flush=True)
+    print(summary.format(), file=out or sys.stdout, flush=True)   # sys.stdout as it is now, not at import
 
 
 def import_for_index(args: argparse.Namespace, feed: str, store: str) -> Path:
