@@ -342,6 +342,44 @@ def test_kill_9_in_the_middle_of_a_sync_then_it_resumes_and_ends_as_an_uninterru
     assert_matches(Store.open(root), tomorrow)
 
 
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_index_add_then_it_resumes_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from dressfinder import embed
+    from test_faults import kill_at
+
+    root, twin = tmp_path / "store", tmp_path / "twin"
+    build(write_shop(tmp_path / "a", n=5, views=1), root)
+    shutil.copytree(root, twin)
+    more = write_shop(tmp_path / "b", n=30, views=1, skip=set(range(5)))       # 25 new products, 25 pictures
+    manifest = (root / "store.json").read_bytes()
+
+    marker = tmp_path / "reached"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "DRESSFINDER_TEST_MARKER": str(marker),
+           "DRESSFINDER_TEST_DIR": str(Path(__file__).parent)}
+    proc = subprocess.Popen([sys.executable, "-c", HOOKED_SYNC, "index", str(more), "--store", str(root), "--add",
+                             "--quiet"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kill_at(marker, proc)                                     # one chunk of 4 pictures is done, the add is not
+    assert (root / "store.json").read_bytes() == manifest     # the store is as it was
+    assert len(list((root / ".work").glob("add-*/chunk-*.npz"))) == 1
+    assert len(Store.open(root)) == 5
+
+    monkeypatch.setattr(embed, "CHUNK", 4)                   # the same chunks as the killed run
+    encoded = ColourEncoder.encoded
+    rep = Store.open(root).add(more)
+    assert rep.added == 25 and ColourEncoder.encoded - encoded == 25 - 4      # the finished chunk is not redone
+    assert not list((root / ".work").glob("add-*"))
+
+    Store.open(twin).add(more)                               # the same add, never interrupted
+    assert contents(Store.open(root)) == contents(Store.open(twin))
+    assert Store.open(root).generation == Store.open(twin).generation
+
+
 # --------------------------------------------------------------------------- the API
 
 def test_the_api_shows_the_picture_that_matched_keeps_variants_apart_and_leaves_sold_out_out_of_similar(tmp_path):
