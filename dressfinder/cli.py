@@ -269,7 +269,8 @@ def _search_run(a: argparse.Namespace) -> int:
         if a.json:
             print(json.dumps({"query": q, "region": found.region_dict(),
                               "results": [h.to_dict() for h in hits],
-                              "regions": [r.to_dict() for r in found.others]}, ensure_ascii=False), flush=True)
+                              "regions": [r.to_dict() for r in found.others],
+                              "detected": found.detected_dicts()}, ensure_ascii=False), flush=True)
         else:
             where = "" if found.kind == "whole" else "  [" + ",".join(f"{v:.2f}" for v in found.region) + "]"
             print(q + where)

@@ -492,6 +492,34 @@ def framed(proposed: Sequence[tuple[Box, float]], most: float | None = None) -> 
     return (r - l) * (b - t) < (FRAMED_AREA if most is None else float(most))
 
 
+def detected(located: Located) -> list[tuple[Box, float]]:
+    """The dresses the box head saw in the picture besides the one searched, to offer the shopper
+    as boxes to tap (each is searched, as a crop, only when tapped; nothing is encoded here). Of
+    its ``located.proposed`` boxes (best first; none when the head did not run: the whole photo
+    was sure, or a content box clearly won), those
+
+    * it is fairly sure of: a peak of at least :data:`ANCHOR_PEAK`, its line for a sure box;
+    * framed in the picture: under :data:`FRAMED_AREA` of it, the line :func:`framed` draws between
+      a product's photo in a bigger picture and the big box the head sees in a close-up of the
+      fabric (the whole picture, searched already);
+    * apart from the region searched (unless that is the whole photo), from the other regions
+      found, and from each other: at most :data:`APART` of the smaller of two inside the other,
+      as :func:`choose` tells its other regions apart.
+
+    Chosen from the picture alone, whatever the catalogue holds (the other regions found are the
+    boxes whose best match is another product)."""
+    if not located.proposed:
+        return []
+    taken = [o.box for o in located.others] + ([] if located.used.kind == "whole" else [located.used.box])
+    out: list[tuple[Box, float]] = []
+    for box, peak in located.proposed:
+        if peak < ANCHOR_PEAK or (box[2] - box[0]) * (box[3] - box[1]) >= FRAMED_AREA:
+            continue
+        if all(overlap_of_smaller(box, t) <= APART for t in taken + [b for b, _ in out]):
+            out.append((box, peak))
+    return out
+
+
 def wants_closeup(located: Located, im: Image.Image, th: Thresholds, propose: ProposeFn | None = None) -> bool:
     """Whether the photo should also be read as a close-up of the fabric (``search.closeup_hits``,
     whose gate then decides): the whole photo's best match is not sure, no region explains the

@@ -41,7 +41,7 @@ from . import boxhead
 from .catalog import Filters
 from .errors import DressfinderError, NotFound
 from .images import ImageSource, crop_relative, load_image
-from .regions import WHOLE, Box, Located, closeup_views, crop_box, locate, wants_closeup
+from .regions import WHOLE, Box, Located, closeup_views, crop_box, detected, locate, wants_closeup
 from .schema import Product
 from .thresholds import Thresholds
 
@@ -581,12 +581,19 @@ class RegionSearch:
     others: list[FoundRegion]
     score: float | None = None        # the searched region's best-match cosine, when regions were compared
     closeup: bool = False             # the whole photo was also read as a close-up of the fabric
+    #: Dresses the box head saw besides the one searched and the ``others`` (:func:`regions.detected`):
+    #: (box, peak) pairs, best first, not searched (a shopper taps one to search it as a crop).
+    detected: list[tuple[Box, float]] = dataclasses.field(default_factory=list)
 
     def region_dict(self) -> dict[str, Any]:
         """What was searched: ``{"box", "kind", "score", "closeup"}`` (score None when regions were
         not compared; closeup true when the results weigh the catalogue's patch vectors in)."""
         return {"box": box_json(self.region), "kind": self.kind,
                 "score": None if self.score is None else round(self.score, 6), "closeup": self.closeup}
+
+    def detected_dicts(self) -> list[dict[str, Any]]:
+        """The dresses seen and not searched: ``[{"box", "peak"}]`` (the box head's peak, 0-1), best first."""
+        return [{"box": box_json(b), "peak": round(float(p), 4)} for b, p in self.detected]
 
 
 def best_matches(snap: Snapshot, filters: Filters | None = None):
@@ -651,7 +658,8 @@ def search_image(snap: Snapshot, encoder: Any, image: ImageSource, k: int, *, fi
         closeup = closeup_checked(snap, encoder, photo, closeup, Path(images), im.width / im.height)[:k]
     if closeup is not None:
         hits = closeup
-    return RegionSearch(hits, found.used.box, found.used.kind, others, found.used.score, closeup is not None)
+    return RegionSearch(hits, found.used.box, found.used.kind, others, found.used.score, closeup is not None,
+                        detected(found))
 
 
 # --------------------------------------------------------------------------- what every backend offers
