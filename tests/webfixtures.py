@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from PIL import Image, ImageDraw
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
 
 N_PRODUCTS = 16
 STORES = ("Maison A", "Boutique B")
@@ -63,6 +64,51 @@ def scene_with_dress(i: int) -> Image.Image:
 
 
 SCENE_CROP = (520 / 800, 200 / 600, 680 / 800, 440 / 600)
+
+
+def room(size: tuple[int, int], seed: int) -> Image.Image:
+    """A busy background, no layout (blurred noise blobs and lines; as tests/test_boxhead.py's)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (size[1] // 40, size[0] // 40, 3)).astype(np.uint8)
+    im = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
+    d = ImageDraw.Draw(im)
+    for _ in range(20):
+        x, y = rng.integers(0, size[0]), rng.integers(0, size[1])
+        d.line([x, y, x + rng.integers(-300, 300), y + rng.integers(-300, 300)],
+               fill=tuple(int(v) for v in rng.integers(0, 256, 3)), width=int(rng.integers(3, 12)))
+    return im.filter(ImageFilter.GaussianBlur(1.5))
+
+
+def unknown_dress(seed: int, size: tuple[int, int]) -> Image.Image:
+    """A product photo of a dress the test catalogue does not hold: a dress shape with a print on a
+    light backdrop (as tests/test_boxhead.py's ``dress_photo``)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    im = Image.new("RGB", size, tuple(int(v) for v in rng.integers(215, 250, 3)))
+    d = ImageDraw.Draw(im)
+    d.polygon([(w * 0.38, h * 0.08), (w * 0.62, h * 0.08), (w * 0.66, h * 0.4), (w * 0.88, h * 0.94),
+               (w * 0.12, h * 0.94), (w * 0.34, h * 0.4)], fill=tuple(int(v) for v in rng.integers(20, 200, 3)))
+    for _ in range(40):
+        x, y = rng.uniform(0.3, 0.7) * w, rng.uniform(0.2, 0.9) * h
+        d.ellipse([x, y, x + w * 0.04, y + w * 0.04], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    return im
+
+
+def two_dress_scene(left: Image.Image | None = None, right: Image.Image | None = None, *, seed: int = 6,
+                    size: tuple[int, int] = (1200, 800), height: int = 360) -> tuple[Image.Image, list[tuple[float, ...]]]:
+    """Two dress photos side by side in a busy room (no flat layout: the box head's case), each
+    ``height`` pixels high: by default catalogue dress ``3 + seed`` on the left and a dress the
+    catalogue does not hold on the right. Returns the picture and the two photos' boxes (fractions)."""
+    w, h = size
+    pic = room(size, seed)
+    left = left if left is not None else dress_image(3 + seed, (height * 2 // 3, height))
+    right = right if right is not None else unknown_dress(seed + 50, (height * 3 // 4, height))
+    boxes = []
+    for x, im in ((160, left), (w - 160 - right.width, right)):
+        y = (h - im.height) // 2
+        pic.paste(im, (x, y))
+        boxes.append((x / w, y / h, (x + im.width) / w, (y + im.height) / h))
+    return pic, boxes
 
 
 def make_catalog(folder: Path, n: int = N_PRODUCTS) -> Path:

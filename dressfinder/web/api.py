@@ -200,7 +200,8 @@ async def upload(file: UploadFile = File(..., description="the photo to search w
 async def api_search(request: Request, ctx: WebContext = Depends(get_ctx)) -> dict[str, Any]:
     """Multipart with a `file` (or `image_url`, or `like`), or JSON with `image_url` (or `like`).
     Optional `k`, `crop`, `detect` and filters `min_price`, `max_price`, `shop` (or its old name `store`),
-    `category`. The answer says which `region` of the photo was searched and the other `regions` found."""
+    `category`. The answer says which `region` of the photo was searched, the other `regions` found (each
+    with its results) and the other dresses `detected` in the photo (not searched: send one's box as `crop`)."""
     params, data = await read_search_request(request, ctx)
     async with ctx.pool.admit():
         outcome, source = await run_search(ctx, params, data)
@@ -213,7 +214,8 @@ async def api_search(request: Request, ctx: WebContext = Depends(get_ctx)) -> di
         query["image_url"] = params.image_url
     lines = service.closeness(ctx.store)
     return {"query": query, **service.hits_json(outcome.hits, lk, lines), "took_ms": round(outcome.seconds * 1000, 2),
-            "region": outcome.region_json(), "regions": service.found_regions_json(outcome, lk, lines)}
+            "region": outcome.region_json(), "regions": service.found_regions_json(outcome, lk, lines),
+            "detected": service.detected_json(outcome)}
 
 
 @router.get("/api/facets", response_model=FacetsOut, tags=["catalogue"],

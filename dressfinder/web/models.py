@@ -256,6 +256,15 @@ class FoundRegionOut(BaseModel):
     results: list[HitOut]  # type: ignore[valid-type]
 
 
+class DetectedOut(BaseModel):
+    """Another dress the box head saw in the photo, not searched: send its box as `crop` to search it."""
+
+    box: tuple[float, float, float, float] = Field(description=BOX_DOC, examples=[[0.56, 0.21, 0.89, 0.83]])
+    peak: float = Field(description="how sure the box head is of it (its peak, 0-1; offered from 0.4, its "
+                                    "line for a sure box), from the picture alone, not a match's cosine",
+                        examples=[0.55])
+
+
 class SearchOut(BaseModel):
     query: dict[str, Any]
     count: int
@@ -267,6 +276,12 @@ class SearchOut(BaseModel):
     regions: list[FoundRegionOut] = Field(
         default_factory=list, description="other regions found (other dresses: a collage, a 'you may also "
                                           "like' row), each with its own results, best first")
+    detected: list[DetectedOut] = Field(
+        default_factory=list, description="other dresses the box head saw in the photo, whatever the catalogue "
+                                          "holds, apart from the region searched and the other regions: not "
+                                          "searched (no results), best first; empty when the box head did not "
+                                          "run (the whole photo matched surely, a screenshot's block won, crop, "
+                                          "detect=false)")
 
 
 class SimilarOut(BaseModel):

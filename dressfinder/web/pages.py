@@ -142,13 +142,16 @@ async def search_page(request: Request, ctx: WebContext = Depends(get_ctx)) -> R
 
 
 def _region_context(outcome: service.SearchOutcome, lk: service.Links, k: int, closeness: Closeness) -> dict[str, Any]:
-    """The box searched (drawn unless it is the whole photo) and the other regions found, each
-    with its first results as cards."""
+    """The box searched (drawn unless it is the whole photo), the other regions found, each with its
+    first results as cards, and the other dresses the box head saw (``detected``: no results until
+    one is tapped, which searches its box)."""
     box = box_json(outcome.region) if outcome.region is not None else None
     whole = box is None or box == [0.0, 0.0, 1.0, 1.0]
     others = [{"box": box_json(r.box), "score": r.score,
                "cards": _cards(r.hits[:6], lk, k, closeness)} for r in outcome.others]
+    detected = [{"box": box_json(b), "peak": p} for b, p in outcome.detected]
     return {"crop": None if whole else box, "region": box, "region_kind": outcome.region_kind, "others": others,
+            "detected": detected,
             "closeup": bool(outcome.found is not None and outcome.found.closeup)}
 
 

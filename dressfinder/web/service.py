@@ -141,6 +141,11 @@ class SearchOutcome:
     def others(self) -> list[FoundRegion]:
         return [] if self.found is None else self.found.others
 
+    @property
+    def detected(self) -> list[tuple[tuple[float, float, float, float], float]]:
+        """The dresses the box head saw besides those searched (``RegionSearch.detected``): (box, peak)."""
+        return [] if self.found is None else self.found.detected
+
     def region_json(self) -> dict[str, Any] | None:
         return None if self.found is None else self.found.region_dict()
 
@@ -178,6 +183,12 @@ def search_bytes(store: Any, data: bytes, *, k: int, filters: Filters | None, cr
 def found_regions_json(outcome: SearchOutcome, links: Links, lines: Closeness) -> list[dict[str, Any]]:
     """The other regions found, each with its results (:func:`hits_json`), best first."""
     return [{**r.region_dict(), **hits_json(r.hits, links, lines)} for r in outcome.others]
+
+
+def detected_json(outcome: SearchOutcome) -> list[dict[str, Any]]:
+    """The other dresses seen in the photo and not searched (``[{"box", "peak"}]``, best first): a
+    client offers each to tap, and searches one by sending its box as ``crop``."""
+    return [] if outcome.found is None else outcome.found.detected_dicts()
 
 
 def best_match_image(store: Any, data: bytes, *, max_pixels: int,
