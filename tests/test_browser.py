@@ -387,6 +387,33 @@ def test_phone_tap_on_a_found_region(browser, site, tmp_path):
         page.close()
 
 
+def test_a_scene_with_two_dresses_offers_both_and_a_tap_searches_the_other(page, site, tmp_path):
+    """A busy scene with two dresses, one the catalogue does not hold: the searched one is boxed, the
+    other is offered as a dashed box and a chip; tapping its box searches that box (as a crop)."""
+    from webfixtures import two_dress_scene
+
+    pic, truth = two_dress_scene()
+    page.goto(site + "/")
+    page.set_input_files("#file", write(tmp_path / "two.jpg", encode(pic, "JPEG", quality=92)))
+    page.click("#search-button")
+    page.wait_for_selector("#results li.card")
+    page.wait_for_selector(".region-box.detected:not([hidden])")
+    assert page.is_visible("#query-crop") and page.locator(".region-box").count() == 1
+    assert page.is_visible("#refine-form .region-chip.detected") and page.is_visible("#other-regions")
+    boxes = [crop_of(page.get_attribute("#query-crop", "data-crop")),
+             crop_of(page.get_attribute(".region-box.detected", "data-region"))]
+    centre = lambda b, t: t[0] <= (b[0] + b[2]) / 2 <= t[2] and t[1] <= (b[1] + b[3]) / 2 <= t[3]  # noqa: E731
+    assert sorted(next(i for i, t in enumerate(truth) if centre(b, t)) for b in boxes) == [0, 1], (boxes, truth)
+    target = page.locator(".region-box.detected").bounding_box()
+    assert target["width"] > 20 and target["height"] > 20
+    with page.expect_navigation():
+        page.mouse.click(target["x"] + target["width"] / 2, target["y"] + target["height"] / 2)   # a tap
+    page.wait_for_selector("text=the part you boxed")
+    assert crop_of(page.get_attribute("#query-crop", "data-crop")) == pytest.approx(boxes[1], abs=2e-4)
+    assert page.locator(".region-box").count() == 0     # a box of her own is searched alone
+    assert page.problems == []
+
+
 # --------------------------------------------------------------------------- real photos + screenshot
 
 def _shared_catalog(tmp: Path, n: int = 120) -> Path | None:
