@@ -50,6 +50,22 @@
     });
   }
 
+  // The block's stylesheet, loaded once into the shop's <head>; the block is put in the page only
+  // once it has loaded (or failed), so it never shows unstyled for a moment.
+  var sheets = {};
+  function sheet(href) {
+    if (!sheets[href]) {
+      sheets[href] = new Promise(function (done) {
+        var link = document.createElement("link");
+        link.rel = "stylesheet";
+        link.href = href;
+        link.onload = link.onerror = function () { done(); };
+        document.head.appendChild(link);
+      });
+    }
+    return sheets[href];
+  }
+
   function load(slot) {
     if (slot.getAttribute("data-dressfinder-loaded")) { return; }
     slot.setAttribute("data-dressfinder-loaded", "1");
@@ -66,10 +82,15 @@
         if (!html) { return; }
         var t = document.createElement("template");
         t.innerHTML = html;        // our own fragment: markup only, no script
-        while (slot.firstChild) { slot.removeChild(slot.firstChild); }
-        slot.appendChild(t.content);
-        var block = slot.querySelector(".dfs");
-        if (block) { wire(block); }
+        var css = t.content.querySelector("link[rel='stylesheet']");
+        var ready = css ? sheet(css.href) : Promise.resolve();
+        if (css) { css.parentNode.removeChild(css); }
+        return ready.then(function () {
+          while (slot.firstChild) { slot.removeChild(slot.firstChild); }
+          slot.appendChild(t.content);
+          var block = slot.querySelector(".dfs");
+          if (block) { wire(block); }
+        });
       })
       .catch(function () { /* the shop's page goes on without the block */ });
   }
