@@ -181,6 +181,16 @@ class TinySnapshot:
     def records(self, rows):
         return {int(r): (Product(id=f"p{int(r)}", title=f"product {int(r)}"), self.files[int(r)]) for r in rows}
 
+    # one picture a product: no row is another picture of a product
+    def image_rows(self, rows):
+        return {}
+
+    def rows_of_products(self, product_rows):
+        return np.asarray(product_rows, np.int64)
+
+    def pictures(self, product_row):
+        return []
+
 
 # the photo's and the close-up's cosines to four products, all hand-made (4-d unit vectors):
 #   photo (1, 0, 0, 0):  p0 (1, 0, 0, 0) 1.0   p1 (0.8, 0.6, 0, 0) 0.8   p2 (0.28, 0.96, 0, 0) 0.28   p3 (0, 0, 1, 0) 0
