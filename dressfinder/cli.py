@@ -67,11 +67,16 @@ def _index_args(p: argparse.ArgumentParser) -> None:
     _backend_args(p, store_help="; with milvus, --store is the folder that keeps the images")
     precision_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _feed_args(p, "CATALOG")
+
+
+def _feed_args(p: argparse.ArgumentParser, source: str) -> None:
+    """``index`` and ``sync``'s options for when ``source`` is a product feed (imported first)."""
     from .scrape.feed_command import add_feed_arguments
 
-    feed = p.add_argument_group("when CATALOG is a product feed")
+    feed = p.add_argument_group(f"when {source} is a product feed")
     feed.add_argument("--feed-dir", default=None, metavar="DIR",
-                      help="where the feed's catalogue (catalog.csv, images/) is written and kept (default: "
+                      help="where the feed's catalogue (catalog.csv, images/) is imported and kept (default: "
                            "the store's folder name + '-feed', beside it)")
     add_feed_arguments(feed)
 
@@ -321,13 +326,7 @@ def _sync_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True, help="the store to bring in step (a FAISS store folder)")
     p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    from .scrape.feed_command import add_feed_arguments
-
-    feed = p.add_argument_group("when SOURCE is a product feed")
-    feed.add_argument("--feed-dir", default=None, metavar="DIR",
-                      help="where the feed's catalogue is imported and kept (default: the store's folder name "
-                           "+ '-feed', beside it, as `index FEED` does)")
-    add_feed_arguments(feed)
+    _feed_args(p, "SOURCE")
 
 
 def _sync_run(a: argparse.Namespace) -> int:

@@ -352,21 +352,18 @@ class SyncPlan:
         new_idx = np.array([w for kind, w in take if kind == "new"], np.int64)
         old_rows = np.array([w for kind, w in take if kind == "old"], np.int64)
         is_new = np.array([kind == "new" for kind, _ in take], bool)
-        dim = snap.manifest["encoder"]["dim"]
-        vectors = np.zeros((len(take), dim), np.float32)
-        if len(new_idx):
-            vectors[is_new] = np.asarray(result.vectors, np.float32)[new_idx]
-        if len(old_rows):
-            vectors[~is_new] = snap.vectors(old_rows)
-        batch.vectors = vectors
-        if snap.patch_segments is not None and (result.patches is not None or not len(new_idx)):
-            width = snap.patch_segments[0].shape[1]
-            patches = np.zeros((len(take), width), np.float32)
+        def merged(width: int, encoded: Any, stored: Any) -> np.ndarray:
+            """One row per picture taken: the new ones from ``encoded``, the kept ones from ``stored(rows)``."""
+            out = np.zeros((len(take), width), np.float32)
             if len(new_idx):
-                patches[is_new] = np.asarray(result.patches, np.float32)[new_idx]
+                out[is_new] = np.asarray(encoded, np.float32)[new_idx]
             if len(old_rows):
-                patches[~is_new] = snap.patch_vectors(old_rows)
-            batch.patches = patches
+                out[~is_new] = stored(old_rows)
+            return out
+
+        batch.vectors = merged(snap.manifest["encoder"]["dim"], result.vectors, snap.vectors)
+        if snap.patch_segments is not None and (result.patches is not None or not len(new_idx)):
+            batch.patches = merged(snap.patch_segments[0].shape[1], result.patches, snap.patch_vectors)
         return batch, kept_old, skipped
 
 
