@@ -20,13 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder: catalog.csv, images/, and the state that makes a rerun resume")
     parser.add_argument("--max-pages", type=int, default=DEFAULT_MAX_PAGES, metavar="N",
                         help=f"stop after N pages (HTML and sitemaps) in DIR, over all runs (default {DEFAULT_MAX_PAGES})")
-    parser.add_argument("--delay", type=float, default=DEFAULT_DELAY, metavar="SECONDS",
-                        help=f"pause between requests to a host; robots.txt Crawl-delay can raise it "
-                             f"(default {DEFAULT_DELAY:g})")
     parser.add_argument("--recipe", metavar="FILE",
                         help="JSON file of CSS selectors for sites without schema.org/OpenGraph data")
-    parser.add_argument("--user-agent", default=DEFAULT_USER_AGENT, metavar="UA",
-                        help=f"User-Agent header, also matched against robots.txt (default {DEFAULT_USER_AGENT!r})")
     parser.add_argument("--shop-name", "--store-name", metavar="NAME", dest="shop_name",
                         help="value of the catalogue's shop column (default: the site's host name)")
     parser.add_argument("--image-host", action="append", default=[], metavar="HOST",
@@ -36,15 +31,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-failed", action="store_true",
                         help="on a rerun, fetch again the pages that failed with 5xx, 429, a timeout "
                              "or a connection error")
+    parser.add_argument("--max-page-bytes", type=int, default=DEFAULT_MAX_PAGE_BYTES, metavar="N",
+                        help=f"skip pages larger than N bytes (default {DEFAULT_MAX_PAGE_BYTES})")
+    add_fetch_arguments(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the fetcher treats a shop: politeness, timeouts, retries, picture size (``scrape`` and the
+    feed commands alike)."""
+    parser.add_argument("--delay", type=float, default=DEFAULT_DELAY, metavar="SECONDS",
+                        help=f"pause between requests to a host; robots.txt Crawl-delay can raise it "
+                             f"(default {DEFAULT_DELAY:g})")
+    parser.add_argument("--user-agent", default=DEFAULT_USER_AGENT, metavar="UA",
+                        help=f"User-Agent header, also matched against robots.txt (default {DEFAULT_USER_AGENT!r})")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"per-request timeout (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
                         help=f"attempts per request on timeouts, connection errors, 429 and 5xx (default {DEFAULT_RETRIES})")
-    parser.add_argument("--max-page-bytes", type=int, default=DEFAULT_MAX_PAGE_BYTES, metavar="N",
-                        help=f"skip pages larger than N bytes (default {DEFAULT_MAX_PAGE_BYTES})")
     parser.add_argument("--max-image-bytes", type=int, default=DEFAULT_MAX_IMAGE_BYTES, metavar="N",
                         help=f"skip images larger than N bytes (default {DEFAULT_MAX_IMAGE_BYTES})")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from ..errors import DressfinderError
-from .defaults import (DEFAULT_DELAY, DEFAULT_MAX_FEED_BYTES, DEFAULT_MAX_FEED_PAGES, DEFAULT_MAX_IMAGE_BYTES,
-                       DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT)
+from .command import add_fetch_arguments
+from .defaults import DEFAULT_MAX_FEED_BYTES, DEFAULT_MAX_FEED_PAGES
 
 PROG = "dressfinder import"
 SHOWN_SKIPS = 20
@@ -26,21 +26,11 @@ def add_feed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-private", action="store_true",
                         help="also fetch from private and loopback addresses (your own network; default: only "
                              "public ones, or DRESSFINDER_ALLOW_PRIVATE_URLS=1)")
-    parser.add_argument("--delay", type=float, default=DEFAULT_DELAY, metavar="SECONDS",
-                        help=f"pause between requests to a host; robots.txt Crawl-delay can raise it "
-                             f"(default {DEFAULT_DELAY:g})")
-    parser.add_argument("--user-agent", default=DEFAULT_USER_AGENT, metavar="UA",
-                        help="User-Agent header, also matched against robots.txt")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"per-request timeout (default {DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
-                        help=f"attempts per request on timeouts, connection errors, 429 and 5xx (default {DEFAULT_RETRIES})")
+    add_fetch_arguments(parser)
     parser.add_argument("--max-pages", type=int, default=DEFAULT_MAX_FEED_PAGES, metavar="N",
                         help=f"Shopify and WooCommerce: read at most N pages (default {DEFAULT_MAX_FEED_PAGES})")
     parser.add_argument("--max-feed-bytes", type=int, default=DEFAULT_MAX_FEED_BYTES, metavar="N",
                         help=f"refuse a feed document larger than N bytes (default {DEFAULT_MAX_FEED_BYTES})")
-    parser.add_argument("--max-image-bytes", type=int, default=DEFAULT_MAX_IMAGE_BYTES, metavar="N",
-                        help=f"skip images larger than N bytes (default {DEFAULT_MAX_IMAGE_BYTES})")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
